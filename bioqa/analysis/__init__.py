@@ -1,0 +1,1 @@
+"""Sweep aggregation and reports derived from run directories."""

@@ -1,0 +1,1 @@
+"""Phase A retrieval, answering (phase A+/B), output parsing and run bookkeeping."""
