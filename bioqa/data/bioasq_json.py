@@ -1,9 +1,18 @@
-"""Read BioASQ golden files / test sets and write submissions in the exact official format."""
+"""Read BioASQ golden files / test sets and write submissions in the exact official format.
+
+Edition quirks (7B–12B) handled when reading: ``body``/``type`` are authoritative (a few 9B/11B questions also carry
+stale ``_body``/``_type`` copies, ignored; ``_body`` is used only when ``body`` is missing); ``concepts``,
+``triples`` (7B–8B) and ``statements`` (8B) must be lists when present and are otherwise ignored; ids are non-empty
+strings and unique per file. When writing, PubMed document URLs in any common form (bare PMID,
+``https://pubmed.ncbi.nlm.nih.gov/<pmid>/``) are rewritten to the canonical form of the golden files, because the
+official evaluator matches documents by exact string.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,7 +25,19 @@ from bioqa.data.records import (
     Question,
     Snippet,
     SystemAnswer,
+    pubmed_url,
 )
+
+_PUBMED_FORMS = re.compile(
+    r"^\s*(?:(?:https?://)?(?:www\.)?(?:ncbi\.nlm\.nih\.gov/pubmed|pubmed\.ncbi\.nlm\.nih\.gov)/)?(\d+)/?\s*$"
+)
+_IGNORED_LIST_FIELDS = ("concepts", "triples", "statements")
+
+
+def canonical_document_url(document: str) -> str:
+    """``http://www.ncbi.nlm.nih.gov/pubmed/<pmid>`` for any common PubMed form; other strings unchanged."""
+    match = _PUBMED_FORMS.match(document)
+    return pubmed_url(match.group(1)) if match else document
 
 
 class BioASQFormatError(ValueError):
@@ -107,8 +128,8 @@ def parse_question(raw: Any, path: str | os.PathLike | None = None, index: int =
     if not isinstance(raw, dict):
         raise BioASQFormatError(path, None, f"questions[{index}]", "question is not an object")
     qid = raw.get("id")
-    if not isinstance(qid, str) or not qid:
-        raise BioASQFormatError(path, None, f"questions[{index}].id", "missing or empty question id")
+    if not isinstance(qid, str) or not qid.strip():
+        raise BioASQFormatError(path, None, f"questions[{index}].id", f"missing or empty question id: {qid!r:.40}")
     body = raw.get("body", raw.get("_body"))
     if not isinstance(body, str) or not body.strip():
         raise BioASQFormatError(path, qid, "body", "missing or empty question text")
@@ -118,6 +139,9 @@ def parse_question(raw: Any, path: str | os.PathLike | None = None, index: int =
     documents = raw.get("documents") or []
     if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
         raise BioASQFormatError(path, qid, "documents", "expected a list of document URLs")
+    for name in _IGNORED_LIST_FIELDS:
+        if raw.get(name) is not None and not isinstance(raw[name], list):
+            raise BioASQFormatError(path, qid, name, f"expected a list, got {type(raw[name]).__name__}")
     snippets_raw = raw.get("snippets") or []
     if not isinstance(snippets_raw, list):
         raise BioASQFormatError(path, qid, "snippets", "expected a list of snippet objects")
@@ -148,9 +172,11 @@ def submission_entry(answer: SystemAnswer) -> dict:
     """One question of a submission in the exact official format, limits enforced."""
     entry: dict[str, Any] = {"id": answer.id, "type": answer.type, "body": answer.body}
     if answer.documents:
-        entry["documents"] = list(dict.fromkeys(answer.documents))[:MAX_DOCUMENTS]
+        entry["documents"] = list(dict.fromkeys(canonical_document_url(d) for d in answer.documents))[:MAX_DOCUMENTS]
     if answer.snippets:
-        entry["snippets"] = [s.to_json() for s in answer.snippets[:MAX_SNIPPETS]]
+        entry["snippets"] = [
+            {**s.to_json(), "document": canonical_document_url(s.document)} for s in answer.snippets[:MAX_SNIPPETS]
+        ]
     exact = answer.exact_answer
     if answer.type == "yesno" and exact is not None:
         if exact not in ("yes", "no"):

@@ -1,0 +1,156 @@
+"""Score a submission (official measures + ROUGE + bootstrap CIs) or compare two submissions."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from bioqa.data.bioasq_json import BioASQFormatError
+from bioqa.evaluation.official import (
+    DEFAULT_VERSION,
+    METRIC_ORDER,
+    evaluate_phase_a,
+    evaluate_phase_b,
+    load_json,
+)
+from bioqa.evaluation.report import ComparisonReport, EvaluationReport
+from bioqa.evaluation.rouge import RougeOptions, ideal_text, mean_rouge, rouge_scores
+from bioqa.evaluation.stats import bootstrap_ci, paired_test
+
+Phase = Literal["A", "B", "AB"]
+Source = str | os.PathLike | dict
+
+GROUP_KEYS = {  # question group -> per-question key that marks membership
+    "concepts": "concepts.ap",
+    "documents": "documents.ap",
+    "snippets": "snippets.ap",
+    "triples": "triples.ap",
+    "yesno": "yesno.correct",
+    "factoid": "factoid.rr",
+    "list": "list.f1",
+    "ideal": "ideal.rouge2_recall",
+}
+
+
+def _questions(data: Any) -> list:
+    questions = data.get("questions") if isinstance(data, dict) else None
+    return questions if isinstance(questions, list) else []
+
+
+def detect_phases(system: dict, phase: Phase = "AB") -> tuple[bool, bool, bool]:
+    """(phase A, phase B exact answers, ideal answers) to score: ``AB`` picks whatever the submission contains."""
+    qs = [q for q in _questions(system) if isinstance(q, dict)]
+    has_a = any(q.get(k) for q in qs for k in ("documents", "snippets", "concepts", "triples"))
+    has_b = any("exact_answer" in q for q in qs)
+    has_ideal = any(q.get("ideal_answer") for q in qs)
+    if phase == "A":
+        return True, False, False
+    if phase == "B":
+        return False, True, has_ideal
+    if phase == "AB":
+        return has_a, has_b, has_ideal
+    raise ValueError(f"phase must be 'A', 'B' or 'AB', got {phase!r}")
+
+
+def _rouge_rows(golden: dict, system: dict, source: str, options: RougeOptions) -> list[dict[str, Any]]:
+    """Per-question ROUGE for golden questions with ideal answers that the submission answers with one."""
+    answers: dict[str, Any] = {}
+    for q in _questions(system):
+        if isinstance(q, dict) and isinstance(q.get("id"), str) and q["id"] not in answers and "ideal_answer" in q:
+            answers[q["id"]] = q["ideal_answer"]
+    rows, candidates, references = [], [], []
+    for index, g in enumerate(_questions(golden)):
+        if not isinstance(g, dict) or g.get("id") not in answers:
+            continue
+        refs = g.get("ideal_answer")
+        refs = [refs] if isinstance(refs, str) else [r for r in refs or [] if isinstance(r, str)]
+        value = answers[g["id"]]
+        ok = isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        if not ok:
+            raise BioASQFormatError(source, g["id"], "ideal_answer", "expected a string (or a list of strings)")
+        if not refs:
+            continue
+        rows.append({"id": g["id"], "index": index, "type": g.get("type")})
+        candidates.append(ideal_text(value))
+        references.append(refs)
+    for row, scores in zip(rows, rouge_scores(candidates, references, options), strict=True):
+        row.update(scores)
+    return rows
+
+
+def _merge(*row_lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged: dict[int, dict[str, Any]] = {}
+    for rows in row_lists:
+        for row in rows:
+            merged.setdefault(row["index"], {}).update(row)
+    return [merged[i] for i in sorted(merged)]
+
+
+def evaluate_submission(
+    golden: Source,
+    system: Source,
+    phase: Phase = "AB",
+    version: int = DEFAULT_VERSION,
+    rouge: bool = True,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    rouge_options: RougeOptions | None = None,
+) -> EvaluationReport:
+    """Official measures (bit-identical to the BioASQ jar), ROUGE of ideal answers, and bootstrap CIs.
+
+    ``golden``/``system`` are paths or already-parsed JSON dicts. Raises :class:`SubmissionRejected` (a
+    :class:`~bioqa.data.BioASQFormatError`) where the official evaluator would crash.
+    """
+    gold_data, gold_label = load_json(golden, "golden (dict)")
+    sys_data, sys_label = load_json(system, "submission (dict)")
+    do_a, do_b, do_ideal = detect_phases(sys_data, phase)
+    metrics: dict[str, float] = {}
+    rows: list[list[dict[str, Any]]] = []
+    phases = []
+    for enabled, name, scorer in ((do_a, "A", evaluate_phase_a), (do_b, "B", evaluate_phase_b)):
+        if enabled:
+            result = scorer(golden, system, version)
+            metrics.update({k: result.metrics[k] for k in METRIC_ORDER[name]})
+            rows.append(result.per_question)
+            phases.append(name)
+    if rouge and do_ideal:
+        rouge_rows = _rouge_rows(gold_data, sys_data, sys_label, rouge_options or RougeOptions())
+        metrics.update(mean_rouge(rouge_rows))
+        rows.append(rouge_rows)
+        phases.append("ideal")
+    per_question = _merge(*rows)
+    counts = {group: sum(1 for r in per_question if key in r) for group, key in GROUP_KEYS.items()}
+    ci = bootstrap_ci(per_question, list(metrics), bootstrap, seed)
+    return EvaluationReport(
+        golden=gold_label,
+        system=sys_label,
+        phases=phases,
+        version=version,
+        metrics=metrics,
+        ci=ci,
+        per_question=per_question,
+        counts=counts,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+
+
+def compare_submissions(
+    golden: Source,
+    system_a: Source,
+    system_b: Source,
+    phase: Phase = "AB",
+    version: int = DEFAULT_VERSION,
+    rouge: bool = True,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    rouge_options: RougeOptions | None = None,
+) -> ComparisonReport:
+    """Score both submissions and test A − B per measure (paired bootstrap CI and p-value, paired permutation p)."""
+    kwargs = dict(
+        phase=phase, version=version, rouge=rouge, bootstrap=bootstrap, seed=seed, rouge_options=rouge_options
+    )
+    a = evaluate_submission(golden, system_a, **kwargs)
+    b = evaluate_submission(golden, system_b, **kwargs)
+    shared = [m for m in a.metrics if m in b.metrics]
+    return ComparisonReport(a=a, b=b, paired=paired_test(a.per_question, b.per_question, shared, bootstrap, seed))

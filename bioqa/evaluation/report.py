@@ -1,0 +1,120 @@
+"""Evaluation and comparison reports: flat metrics, CIs, per-question values; JSON and a rich table."""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bioqa.evaluation.stats import PairedResult
+
+
+def _json_float(value: float) -> float | None:
+    """JSON has no NaN/Infinity: such values (the jar prints NaN for means over zero questions) become ``null``."""
+    return None if value is None or math.isnan(value) or math.isinf(value) else float(value)
+
+
+@dataclass
+class EvaluationReport:
+    """What :func:`bioqa.evaluation.evaluate_submission` returns (see ``bioqa/evaluation/README.md``)."""
+
+    golden: str
+    system: str
+    phases: list[str]
+    version: int
+    metrics: dict[str, float]
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    per_question: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    bootstrap: int = 0
+    seed: int = 0
+    level: float = 0.95
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``metrics.json`` payload (per-question values go to ``per_question.jsonl`` separately)."""
+        return {
+            "golden": self.golden,
+            "system": self.system,
+            "phases": self.phases,
+            "version": self.version,
+            "metrics": {k: _json_float(v) for k, v in self.metrics.items()},
+            "ci": {k: [_json_float(lo), _json_float(hi)] for k, (lo, hi) in self.ci.items()},
+            "counts": dict(self.counts),
+            "bootstrap": {"resamples": self.bootstrap, "seed": self.seed, "level": self.level},
+        }
+
+
+@dataclass
+class ComparisonReport:
+    """System A against system B on the same golden file (delta = A − B)."""
+
+    a: EvaluationReport
+    b: EvaluationReport
+    paired: dict[str, PairedResult]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "system_a": self.a.system,
+            "system_b": self.b.system,
+            "measures": {
+                name: {
+                    "a": _json_float(self.a.metrics.get(name, math.nan)),
+                    "b": _json_float(self.b.metrics.get(name, math.nan)),
+                    "delta": _json_float(r.delta),
+                    "ci": [_json_float(r.ci[0]), _json_float(r.ci[1])],
+                    "p_bootstrap": r.p_bootstrap,
+                    "p_permutation": r.p_permutation,
+                    "n_questions": r.n_questions,
+                }
+                for name, r in self.paired.items()
+            },
+        }
+
+
+def _group(name: str) -> str:
+    """``documents.MAP`` -> ``documents`` (the key of ``EvaluationReport.counts``)."""
+    return name.split(".", 1)[0]
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "NaN" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _render(table: Table) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=120, force_terminal=False, color_system=None).print(table)
+    return buffer.getvalue()
+
+
+def format_table(report: EvaluationReport | ComparisonReport) -> str:
+    """A plain-text table of the measures (with CIs; with deltas and p-values for a comparison)."""
+    if isinstance(report, ComparisonReport):
+        table = Table(title=f"{report.a.system} (A) vs {report.b.system} (B), -e {report.a.version}")
+        for column in ("measure", "A", "B", "A − B", f"{report.a.level:.0%} CI of A − B", "p boot", "p perm", "n"):
+            table.add_column(column, justify="left" if column == "measure" else "right")
+        for name, r in report.paired.items():
+            table.add_row(
+                name,
+                _fmt(report.a.metrics.get(name)),
+                _fmt(report.b.metrics.get(name)),
+                _fmt(r.delta),
+                f"[{_fmt(r.ci[0])}, {_fmt(r.ci[1])}]",
+                f"{r.p_bootstrap:.3f}",
+                f"{r.p_permutation:.3f}",
+                str(r.n_questions),
+            )
+        return _render(table)
+    table = Table(title=f"{report.system}  (golden {report.golden}, -e {report.version})")
+    for column in ("measure", "value", f"{report.level:.0%} CI", "n"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for name, value in report.metrics.items():
+        n = report.counts.get(_group(name), 0)
+        if not n:
+            continue  # e.g. concepts and triples: no golden batch 7B-12B has any
+        ci = report.ci.get(name)
+        table.add_row(name, _fmt(value), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "", str(n))
+    return _render(table)

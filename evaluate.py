@@ -1,0 +1,37 @@
+"""Score a BioASQ Task B submission: python evaluate.py golden=PATH system=PATH [phase=A|B] [compare=PATH2]."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from bioqa.data import BioASQFormatError
+from bioqa.evaluation.cli import run_evaluation
+from bioqa.runs import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        run_evaluation(
+            golden=cfg.golden,
+            system=cfg.system,
+            phase=cfg.phase,
+            version=cfg.version,
+            compare=cfg.compare,
+            output_dir=cfg.paths.output_dir,
+            bootstrap=cfg.bootstrap,
+            seed=cfg.seed,
+            rouge=cfg.rouge,
+        )
+    except BioASQFormatError as err:
+        print(f"rejected: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""``evaluate.py`` end to end, in a subprocess: run directory contents, rejection message, comparison."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+URL = "http://www.ncbi.nlm.nih.gov/pubmed/"
+
+
+def _run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), *overrides, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _write(path: Path, questions: list[dict]) -> Path:
+    path.write_text(json.dumps({"questions": questions}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    golden = [
+        {"id": "q1", "type": "yesno", "body": "Is water wet?", "documents": [URL + "1", URL + "2"],
+         "snippets": [], "exact_answer": "yes", "ideal_answer": ["Yes, water is wet."]},
+        {"id": "q2", "type": "factoid", "body": "Which gas do plants release?", "documents": [URL + "3"],
+         "snippets": [], "exact_answer": [["oxygen", "O2"]], "ideal_answer": ["Plants release oxygen."]},
+    ]  # fmt: skip
+    system = [
+        {"id": "q1", "type": "yesno", "body": "Is water wet?", "documents": [URL + "2", URL + "9"],
+         "exact_answer": "yes", "ideal_answer": "Water is wet."},
+        {"id": "q2", "type": "factoid", "body": "Which gas do plants release?", "documents": [URL + "3"],
+         "exact_answer": [["co2"], ["o2"]], "ideal_answer": "Plants release oxygen."},
+    ]  # fmt: skip
+    return _write(tmp_path / "golden.json", golden), _write(tmp_path / "system.json", system)
+
+
+def test_evaluate_writes_run_directory(tmp_path: Path, pair):
+    golden, system = pair
+    proc = _run(tmp_path, f"golden={golden}", f"system={system}", "bootstrap=200")
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    m = metrics["metrics"]
+    assert metrics["phases"] == ["A", "B", "ideal"] and metrics["version"] == 9
+    # q1: docs [2 (hit), 9]: P 1/2, R 1/2, AP (1/1)/2 ; q2: P = R = AP = 1
+    assert m["documents.MPrec"] == pytest.approx(0.75) and m["documents.MAP"] == pytest.approx(0.75)
+    assert m["yesno.acc"] == 1.0 and m["factoid.strict_acc"] == 0.0 and m["factoid.mrr"] == 0.5
+    # q1: "water is wet" vs "yes water is wet": 2 of 3 reference bigrams; q2 identical: 1
+    assert m["ideal.rouge2_recall"] == pytest.approx((2 / 3 + 1.0) / 2)
+    assert set(metrics["ci"]) >= {"documents.MAP", "yesno.macro_f1", "ideal.rouge_su4_f1"}
+    rows = [json.loads(line) for line in (run / "per_question.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2"] and rows[1]["factoid.rr"] == 0.5
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert set(provenance["data"]) == {str(golden), str(system)}
+    assert "documents.MAP" in proc.stdout and "95% CI" in proc.stdout
+
+
+def test_rejected_submission_exits_nonzero_with_one_line(tmp_path: Path, pair):
+    golden, _ = pair
+    bad = _write(tmp_path / "bad.json", [{"id": "q2", "type": "factoid", "body": "?", "exact_answer": ["oxygen"]}])
+    proc = _run(tmp_path, f"golden={golden}", f"system={bad}", "phase=B")
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert str(bad) in lines[0] and "q2" in lines[0] and "exact_answer" in lines[0]
+
+
+def test_compare_on_a_shared_batch(tmp_path: Path, shared_dir: Path):
+    systems = shared_dir / "oracle/systems/11B3"
+    proc = _run(
+        tmp_path,
+        f"golden={shared_dir / 'golden/11B3_golden.json'}",
+        f"system={systems / '11B3__B_perfect.json'}",
+        f"compare={systems / '11B3__B_noisy.json'}",
+        "phase=B",
+        "rouge=false",
+        "bootstrap=300",
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    cases = {c["id"]: c for c in json.loads((shared_dir / "oracle/cases.json").read_text())}
+    expected = cases["11B3__B_perfect__phaseB__e9"]["expected"]
+    assert metrics["metrics"] == pytest.approx(expected, abs=1e-12)
+    comparison = metrics["comparison"]["measures"]
+    noisy = cases["11B3__B_noisy__phaseB__e9"]["expected"]
+    assert comparison["list.f1"]["delta"] == pytest.approx(expected["list.f1"] - noisy["list.f1"])
+    assert comparison["list.f1"]["p_permutation"] < 0.05 and comparison["list.f1"]["ci"][0] > 0
