@@ -1,0 +1,316 @@
+"""Phase A (documents and snippets) as in the seed paper, over any model backend and search index.
+
+LLM strategy, stage by stage for all questions at once (so backends can batch):
+query generation (few-shot) → search top-N → broader query while nothing is found (bounded), then a plain
+bag-of-words query → snippet extraction per top document (quotes located to exact offsets, unplaceable
+quotes dropped and counted) → LLM reranking of the snippets (BM25/embedding order when its output is
+unusable) → at most 10 documents and 10 snippets in the official format.
+
+The ``bm25`` strategy needs no model: bag-of-words search and sentence selection by BM25 (optionally mixed
+with sentence embeddings) — a cheap, strong baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bioqa.data import MAX_DOCUMENTS, MAX_SNIPPETS, Question, Snippet, SystemAnswer, pubmed_url
+from bioqa.models import Backend, ChatRequest, GenerationParams
+from bioqa.retrieval.base import Hit, SearchIndex, bow_query
+from bioqa.retrieval.locate import Span, locate, sentence_spans
+from bioqa.retrieval.parsing import parse_list, parse_query
+from bioqa.retrieval.scoring import PassageScorer
+
+PROMPT_KEYS = ("system", "query", "broader", "extract", "rerank")
+SNIPPETS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"snippets": {"type": "array", "items": {"type": "string"}}},
+    "required": ["snippets"],
+}
+RANKING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"snippets": {"type": "array", "items": {"type": "integer"}}},
+    "required": ["snippets"],
+}
+
+
+@dataclass
+class PhaseAConfig:
+    """Everything Phase A needs besides questions, backend and index; prompt templates use ``str.format``
+    fields (``{question}``, ``{failed_queries}``, ``{title}``, ``{abstract}``, ``{snippets}``)."""
+
+    strategy: Literal["llm", "bm25"] = "llm"
+    prompts: dict[str, str] = field(default_factory=dict)
+    fewshot: list[dict[str, str]] = field(default_factory=list)  # [{"question": ..., "query": ...}]
+    search_k: int = 50
+    max_broader_attempts: int = 2
+    extract_documents: int = 10
+    rerank_candidates: int = 30
+    min_fuzzy_ratio: float = 0.65
+    max_documents: int = MAX_DOCUMENTS
+    max_snippets: int = MAX_SNIPPETS
+    baseline_documents: int = 10
+    doc_prior_weight: float = 0.5
+    embedding_model: str | None = None
+    query_max_tokens: int = 96
+    extract_max_tokens: int = 384
+    rerank_max_tokens: int = 96
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("llm", "bm25"):
+            raise ValueError(f"phase A strategy must be 'llm' or 'bm25', got {self.strategy!r}")
+        missing = [k for k in PROMPT_KEYS if not self.prompts.get(k)]
+        if self.strategy == "llm" and missing:
+            raise ValueError(f"phase A config: prompt templates missing for {missing}")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _document_text(hit: Hit) -> tuple[str, str]:
+    return _clean(hit.title), _clean(hit.abstract)
+
+
+def _snippet(hit: Hit, span: Span) -> Snippet:
+    return Snippet(
+        document=pubmed_url(hit.pmid),
+        text=span.text,
+        begin_section=span.section,
+        end_section=span.section,
+        offset_begin=span.begin,
+        offset_end=span.end,
+    )
+
+
+def _answer(question: Question, documents: list[str], snippets: list[Snippet], config: PhaseAConfig) -> SystemAnswer:
+    return SystemAnswer(
+        id=question.id,
+        type=question.type,
+        body=question.body,
+        documents=list(dict.fromkeys(documents))[: config.max_documents],
+        snippets=snippets[: config.max_snippets],
+    )
+
+
+def _documents_by_snippets(snippets: Sequence[Snippet], hits: Sequence[Hit]) -> list[str]:
+    """Documents in order of their best snippet, then the rest in search order."""
+    return list(dict.fromkeys([s.document for s in snippets] + [pubmed_url(h.pmid) for h in hits]))
+
+
+def _fits(backend: Backend, messages: tuple, max_new_tokens: int) -> bool:
+    return backend.count_tokens(messages) + max_new_tokens <= backend.context_window
+
+
+# ----------------------------------------------------------------------------- the LLM strategy
+
+
+class _LLMPhaseA:
+    def __init__(self, backend: Backend, index: SearchIndex, config: PhaseAConfig):
+        self.backend, self.index, self.config = backend, index, config
+        self.prompts = config.prompts
+        self.scorer = PassageScorer(config.embedding_model)
+
+    def _messages(self, user: str, shots: Sequence[tuple[str, str]] = ()) -> tuple[dict[str, str], ...]:
+        messages = [{"role": "system", "content": self.prompts["system"]}]
+        for shot_user, shot_answer in shots:
+            messages += [{"role": "user", "content": shot_user}, {"role": "assistant", "content": shot_answer}]
+        messages.append({"role": "user", "content": user})
+        return tuple(messages)
+
+    def _generate(self, messages: Sequence[tuple], max_new_tokens: int, schema: dict | None = None) -> list[str]:
+        params = GenerationParams(max_new_tokens=max_new_tokens)
+        completions = self.backend.generate([ChatRequest(m, params, schema) for m in messages])
+        return [c.text if c.ok else "" for c in completions]
+
+    def query_messages(self, question: str) -> tuple:
+        shots = [(self.prompts["query"].format(question=s["question"]), s["query"]) for s in self.config.fewshot]
+        return self._messages(self.prompts["query"].format(question=question), shots)
+
+    def run(self, questions: Sequence[Question]) -> tuple[list[SystemAnswer], list[dict]]:
+        cfg = self.config
+        traces: list[dict] = [{"id": q.id, "strategy": "llm", "queries": []} for q in questions]
+        hits: list[list[Hit]] = [[] for _ in questions]
+
+        def search(i: int, query: str, source: str) -> None:
+            found = self.index.search(query, cfg.search_k) if query else []
+            traces[i]["queries"].append({"query": query, "source": source, "hits": len(found)})
+            hits[i] = found
+
+        outputs = self._generate([self.query_messages(q.body) for q in questions], cfg.query_max_tokens)
+        for i, text in enumerate(outputs):
+            search(i, parse_query(text), "llm")
+        for _ in range(cfg.max_broader_attempts):
+            empty = [i for i in range(len(questions)) if not hits[i]]
+            if not empty:
+                break
+            requests = []
+            for i in empty:
+                failed = "\n".join(t["query"] or "(empty)" for t in traces[i]["queries"])
+                prompt = self.prompts["broader"].format(question=questions[i].body, failed_queries=failed)
+                requests.append(self._messages(prompt))
+            for i, text in zip(empty, self._generate(requests, cfg.query_max_tokens), strict=True):
+                search(i, parse_query(text), "broader")
+        for i, q in enumerate(questions):
+            if not hits[i]:
+                search(i, bow_query(q.body), "bag_of_words")
+
+        ranked = self._rerank(questions, self._extract(questions, hits, traces), traces)
+        answers = []
+        for i, q in enumerate(questions):
+            answers.append(_answer(q, _documents_by_snippets(ranked[i], hits[i]), ranked[i], cfg))
+            traces[i].update(
+                retrieved=len(hits[i]), documents=len(answers[-1].documents), snippets=len(answers[-1].snippets)
+            )
+        return answers, traces
+
+    def _extract_messages(self, question: str, hit: Hit) -> tuple:
+        title, abstract = _document_text(hit)
+        while True:
+            user = self.prompts["extract"].format(question=question, title=title, abstract=abstract)
+            messages = self._messages(user)
+            if len(abstract) < 200 or _fits(self.backend, messages, self.config.extract_max_tokens):
+                return messages
+            abstract = abstract[: int(len(abstract) * 0.8)]
+
+    def _extract(self, questions: Sequence[Question], hits: list[list[Hit]], traces: list[dict]) -> list[list[Snippet]]:
+        jobs = [(i, hit) for i, q in enumerate(questions) for hit in hits[i][: self.config.extract_documents]]
+        outputs = self._generate(
+            [self._extract_messages(questions[i].body, hit) for i, hit in jobs],
+            self.config.extract_max_tokens,
+            SNIPPETS_SCHEMA,
+        )
+        found: list[dict[tuple, Snippet]] = [{} for _ in questions]
+        stats = [
+            {
+                "documents": 0,
+                "unparsable": 0,
+                "quotes": 0,
+                "located": {"exact": 0, "normalized": 0, "fuzzy": 0},
+                "dropped": 0,
+                "dropped_quotes": [],
+            }
+            for _ in questions
+        ]
+        for (i, hit), text in zip(jobs, outputs, strict=True):
+            stat = stats[i]
+            stat["documents"] += 1
+            quotes = parse_list(text)
+            if quotes is None:
+                stat["unparsable"] += 1
+                continue
+            for quote in quotes:
+                if not isinstance(quote, str) or not quote.strip():
+                    continue
+                stat["quotes"] += 1
+                span = locate(quote, hit.title, hit.abstract, min_ratio=self.config.min_fuzzy_ratio)
+                if span is None:
+                    stat["dropped"] += 1
+                    if len(stat["dropped_quotes"]) < 5:
+                        stat["dropped_quotes"].append(quote[:200])
+                    continue
+                stat["located"][span.method] += 1
+                snippet = _snippet(hit, span)
+                found[i].setdefault((snippet.document, span.section, span.begin, span.end), snippet)
+        for trace, stat in zip(traces, stats, strict=True):
+            trace["extraction"] = stat
+        return [list(f.values()) for f in found]
+
+    def _rerank_messages(self, question: str, candidates: list[Snippet]) -> tuple[tuple, list[Snippet]]:
+        while True:
+            listing = json.dumps(
+                [{"id": k, "text": _clean(s.text)} for k, s in enumerate(candidates)], ensure_ascii=False
+            )
+            messages = self._messages(self.prompts["rerank"].format(question=question, snippets=listing))
+            if len(candidates) <= 1 or _fits(self.backend, messages, self.config.rerank_max_tokens):
+                return messages, candidates
+            candidates = candidates[: max(1, int(len(candidates) * 0.75))]
+
+    def _rerank(self, questions: Sequence[Question], snippets: list[list[Snippet]], traces: list[dict]) -> list:
+        """Snippets of every question in the model's order; the BM25/embedding order fills in after the
+        model's choices and replaces them entirely when its output is unusable."""
+        fallbacks, jobs = [], []
+        for i, q in enumerate(questions):
+            scores = self.scorer.scores(q.body, [s.text for s in snippets[i]])
+            fallbacks.append([s for _, s in sorted(zip(scores, snippets[i], strict=True), key=lambda p: -p[0])])
+            if snippets[i]:
+                jobs.append((i, *self._rerank_messages(q.body, fallbacks[i][: self.config.rerank_candidates])))
+            else:
+                traces[i]["rerank"] = {"mode": "none", "candidates": 0, "llm_ranked": 0}
+        outputs = self._generate([m for _, m, _ in jobs], self.config.rerank_max_tokens, RANKING_SCHEMA)
+        ranked = [list(f) for f in fallbacks]
+        for (i, _, candidates), text in zip(jobs, outputs, strict=True):
+            chosen: list[Snippet] = []
+            for value in parse_list(text) or []:
+                k = value if isinstance(value, int) else int(value) if str(value).strip().isdigit() else -1
+                if 0 <= k < len(candidates) and candidates[k] not in chosen:
+                    chosen.append(candidates[k])
+            traces[i]["rerank"] = {
+                "mode": "llm" if chosen else "fallback",
+                "candidates": len(candidates),
+                "llm_ranked": len(chosen),
+            }
+            ranked[i] = chosen + [s for s in fallbacks[i] if s not in chosen]
+        return ranked
+
+
+# ----------------------------------------------------------------------------- the retrieval-only baseline
+
+
+def _baseline(questions: Sequence[Question], index: SearchIndex, config: PhaseAConfig) -> tuple[list, list]:
+    scorer = PassageScorer(config.embedding_model)
+    answers, traces = [], []
+    for q in questions:
+        query = bow_query(q.body)
+        hits = index.search(query, config.search_k) if query else []
+        passages: list[tuple[Hit, Span, int]] = []
+        top = hits[: config.baseline_documents]
+        for rank, hit in enumerate(top):
+            for section, text in (("title", hit.title), ("abstract", hit.abstract)):
+                for begin, end in sentence_spans(text):
+                    passages.append((hit, Span(section, begin, end, text[begin:end], "sentence"), rank))
+        scores = scorer.scores(q.body, [span.text for _, span, _ in passages])
+        prior = config.doc_prior_weight
+        ranked = sorted(
+            zip(scores, passages, strict=True),
+            key=lambda pair: -(pair[0] + prior * (1 - pair[1][2] / max(1, len(top)))),
+        )
+        snippets = [_snippet(hit, span) for _, (hit, span, _) in ranked]
+        answers.append(_answer(q, [pubmed_url(h.pmid) for h in hits], snippets, config))
+        traces.append(
+            {
+                "id": q.id,
+                "strategy": "bm25",
+                "queries": [{"query": query, "source": "bag_of_words", "hits": len(hits)}],
+                "retrieved": len(hits),
+                "candidates": len(passages),
+                "documents": len(answers[-1].documents),
+                "snippets": len(answers[-1].snippets),
+            }
+        )
+    return answers, traces
+
+
+def run_phase_a(
+    questions: Sequence[Question],
+    backend: Backend | None,
+    index: SearchIndex,
+    config: PhaseAConfig,
+) -> tuple[list[SystemAnswer], list[dict]]:
+    """Documents and snippets for every question (same order) and one trace dict per question
+    (queries tried with their hit counts, extraction and located/dropped quote counts, rerank mode).
+
+    ``backend`` may be ``None`` only for ``config.strategy == "bm25"``.
+    """
+    if config.strategy == "bm25":
+        return _baseline(questions, index, config)
+    if backend is None:
+        raise ValueError("phase A strategy 'llm' needs a model backend")
+    return _LLMPhaseA(backend, index, config).run(questions)

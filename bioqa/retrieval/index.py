@@ -1,0 +1,223 @@
+"""A BM25 index over a PubMed-style corpus JSONL with tantivy, queried with Elasticsearch-style strings.
+
+The index (fields ``title`` and ``abstract``, English stemming) is built once into
+``<cache_dir>/<corpus stem>-<sha256 prefix>-v<schema>`` and reused by every later run on the same file.
+
+Query strings follow the Lucene/Elasticsearch ``query_string`` syntax as far as tantivy's parser goes:
+``AND``/``OR``/``NOT``, ``&&``/``||``/``!``, ``+``/``-``, quoted phrases (``"a b"~2`` slop), parentheses,
+``title:term``/``abstract:(a OR b)`` and ``term^2`` boosts; the default operator is ``OR``, as in Elasticsearch.
+Differences from Elasticsearch, handled before parsing (LLM output is never trusted to be valid):
+
+* typographic quotes become ``"``; PubMed field tags such as ``[tiab]`` or ``[MeSH Terms]`` are dropped;
+* field names are case-insensitive (``Title:``); unknown fields (``mesh:``) are dropped, their terms then
+  search the default fields;
+* ``NOT x`` and ``!x`` become ``-x`` (tantivy reads ``a AND NOT b`` as requiring a match-nothing clause);
+  a group made only of exclusions (``(-x)``, or ``-x AND y``) still matches nothing, unlike Elasticsearch;
+* term wildcards (``vaccin*``, ``?``) and fuzzy marks (``word~1``) are dropped: the English stemmer already
+  conflates most inflections; ranges, regexes and ``IN [...]`` sets are not supported;
+* a query tantivy still rejects is repaired (balanced quotes and parentheses, dangling operators and empty
+  boosts removed), then parsed leniently (unparsable parts match nothing), and as a last resort searched
+  as a bag of words. :meth:`TantivyIndex.parse` reports which of these was used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tantivy
+from tqdm.auto import tqdm
+
+from bioqa.retrieval.base import Hit, bow_query, read_corpus
+from bioqa.runs import file_sha256
+
+SCHEMA_VERSION = 1
+FIELDS = ("title", "abstract")
+_COMPLETE = "COMPLETE"  # written last: a directory without it is an interrupted build
+
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'"})
+_QUOTED = re.compile(r'("[^"]*")')
+_PUBMED_TAG = re.compile(r"\[[A-Za-z][A-Za-z ]{0,30}\]")
+_FIELD = re.compile(r"([A-Za-z_][\w.]*):\s*(?=[^\s:]|$)")
+_WILDCARD = re.compile(r"(?<=\w)[*?]+|(?<=\s)\?+|^\?+")
+_FUZZY = re.compile(r"(?<=[^\s\"~])~\d*(?:\.\d+)?")
+_NOT = re.compile(r"\bNOT\s+|(?<![^\s(])!(?=[\w(\"])")
+_EMPTY_BOOST = re.compile(r"\^(?![\d.])")
+_DANGLING = re.compile(
+    r"^\s*(?:AND|OR|&&|\|\|)(?:\s+|$)|(?:^|\s+)(?:AND|OR|NOT|&&|\|\||[+\-!])\s*$"
+    r"|(?<=\()\s*(?:AND|OR|&&|\|\|)\s+|\s+(?:AND|OR|NOT|&&|\|\||[+\-!])\s*(?=\))"
+)
+_UPPER_WORD = re.compile(r"\b(?!(?:AND|OR|NOT)\b)([A-Z][A-Z0-9]*)\b")
+
+
+def _outside_quotes(text: str, edit) -> str:
+    """Apply ``edit`` to the parts of ``text`` outside double-quoted phrases."""
+    return "".join(
+        part if part.startswith('"') and part.endswith('"') and len(part) > 1 else edit(part)
+        for part in _QUOTED.split(text)
+    )
+
+
+def normalise_query(query: str, fields: tuple[str, ...] = FIELDS) -> str:
+    """Rewrite Elasticsearch/PubMed habits tantivy does not share (see the module docstring)."""
+    query = query.translate(_QUOTES).replace("\n", " ").strip()
+
+    def edit(part: str) -> str:
+        part = _PUBMED_TAG.sub(" ", part)
+        part = _FIELD.sub(lambda m: f"{m[1].lower()}:" if m[1].lower() in fields else "", part)
+        part = _WILDCARD.sub("", part)
+        part = _NOT.sub("-", part)
+        return _FUZZY.sub("", part)
+
+    return re.sub(r"\s+", " ", _outside_quotes(query, edit)).strip()
+
+
+def repair_query(query: str) -> str:
+    """Best-effort syntax repair: balanced quotes and parentheses, no dangling operators or empty boosts."""
+    if query.count('"') % 2:
+        last = query.rfind('"')
+        query = query[:last] + query[last + 1 :]
+    query = _outside_quotes(query, lambda part: _UPPER_WORD.sub(lambda m: m[1].lower(), _EMPTY_BOOST.sub(" ", part)))
+    balanced, depth = [], 0
+    for part in _QUOTED.split(query):
+        if part.startswith('"') and len(part) > 1:
+            balanced.append(part)
+            continue
+        for char in part:
+            if char == ")":
+                if depth == 0:
+                    continue
+                depth -= 1
+            elif char == "(":
+                depth += 1
+            balanced.append(char)
+    query = "".join(balanced) + ")" * depth
+    query = re.sub(r"\(\s*\)", " ", query)
+    previous = None
+    while previous != query:
+        previous, query = query, _DANGLING.sub("", query)
+    return query.strip()
+
+
+@dataclass
+class ParsedQuery:
+    """A query ready for tantivy and how it was obtained (``strict``, ``repaired``, ``lenient``,
+    ``bag_of_words`` or ``empty``)."""
+
+    query: tantivy.Query | None
+    text: str
+    mode: str
+    errors: list[str] = field(default_factory=list)
+
+
+class TantivyIndex:
+    """BM25 search over a corpus JSONL (``pmid``, ``title``, ``abstract``); built on first use, then cached."""
+
+    def __init__(
+        self,
+        corpus_path: str | os.PathLike,
+        cache_dir: str | os.PathLike,
+        field_boosts: dict[str, float] | None = None,
+        show_progress: bool = True,
+        heap_size_mb: int = 128,
+    ):
+        self.corpus_path = Path(corpus_path)
+        if not self.corpus_path.is_file():
+            raise FileNotFoundError(f"corpus not found: {self.corpus_path}")
+        self.field_boosts = dict(field_boosts or {})
+        digest = file_sha256(self.corpus_path)[:16]
+        self.path = Path(cache_dir) / f"{self.corpus_path.stem}-{digest}-v{SCHEMA_VERSION}"
+        if not (self.path / _COMPLETE).is_file():
+            self._build(show_progress, heap_size_mb)
+        self._index = tantivy.Index.open(str(self.path))
+        self._searcher = self._index.searcher()
+
+    @staticmethod
+    def _schema() -> tantivy.Schema:
+        builder = tantivy.SchemaBuilder()
+        builder.add_text_field("pmid", stored=True, tokenizer_name="raw")
+        for name in FIELDS:
+            builder.add_text_field(name, stored=True, tokenizer_name="en_stem")
+        return builder.build()
+
+    def _build(self, show_progress: bool, heap_size_mb: int) -> None:
+        """Index into a private temporary directory, then move it into place (safe against crashes and races)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        index = tantivy.Index(self._schema(), path=str(tmp))
+        writer = index.writer(heap_size=heap_size_mb * 1_000_000, num_threads=1)
+        total = self.corpus_path.stat().st_size
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc=f"indexing {self.corpus_path.name}", disable=not show_progress
+        ) as bar:
+            for doc in read_corpus(self.corpus_path):
+                writer.add_document(tantivy.Document(**doc))
+                bar.update(len(doc["title"].encode()) + len(doc["abstract"].encode()) + len(doc["pmid"]) + 40)
+        writer.commit()
+        writer.wait_merging_threads()
+        (tmp / _COMPLETE).write_text(str(self.corpus_path), encoding="utf-8")
+        try:
+            tmp.rename(self.path)
+        except OSError:  # another process finished first: use its index
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (self.path / _COMPLETE).is_file():
+                raise
+
+    @property
+    def num_docs(self) -> int:
+        return self._searcher.num_docs
+
+    def _parse(self, text: str) -> tantivy.Query:
+        return self._index.parse_query(text, list(FIELDS), field_boosts=self.field_boosts)
+
+    def parse(self, query: str) -> ParsedQuery:
+        """Turn an LLM-written query string into a tantivy query; never raises."""
+        text = normalise_query(query)
+        if not text:
+            return ParsedQuery(None, text, "empty")
+        try:
+            return ParsedQuery(self._parse(text), text, "strict")
+        except ValueError as err:
+            errors = [str(err)]
+        repaired = repair_query(text)
+        if repaired:
+            try:
+                return ParsedQuery(self._parse(repaired), repaired, "repaired", errors)
+            except ValueError as err:
+                errors.append(str(err))
+            try:
+                lenient, problems = self._index.parse_query_lenient(
+                    repaired, list(FIELDS), field_boosts=self.field_boosts
+                )
+                if not problems:
+                    return ParsedQuery(lenient, repaired, "lenient", errors)
+                errors.extend(str(p) for p in problems)
+            except ValueError as err:
+                errors.append(str(err))
+        words = bow_query(query)
+        if not words:
+            return ParsedQuery(None, words, "empty", errors)
+        return ParsedQuery(self._parse(words), words, "bag_of_words", errors)
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        """The ``k`` best documents for an Elasticsearch-style ``query`` (BM25 over title and abstract)."""
+        parsed = self.parse(query)
+        if parsed.query is None or k <= 0:
+            return []
+        hits = []
+        for score, address in self._searcher.search(parsed.query, k, count=False).hits:
+            doc = self._searcher.doc(address)
+            hits.append(
+                Hit(
+                    pmid=doc["pmid"][0],
+                    score=float(score),
+                    title=(doc["title"] or [""])[0],
+                    abstract=(doc["abstract"] or [""])[0],
+                )
+            )
+        return hits

@@ -1,0 +1,259 @@
+"""Phase A end to end over the real demo index: the retrieval-only baseline, and the LLM strategy's control
+flow driven by a scripted backend (fixed replies; it exercises fallbacks, not model quality)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from bioqa.data import Question, load_questions, pmid_of, submission_entry
+from bioqa.models import Backend, ChatRequest, Completion
+from bioqa.pipeline.phase_a import PhaseAConfig, run_phase_a
+from bioqa.resources import demo_corpus_path, demo_golden_path
+from bioqa.retrieval import TantivyIndex
+from bioqa.retrieval.base import read_corpus
+from bioqa.retrieval.parsing import parse_list, parse_query
+
+CONF = Path(__file__).resolve().parent.parent / "conf" / "retrieval" / "_phase_a.yaml"
+CORPUS = {d["pmid"]: d for d in read_corpus(demo_corpus_path())}
+
+
+class ScriptedBackend(Backend):
+    """A test double: ``reply(user message) -> text`` (or an error); it records every request."""
+
+    kind = "scripted"
+
+    def __init__(self, reply: Callable[[str], str | None]):
+        self.reply, self.calls = reply, []
+
+    @property
+    def model_id(self) -> str:
+        return "scripted"
+
+    @property
+    def context_window(self) -> int:
+        return 8192
+
+    def count_tokens(self, messages) -> int:
+        return sum(len(m["content"]) for m in messages) // 4
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        self.calls.append(list(requests))
+        out = []
+        for r in requests:
+            text = self.reply(r.messages[-1]["content"])
+            out.append(Completion(text="", error="scripted failure") if text is None else Completion(text=text))
+        return out
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> TantivyIndex:
+    return TantivyIndex(demo_corpus_path(), tmp_path_factory.mktemp("tantivy"), show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def questions() -> list[Question]:
+    return load_questions(demo_golden_path())
+
+
+def llm_config(**overrides) -> PhaseAConfig:
+    node = OmegaConf.load(CONF).phase_a
+    node.merge_with(overrides)
+    return instantiate(node)
+
+
+def assert_official(answer, corpus=CORPUS) -> None:
+    assert len(answer.documents) <= 10 and len(answer.snippets) <= 10
+    assert len(set(answer.documents)) == len(answer.documents)
+    for s in answer.snippets:
+        doc = corpus[pmid_of(s.document)]
+        assert s.begin_section == s.end_section and s.begin_section in ("title", "abstract")
+        assert doc[s.begin_section][s.offset_begin : s.offset_end] == s.text
+        assert s.text.strip()
+    entry = submission_entry(answer)
+    assert (
+        set(entry["snippets"][0])
+        == {"document", "text", "beginSection", "endSection", "offsetInBeginSection", "offsetInEndSection"}
+        if answer.snippets
+        else True
+    )
+
+
+def test_baseline_finds_the_golden_documents_and_snippets(index, questions):
+    answers, traces = run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25"))
+    assert [a.id for a in answers] == [q.id for q in questions]
+    recall, snippet_hits = [], 0
+    for q, a, t in zip(questions, answers, traces, strict=True):
+        assert_official(a)
+        assert len(a.snippets) == 10 and t["queries"][0]["source"] == "bag_of_words"
+        golden = {pmid_of(d) for d in q.documents}
+        recall.append(len(golden & {pmid_of(d) for d in a.documents}) / len(golden))
+        snippet_hits += any(s.text in {g.text for g in q.snippets} for s in a.snippets[:3])
+    assert sum(recall) / len(recall) >= 0.95
+    assert snippet_hits >= 0.75 * len(questions)
+
+
+def test_config_file_builds_a_valid_llm_config():
+    config = llm_config()
+    assert config.strategy == "llm" and config.search_k == 50 and len(config.fewshot) >= 2
+    for key in ("query", "broader", "extract", "rerank"):
+        assert "{question}" in config.prompts[key]
+    with pytest.raises(ValueError, match="prompt templates missing"):
+        PhaseAConfig(strategy="llm", prompts={"system": "x"})
+    with pytest.raises(ValueError, match="strategy"):
+        PhaseAConfig(strategy="dense")
+
+
+def _quotes_for(user: str) -> str:
+    """Extraction replies: for the cystic fibrosis document, one quote of every kind the locator handles."""
+    if "F508del, leads to misfolding" in user:
+        return json.dumps(
+            {
+                "snippets": [
+                    "Cystic fibrosis is an autosomal recessive disease caused by mutations in the CFTR gene "
+                    "on chromosome 7.",
+                    "cftr ENCODES a chloride channel expressed in epithelial cells",
+                    "Thick mucus, chronic lung infection and pancreatic insufficiency come from defective "
+                    "chloride transport.",
+                    "Cystic fibrosis is cured by antibiotics in most children.",
+                ]
+            }
+        )
+    return '{"snippets": []}'
+
+
+def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
+    question = next(q for q in questions if "cystic fibrosis" in q.body)
+
+    def reply(user: str) -> str | None:
+        if "found no PubMed" in user:
+            return "Query: zzunknownterm OR qqnothing"
+        if "write an Elasticsearch query string" in user:
+            return "```\nzzunknownterm AND qqnothing\n```"
+        if "extract relevant sentences" in user:
+            return _quotes_for(user)
+        return "Sorry, I cannot rank these."  # unusable ranking
+
+    backend = ScriptedBackend(reply)
+    [answer], [trace] = run_phase_a([question], backend, index, llm_config(max_broader_attempts=2))
+    assert [(t["source"], t["hits"] > 0) for t in trace["queries"]] == [
+        ("llm", False),
+        ("broader", False),
+        ("broader", False),
+        ("bag_of_words", True),
+    ]
+    assert trace["queries"][0]["query"] == "zzunknownterm AND qqnothing"
+    extraction = trace["extraction"]
+    assert extraction["located"] == {"exact": 1, "normalized": 1, "fuzzy": 1}
+    assert extraction["dropped"] == 1 and extraction["dropped_quotes"] == [
+        "Cystic fibrosis is cured by antibiotics in most children."
+    ]
+    assert trace["rerank"]["mode"] == "fallback"
+    assert_official(answer)
+    assert len(answer.snippets) == 3 and answer.documents[0].endswith("90000005")
+    assert {s.text for s in answer.snippets} >= {"CFTR encodes a chloride channel expressed in epithelial cells"}
+    few_shot_turns = backend.calls[0][0].messages
+    assert [m["role"] for m in few_shot_turns][:3] == ["system", "user", "assistant"]
+    assert all(r.json_schema is not None for call in backend.calls[3:] for r in call)  # extraction and ranking
+
+
+def test_llm_ranking_orders_snippets_and_documents(index, questions):
+    batch = [q for q in questions if "cystic fibrosis" in q.body or "statins" in q.body]
+
+    def reply(user: str) -> str:
+        if "write an Elasticsearch query string" in user:
+            return '"cystic fibrosis" OR CFTR' if "cystic" in user else '"HMG-CoA reductase" OR statins'
+        if "extract relevant sentences" in user:
+            sentences = re.findall(r"[A-Z][^.]*\.", user.split("```", 1)[1])
+            return json.dumps({"snippets": sentences[:2]})
+        return '```json\n{"snippets": [2, 0, 99, "x"]}\n```'
+
+    backend = ScriptedBackend(reply)
+    answers, traces = run_phase_a(batch, backend, index, llm_config(extract_documents=3))
+    assert len(backend.calls) == 3  # query, extraction and ranking each batched over both questions
+    for answer, trace in zip(answers, traces, strict=True):
+        assert_official(answer)
+        assert trace["rerank"] == {"mode": "llm", "candidates": trace["rerank"]["candidates"], "llm_ranked": 2}
+        ranking_prompt = next(
+            r.messages[-1]["content"] for r in backend.calls[2] if answer.body in r.messages[-1]["content"]
+        )
+        listed = json.loads(ranking_prompt.split("```")[1])
+        assert [s.text for s in answer.snippets[:2]] == [listed[2]["text"], listed[0]["text"]]
+        assert answer.documents[0] == answer.snippets[0].document
+
+
+def test_backend_failures_degrade_to_retrieval_only(index, questions):
+    backend = ScriptedBackend(lambda user: None)
+    answers, traces = run_phase_a(questions[:3], backend, index, llm_config(max_broader_attempts=1))
+    for answer, trace in zip(answers, traces, strict=True):
+        assert [t["source"] for t in trace["queries"]] == ["llm", "broader", "bag_of_words"]
+        assert answer.documents and answer.snippets == []
+        assert trace["extraction"]["unparsable"] == trace["extraction"]["documents"] > 0
+
+
+def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions):
+    hf = pytest.importorskip("bioqa.models.hf")
+    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
+
+    backend = hf.HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=0, batch_size=8)
+    config = llm_config(extract_documents=2, query_max_tokens=12, extract_max_tokens=48, rerank_max_tokens=16)
+    answers, traces = run_phase_a(questions[:3], backend, index, config)
+    for answer, trace in zip(answers, traces, strict=True):
+        assert_official(answer)
+        assert answer.documents and trace["queries"][-1]["hits"] > 0
+        assert trace["extraction"]["documents"] == 2 and "rerank" in trace
+        assert len(trace["queries"]) <= 1 + config.max_broader_attempts + 1
+        json.dumps(trace)  # traces go to the run's per-question JSONL
+
+
+def test_llm_strategy_needs_a_backend(index, questions):
+    with pytest.raises(ValueError, match="needs a model backend"):
+        run_phase_a(questions, None, index, llm_config())
+
+
+@pytest.mark.parametrize(
+    ("text", "query"),
+    [
+        ('```\n"a b" AND c\n```', '"a b" AND c'),
+        ('{"query": "x OR y"}', "x OR y"),
+        ("Query: statins AND LDL\nThis query finds...", "statins AND LDL"),
+        ("Here is a broader query string:\n\n(statins OR HMG) AND LDL\nIt finds more.", "(statins OR HMG) AND LDL"),
+        ("statins LDL\nmore text", "statins LDL"),
+        ("", ""),
+    ],
+)
+def test_query_parsing(text, query):
+    assert parse_query(text) == query
+
+
+def test_list_parsing():
+    assert parse_list('Here: {"snippets": ["a", "b"]} done') == ["a", "b"]
+    assert parse_list("[3, 1]") == [3, 1]
+    assert parse_list('{"other": 1}') is None and parse_list("no json") is None
+
+
+def test_baseline_on_a_real_batch_scores_well_above_zero(shared_dir, tmp_path_factory):
+    golden_path = shared_dir / "golden" / "11B3_golden.json"
+    corpus_path = shared_dir / "corpus" / "pubmed_snippets_7B-11B.jsonl"
+    index = TantivyIndex(corpus_path, tmp_path_factory.mktemp("shared-index"), show_progress=False)
+    questions = load_questions(golden_path)
+    answers, _ = run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25"))
+    corpus = {d["pmid"]: d for d in read_corpus(corpus_path)}
+    recall = []
+    for q, a in zip(questions, answers, strict=True):
+        assert_official(a, corpus)
+        golden = {pmid_of(d) for d in q.documents}
+        recall.append(len(golden & {pmid_of(d) for d in a.documents}) / len(golden))
+    assert sum(recall) / len(recall) > 0.4
+    evaluation = pytest.importorskip("bioqa.evaluation.api")
+    report = evaluation.evaluate_submission(
+        golden_path, {"questions": [submission_entry(a) for a in answers]}, phase="A", rouge=False, bootstrap=0
+    )
+    assert report.metrics["documents.MRec"] == pytest.approx(sum(recall) / len(recall))
+    assert report.metrics["documents.MAP"] > 0.3 and report.metrics["snippets.MF1"] > 0.2

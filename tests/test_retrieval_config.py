@@ -1,0 +1,60 @@
+"""Every retrieval option composes with Hydra and builds working objects (real index in tmp_path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from bioqa.data import load_questions
+from bioqa.pipeline.phase_a import PhaseAConfig, run_phase_a
+from bioqa.resources import demo_golden_path
+from bioqa.retrieval import SearchIndex, TantivyIndex
+from bioqa.retrieval.elasticsearch import ElasticsearchIndex
+from bioqa.retrieval.wikipedia import WikipediaContext
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def retrieval(option: str, tmp_path: Path):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            overrides=[
+                f"+retrieval={option}",
+                "+paths=default",
+                "+task_name=test",
+                f"paths.root_dir={CONF.parent}",
+                f"paths.cache_dir={tmp_path}",
+            ],
+        )
+    return cfg.retrieval
+
+
+@pytest.mark.parametrize(
+    ("option", "strategy", "index_type"),
+    [("tantivy", "llm", TantivyIndex), ("bm25", "bm25", TantivyIndex), ("elasticsearch", "llm", ElasticsearchIndex)],
+)
+def test_options_build_index_phase_a_config_and_wikipedia(option, strategy, index_type, tmp_path):
+    cfg = retrieval(option, tmp_path)
+    config = instantiate(cfg.phase_a)
+    assert isinstance(config, PhaseAConfig) and config.strategy == strategy
+    index = instantiate(cfg.index, **({"show_progress": False} if index_type is TantivyIndex else {}))
+    assert isinstance(index, index_type) and isinstance(index, SearchIndex)
+    wiki = instantiate(cfg.wikipedia)
+    assert isinstance(wiki, WikipediaContext) and wiki.max_articles == 0
+    assert wiki.prompts["system"] == config.prompts["system"]
+
+
+def test_bm25_option_runs_phase_a_without_a_model(tmp_path):
+    cfg = retrieval("bm25", tmp_path)
+    index = instantiate(cfg.index, show_progress=False)
+    assert Path(index.path).parent == tmp_path / "tantivy"
+    answers, _ = run_phase_a(load_questions(demo_golden_path())[:2], None, index, instantiate(cfg.phase_a))
+    assert all(a.documents and a.snippets for a in answers)
+
+
+def test_none_option_has_no_retrieval(tmp_path):
+    cfg = retrieval("none", tmp_path)
+    assert cfg.index is None and cfg.phase_a is None and cfg.wikipedia is None
