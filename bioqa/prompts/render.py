@@ -1,0 +1,72 @@
+"""Text of one prompt turn: snippets, filled templates, and a golden answer rendered as an assistant turn."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+from bioqa.data import MAX_FACTOID_CANDIDATES, Question, Snippet
+from bioqa.prompts.config import AnswerKind, Template
+
+_PLACEHOLDER = re.compile(r"\{(snippets|question|answer)\}")
+
+
+def fill(template: str, **values: str) -> str:
+    """Replace ``{name}`` for the given names in one pass; other braces (JSON examples) stay as they are."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def format_snippets(snippets: Sequence[Snippet], style: str = "paper") -> str:
+    """``paper``: the Python list of snippet dicts the paper put in its prompts; ``numbered``: ``[i] text`` lines."""
+    if style == "paper":
+        return str(
+            [
+                {
+                    "offsetInBeginSection": s.offset_begin,
+                    "offsetInEndSection": s.offset_end,
+                    "text": s.text,
+                    "beginSection": s.begin_section,
+                    "endSection": s.end_section,
+                    "document": s.document,
+                }
+                for s in snippets
+            ]
+        )
+    if style == "numbered":
+        return "\n".join(f"[{i}] {' '.join(s.text.split())}" for i, s in enumerate(snippets, 1))
+    raise ValueError(f"unknown snippet format {style!r}; expected 'paper' or 'numbered'")
+
+
+def user_turn(template: Template, question: Question, snippets: Sequence[Snippet], snippet_format: str) -> str:
+    """The user message asking ``question`` with these snippets."""
+    return fill(template.user, snippets=format_snippets(snippets, snippet_format), question=question.body)
+
+
+def entity_strings(exact_answer: str | list[list[str]]) -> list[str]:
+    """A factoid/list golden answer as the paper's flat list of entity strings (all synonyms, in order)."""
+    if isinstance(exact_answer, str):
+        return [exact_answer]
+    return [synonym for synonyms in exact_answer for synonym in synonyms]
+
+
+def answer_turn(question: Question, kind: AnswerKind, template: Template, structured: bool = False) -> str:
+    """The golden answer of ``question`` as an assistant turn, rendered the same way for shots and training.
+
+    ``structured``: exact answers become the JSON of ``answer_schema`` (``{"answer": "yes"}``,
+    ``{"entities": [...]}``, at most 5 for factoid); otherwise the template's ``answer`` pattern is filled.
+    """
+    if kind == "ideal":
+        if not question.ideal_answer:
+            raise ValueError(f"question {question.id}: no golden ideal answer to render")
+        return fill(template.answer, answer=question.ideal_answer[0].strip())
+    if question.exact_answer is None:
+        raise ValueError(f"question {question.id}: no golden exact answer to render")
+    if question.type == "yesno":
+        word = str(question.exact_answer).strip().lower()
+        return json.dumps({"answer": word}) if structured else fill(template.answer, answer=word)
+    entities = entity_strings(question.exact_answer)
+    if structured:
+        limit = MAX_FACTOID_CANDIDATES if question.type == "factoid" else None
+        return json.dumps({"entities": entities[:limit]})
+    return fill(template.answer, answer=json.dumps(entities))

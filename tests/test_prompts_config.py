@@ -1,0 +1,76 @@
+"""Prompt options compose with Hydra into typed PromptConfig values; bad settings get clear messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from bioqa.prompts import PromptConfig, Template
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def prompt_settings(option: str, *overrides: str) -> dict:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(overrides=[f"+prompt={option}", "+paths.shared_dir=/data/bioasq", *overrides])
+    return OmegaConf.to_container(cfg.prompt, resolve=True)
+
+
+@pytest.mark.parametrize(
+    ("option", "n_shots"), [("0shot", 0), ("1shot", 1), ("3shot", 3), ("5shot", 5), ("10shot", 10)]
+)
+def test_every_prompt_option_composes(option, n_shots):
+    config = PromptConfig.from_dict(prompt_settings(option))
+    assert config.n_shots == n_shots
+    assert (config.selection, config.pool, config.pool_path) == ("first_n", "fewshot", "/data/bioasq/fewshot")
+    assert (config.snippet_format, config.structured) == ("paper", False)
+    factoid = config.template("exact", "factoid")
+    assert factoid.system.startswith("You are BioASQ-GPT")
+    assert factoid.answer == '{"entities": {answer}}'
+    assert "at max 5 elements" in factoid.user and "{snippets}" in factoid.user
+    # one ideal prompt for every type, as in the paper
+    assert len({config.template("ideal", t) for t in ("yesno", "factoid", "list", "summary")}) == 1
+
+
+def test_overrides_reach_the_config():
+    settings = prompt_settings(
+        "5shot", "prompt.selection=knn", "prompt.pool=golden", "prompt.pool_path=/x/11B1_golden.json"
+    )
+    config = PromptConfig.from_dict(settings)
+    assert (config.selection, config.pool, config.pool_path) == ("knn", "golden", "/x/11B1_golden.json")
+
+
+def test_summary_questions_have_no_exact_template():
+    config = PromptConfig.from_dict(prompt_settings("0shot"))
+    with pytest.raises(ValueError, match="summary questions have no exact answer"):
+        config.template("exact", "summary")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"selection": "random"}, "prompt.selection must be one of"),
+        ({"n_shots": -1}, "n_shots must be >= 0"),
+        ({"snippet_format": "xml"}, "prompt.snippet_format"),
+        ({"temperature": 0.3}, "unknown prompt settings ['temperature']"),
+    ],
+)
+def test_bad_settings_are_named(change, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        PromptConfig.from_dict({**prompt_settings("1shot"), **change})
+
+
+def test_bad_templates_are_named():
+    settings = prompt_settings("0shot")
+    del settings["templates"]["exact"]["list"]
+    with pytest.raises(ValueError, match=r"templates.exact lacks templates for \['list'\]"):
+        PromptConfig.from_dict(settings)
+    settings = prompt_settings("0shot")
+    settings["templates"]["ideal"]["factoid"]["user"] = "no placeholders here"
+    with pytest.raises(ValueError, match=r"prompt.templates.ideal.factoid: user template has no \{question\}"):
+        PromptConfig.from_dict(settings)
+    with pytest.raises(ValueError, match="answer template has no"):
+        Template(system="", user="{question}", answer="yes")
