@@ -18,8 +18,11 @@ CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 def prompt_config(option: str, shared_dir: Path | str = "/absent", *overrides: str) -> PromptConfig:
+    """The paper's free-text prompt format (``structured=false``) unless an override says otherwise."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(overrides=[f"+prompt={option}", f"+paths.shared_dir={shared_dir}", *overrides])
+        cfg = compose(
+            overrides=[f"+prompt={option}", f"+paths.shared_dir={shared_dir}", "prompt.structured=false", *overrides]
+        )
     return PromptConfig.from_dict(OmegaConf.to_container(cfg.prompt, resolve=True))
 
 

@@ -26,7 +26,7 @@ def test_every_prompt_option_composes(option, n_shots):
     config = PromptConfig.from_dict(prompt_settings(option))
     assert config.n_shots == n_shots
     assert (config.selection, config.pool, config.pool_path) == ("first_n", "fewshot", "/data/bioasq/fewshot")
-    assert (config.snippet_format, config.structured) == ("paper", False)
+    assert (config.snippet_format, config.structured) == ("paper", True)
     factoid = config.template("exact", "factoid")
     assert factoid.system.startswith("You are BioASQ-GPT")
     assert factoid.answer == '{"entities": {answer}}'
