@@ -38,10 +38,37 @@ TRACKED_PACKAGES = (
 )
 
 
+def run_group() -> str:
+    """Experiment-tracker group of the current Hydra job: the sweep's directory name in a multirun (all its
+    runs share it), else the run's own directory name."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return Path(hydra_cfg.sweep.dir).name
+    return Path(hydra_cfg.runtime.output_dir).name
+
+
 def register_resolvers() -> None:
     """Register bioqa's OmegaConf resolvers (idempotent); call before ``@hydra.main`` composes."""
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", lambda: RUN_ID)
+    if not OmegaConf.has_resolver("run_group"):
+        OmegaConf.register_new_resolver("run_group", run_group)
+    if not OmegaConf.has_resolver("demo_golden"):
+        from bioqa.resources import demo_golden_path
+
+        OmegaConf.register_new_resolver("demo_golden", lambda: str(demo_golden_path()))
+        # The embedded demo batch takes its shots from itself (each question excluded from its own shots);
+        # any other question file keeps the prompt config's pool.
+        OmegaConf.register_new_resolver(
+            "demo_shot_pool", lambda path: "demo" if Path(path).resolve() == demo_golden_path().resolve() else None
+        )
+    if not OmegaConf.has_resolver("smollm2_dir"):
+        from bioqa.models.embedded import smollm2_dir
+
+        OmegaConf.register_new_resolver("smollm2_dir", lambda: str(smollm2_dir()))
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -190,7 +190,8 @@ def test_schemas():
     yesno = answer_schema("yesno", "exact")
     assert yesno["properties"]["answer"]["enum"] == ["yes", "no"] and yesno["required"] == ["answer"]
     assert answer_schema("factoid", "exact")["properties"]["entities"]["maxItems"] == 5
-    assert "maxItems" not in answer_schema("list", "exact")["properties"]["entities"]
+    entities = answer_schema("list", "exact")["properties"]["entities"]
+    assert entities["maxItems"] == 20 and entities["items"]["maxLength"] == 100
 
 
 @pytest.mark.parametrize("qtype", ["yesno", "factoid", "list"])

@@ -19,6 +19,9 @@ from bioqa.data import MAX_FACTOID_CANDIDATES
 ParseMethod = Literal["json", "text", "fallback"]
 #: An entity longer than this (characters or words) is prose, not an exact answer.
 MAX_ENTITY_CHARS, MAX_ENTITY_WORDS = 100, 12
+#: Bounds that make every schema-constrained answer finish: at most this many list items of at most
+#: MAX_ENTITY_CHARS characters (BioASQ 7B–11B: 1 golden list of 1,150 has more than 20 items).
+MAX_LIST_ITEMS = 20
 _ANSWER_KEYS = ("entities", "answer", "answers", "exact_answer", "entity", "items", "list", "result", "results")
 _IDEAL_KEYS = ("ideal_answer", "answer", "summary", "response", "text")
 _FENCE = re.compile(r"```[\w+-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
@@ -37,16 +40,19 @@ _QUOTE_PAIRS = {'"': '"', "'": "'", "`": "`", "“": "”", "‘": "’", "*": "
 
 
 def answer_schema(qtype: str, kind: str) -> dict[str, Any] | None:
-    """JSON schema of an exact answer (``{"answer": "yes"|"no"}``, ``{"entities": [...]}``); None for ideal."""
+    """JSON schema of an exact answer (``{"answer": "yes"|"no"}``, ``{"entities": [...]}``); None for ideal.
+
+    Entity lists and strings are bounded, so constrained decoding closes the JSON within about
+    ``max_items * (MAX_ENTITY_CHARS + 3) + 20`` tokens even for a model that never chooses to stop."""
     _check(qtype, kind)
     if kind == "ideal":
         return None
     if qtype == "yesno":
         properties: dict[str, Any] = {"answer": {"type": "string", "enum": ["yes", "no"]}}
     else:
-        entities: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
-        if qtype == "factoid":
-            entities["maxItems"] = MAX_FACTOID_CANDIDATES
+        entity = {"type": "string", "minLength": 1, "maxLength": MAX_ENTITY_CHARS}
+        max_items = MAX_FACTOID_CANDIDATES if qtype == "factoid" else MAX_LIST_ITEMS
+        entities: dict[str, Any] = {"type": "array", "items": entity, "maxItems": max_items}
         properties = {"entities": entities}
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 

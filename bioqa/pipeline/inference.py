@@ -1,0 +1,134 @@
+"""One inference run: questions → (Phase A) → answers → submission → scores, all inside one run directory.
+
+``run_inference`` takes plain objects (usable from a notebook); ``infer.py`` builds them from Hydra config.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bioqa.data import Question, SystemAnswer, write_submission
+from bioqa.models import Backend
+from bioqa.pipeline.accounting import summarize_records
+from bioqa.pipeline.answering import AnsweringConfig, answer_questions, assemble_answers
+from bioqa.pipeline.journal import PredictionJournal
+from bioqa.prompts import AnswerKind, BuiltPrompt
+from bioqa.runs import write_json
+
+log = logging.getLogger(__name__)
+
+SUBMISSION = "submission.json"
+PREDICTIONS = "predictions.jsonl"
+METRICS = "metrics.json"
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How a run is scored when its questions carry golden answers."""
+
+    enabled: bool = True
+    version: int = 9
+    bootstrap: int = 1000
+    seed: int = 0
+    rouge: bool = True
+
+
+@dataclass
+class InferenceResult:
+    output_dir: Path
+    answers: list[SystemAnswer]
+    metrics: dict[str, Any]
+    records: list[dict[str, Any]]
+
+
+def with_snippets(questions: Sequence[Question], phase_a: dict[str, SystemAnswer]) -> list[Question]:
+    """Questions whose snippets come from our own Phase A output (Phase A+), not from the golden file."""
+    out = []
+    for q in questions:
+        found = phase_a.get(q.id)
+        out.append(
+            Question(
+                id=q.id,
+                body=q.body,
+                type=q.type,
+                documents=list(found.documents) if found else [],
+                snippets=list(found.snippets) if found else [],
+                exact_answer=q.exact_answer,
+                ideal_answer=q.ideal_answer,
+            )
+        )
+    return out
+
+
+def score_submission(
+    golden_path: str | Path, submission_path: str | Path, options: EvaluationOptions, phase: str, output_dir: Path
+) -> dict[str, Any]:
+    """Official measures (+ ROUGE, + bootstrap CIs) of the run's submission; prints the table and
+    writes ``per_question_scores.jsonl``. Returns ``EvaluationReport.to_json()``."""
+    from bioqa.evaluation import evaluate_submission, format_table
+    from bioqa.evaluation.cli import write_per_question
+
+    report = evaluate_submission(
+        golden_path,
+        submission_path,
+        phase=phase,
+        version=options.version,
+        rouge=options.rouge,
+        bootstrap=options.bootstrap,
+        seed=options.seed,
+    )
+    write_per_question(output_dir / "per_question_scores.jsonl", report)
+    print(format_table(report))
+    return report.to_json()
+
+
+def run_inference(
+    questions: Sequence[Question],
+    backend: Backend,
+    build_prompt: Callable[[Question, AnswerKind], BuiltPrompt],
+    output_dir: str | Path,
+    *,
+    answering: AnsweringConfig | None = None,
+    golden_path: str | Path | None = None,
+    evaluation: EvaluationOptions = EvaluationOptions(),
+    phase_a: dict[str, SystemAnswer] | None = None,
+    progress: bool = True,
+) -> InferenceResult:
+    """Answer ``questions`` and write the run's outputs into ``output_dir``.
+
+    Writes ``predictions.jsonl`` (one record per question and answer kind, as they arrive),
+    ``submission.json`` (official format) and ``metrics.json`` (official measures with CIs when
+    ``golden_path`` has answers, plus accounting). Rerunning into the same directory resumes.
+    When ``phase_a`` is given, answers use its snippets and the submission carries its documents and
+    snippets too (Phase A+).
+    """
+    answering = answering or AnsweringConfig()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if phase_a is not None:
+        questions = with_snippets(questions, phase_a)
+    started = time.perf_counter()
+    with PredictionJournal(output_dir / PREDICTIONS) as journal:
+        records = answer_questions(questions, backend, build_prompt, journal, answering, progress=progress)
+    wall = time.perf_counter() - started
+    answers = assemble_answers(questions, records, phase_a)
+    write_submission(output_dir / SUBMISSION, answers)
+
+    metrics: dict[str, Any] = {f"accounting.{k}": v for k, v in summarize_records(records, wall).items()}
+    metrics["run.model"] = backend.model_id
+    metrics["run.questions"] = len(questions)
+    errors = metrics["accounting.errors"]
+    if errors:
+        log.warning("%d request(s) failed; rerun the same command to retry them (others come from cache)", errors)
+    if golden_path is not None and evaluation.enabled and any(q.has_golden_answer for q in questions):
+        phase = "AB" if phase_a is not None else "B"
+        report = score_submission(golden_path, output_dir / SUBMISSION, evaluation, phase, output_dir)
+        metrics.update(report["metrics"])
+        metrics["ci"] = report.get("ci", {})
+    write_json(output_dir / METRICS, metrics)
+    return InferenceResult(output_dir, answers, metrics, records)

@@ -1,0 +1,137 @@
+"""infer.py end to end on the embedded demo batch with a tiny random model: outputs, resume after a kill, sweeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bioqa.evaluation import evaluate_submission
+from bioqa.resources import demo_golden_path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def infer_cmd(tmp_path: Path, *overrides: str, logger: str = "none", prompt: str = "1shot") -> list[str]:
+    """``infer.py`` on the demo batch with a tiny random model; pass ``"-m"`` first for a multirun."""
+    return [
+        sys.executable,
+        "infer.py",
+        "model=tiny-llama",
+        f"prompt={prompt}",
+        f"logger={logger}",
+        f"paths.log_dir={tmp_path}/logs",
+        f"paths.cache_dir={tmp_path}/cache",
+        *overrides,
+    ]
+
+
+def run_infer(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(infer_cmd(tmp_path, *overrides), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_phase_b_run_writes_an_official_submission_metrics_and_provenance(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_infer(tmp_path, "data.limit=6", f"hydra.run.dir={run_dir}")
+    records = lines(run_dir / "predictions.jsonl")
+    questions = json.loads(demo_golden_path().read_text())["questions"][:6]
+    expected = sum(1 + (q["type"] != "summary") for q in questions)
+    assert len(records) == expected and {r["id"] for r in records} == {q["id"] for q in questions}
+    for record in records:
+        assert record["prompt_hash"] and record["prompt_tokens"] > 0 and record["error"] is None
+    submission = json.loads((run_dir / "submission.json").read_text())
+    report = evaluate_submission(demo_golden_path(), submission, bootstrap=0)  # never rejected
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["accounting.requests"] == expected
+    assert 0.0 <= metrics["accounting.parse_failure_rate"] <= 1.0
+    assert metrics["yesno.macro_f1"] == pytest.approx(report.metrics["yesno.macro_f1"])
+    assert "yesno.acc" in metrics["ci"]
+    provenance = json.loads((run_dir / "provenance.json").read_text())
+    assert str(demo_golden_path()) in provenance["data"] and provenance["packages"]["transformers"]
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    assert "yesno.macro_f1" in result.stdout  # the score table is printed
+
+
+def test_structured_decoding_leaves_no_unparsable_exact_answers(tmp_path):
+    # A random model never chooses to stop: only the schema's bounds (5 entities of <= 100 characters) end its
+    # JSON, within 5 * 103 + 20 tokens.
+    run_dir = tmp_path / "run"
+    overrides = ["data.types=[yesno,factoid]", "task.kinds=[exact]", "answering.max_new_tokens.exact=640"]
+    run_infer(tmp_path, *overrides, f"hydra.run.dir={run_dir}")
+    records = lines(run_dir / "predictions.jsonl")
+    assert records and all(r["parse_ok"] for r in records), [r["completion"] for r in records if not r["parse_ok"]]
+
+
+def test_killed_run_resumes_without_recomputing_or_paying_twice(tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = ["answering.chunk_size=1", "answering.max_new_tokens.ideal=160", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(
+        infer_cmd(tmp_path, *overrides),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    journal = run_dir / "predictions.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not journal.exists() or len(lines(journal)) < 3):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = lines(journal)
+    assert 3 <= len(before) < 28, "the run must be killed mid-way"
+    assert not (run_dir / "metrics.json").exists()
+
+    run_infer(tmp_path, *overrides)  # same run directory: resumes
+    after = lines(journal)
+    done_keys = {(r["id"], r["kind"]) for r in before}
+    assert after[: len(before)] == before  # nothing lost, nothing rewritten
+    assert len(after) == 28 and not done_keys & {(r["id"], r["kind"]) for r in after[len(before) :]}
+
+    fresh = tmp_path / "fresh"
+    run_infer(tmp_path, *overrides[:-1], f"hydra.run.dir={fresh}")  # new run dir, same cache: no model calls
+    metrics = json.loads((fresh / "metrics.json").read_text())
+    assert metrics["accounting.cached"] == metrics["accounting.requests"] == 28
+
+
+def test_phase_a_plus_answers_from_our_own_retrieval(tmp_path):
+    run_dir = tmp_path / "run"
+    run_infer(tmp_path, "task=phase_a_plus", "retrieval=bm25", "data.limit=4", f"hydra.run.dir={run_dir}")
+    submission = json.loads((run_dir / "submission.json").read_text())["questions"]
+    assert all(1 <= len(q["documents"]) <= 10 and 1 <= len(q["snippets"]) <= 10 for q in submission)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["documents.MAP"] > 0 and "snippets.MF1" in metrics and "yesno.acc" in metrics
+
+
+def test_shot_sweep_writes_a_summary_and_offline_wandb_runs(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    cmd = infer_cmd(
+        tmp_path,
+        "data.limit=3",
+        "task.kinds=[exact]",
+        f"hydra.sweep.dir={sweep_dir}",
+        logger="wandb",
+        prompt="0shot,1shot",
+    )
+    cmd.insert(2, "-m")
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = (sweep_dir / "summary.csv").read_text().splitlines()
+    header = summary[0].split(",")
+    assert len(summary) == 3 and header[:3] == ["run", "model", "prompt"] and "yesno.macro_f1" in header
+    assert [row.split(",")[2] for row in summary[1:]] == ["0shot", "1shot"]
+    for job in ("0", "1"):
+        assert list((sweep_dir / job / "wandb").glob("offline-run-*")), "each run is logged to W&B offline"
