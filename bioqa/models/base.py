@@ -6,7 +6,7 @@ Backends know nothing of BioASQ: they turn chat requests into completions.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,8 @@ class Completion:
     latency_s: float = 0.0
     error: str | None = None
     cached: bool = False
+    #: For a cache hit: what the original call cost (``cost_usd`` is 0 then, since nothing was paid this run).
+    original_cost_usd: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,6 +79,13 @@ class Backend(ABC):
     def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Complete every request (same order). A failed request yields a Completion with ``error`` set;
         only programming errors and configuration errors raise."""
+
+    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
+        """Yield ``(index into requests, completion)`` as soon as each is available, in any order.
+
+        The completion cache stores each as it arrives, so a killed run keeps what it paid for. The default
+        yields everything once ``generate`` returns; backends that work in batches or threads override it."""
+        yield from enumerate(self.generate(requests))
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (threads, GPU memory)."""

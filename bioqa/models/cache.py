@@ -1,0 +1,187 @@
+"""The completion cache: one SQLite row per (backend kind, model, messages, params, schema); runs resume for free.
+
+Cache hits are reported honestly: ``cached=True``, ``cost_usd=0`` and ``latency_s`` = the lookup time (nothing was
+paid or waited for this run); the original call's cost is kept in ``original_cost_usd`` (and its latency in the
+row). Only successful completions are stored, so failed requests are retried by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bioqa.models.base import Backend, ChatRequest, Completion, Message
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS completions (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    request TEXT NOT NULL,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    latency_s REAL NOT NULL,
+    created TEXT NOT NULL
+)
+"""
+
+
+def request_payload(kind: str, model_id: str, request: ChatRequest) -> str:
+    """Canonical JSON of everything that determines a completion (sorted keys, no whitespace)."""
+    payload = {
+        "kind": kind,
+        "model_id": model_id,
+        "messages": [dict(message) for message in request.messages],
+        "params": asdict(request.params),
+        "json_schema": request.json_schema,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cache_key(kind: str, model_id: str, request: ChatRequest) -> str:
+    return hashlib.sha256(request_payload(kind, model_id, request).encode("utf-8")).hexdigest()
+
+
+class CompletionCache:
+    """SQLite file in WAL mode; safe to share between threads (one connection each) and processes."""
+
+    def __init__(self, path: str | Path, timeout_s: float = 60.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        connection = self._connection()
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def get(self, key: str) -> Completion | None:
+        row = (
+            self._connection()
+            .execute("SELECT text, prompt_tokens, completion_tokens, cost_usd FROM completions WHERE key = ?", (key,))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        text, prompt_tokens, completion_tokens, cost = row
+        return Completion(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached=True,
+            original_cost_usd=cost,
+        )
+
+    def put(self, key: str, kind: str, model_id: str, request: ChatRequest, completion: Completion) -> None:
+        """Store a successful completion (committed at once); errors are refused."""
+        if not completion.ok:
+            raise ValueError(f"refusing to cache a failed completion: {completion.error}")
+        self._connection().execute(
+            "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                kind,
+                model_id,
+                request_payload(kind, model_id, request),
+                completion.text,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                completion.cost_usd,
+                completion.latency_s,
+                datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            ),
+        )
+
+    def __len__(self) -> int:
+        return self._connection().execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+class CachedBackend(Backend):
+    """Wraps a backend: answers what the cache knows, sends only the misses (each distinct request once), and
+    stores every successful completion the moment the wrapped backend yields it."""
+
+    def __init__(self, backend: Backend, cache: CompletionCache):
+        self.backend = backend
+        self.cache = cache
+        self.kind = backend.kind
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def model_id(self) -> str:
+        return self.backend.model_id
+
+    @property
+    def context_window(self) -> int:
+        return self.backend.context_window
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return self.backend.count_tokens(messages)
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        completions: list[Completion | None] = [None] * len(requests)
+        for index, completion in self.stream(requests):
+            completions[index] = completion
+        return completions  # type: ignore[return-value]
+
+    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
+        waiting: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            key = cache_key(self.kind, self.model_id, request)
+            if key in waiting:
+                waiting[key].append(index)
+                continue
+            start = time.perf_counter()
+            hit = self.cache.get(key)
+            if hit is None:
+                waiting[key] = [index]
+                continue
+            hit.latency_s = time.perf_counter() - start
+            self.hits += 1
+            yield index, hit
+        keys = list(waiting)
+        self.misses += len(keys)
+        if not keys:
+            return
+        misses = [requests[waiting[key][0]] for key in keys]
+        for position, completion in self.backend.stream(misses):
+            key = keys[position]
+            if completion.ok:
+                self.cache.put(key, self.kind, self.model_id, misses[position], completion)
+            first, *duplicates = waiting[key]
+            yield first, completion
+            for index in duplicates:  # the same request twice in one call: paid once, reported like a hit
+                yield index, replace(completion, cost_usd=0.0, cached=True, original_cost_usd=completion.cost_usd)
+
+    def close(self) -> None:
+        self.backend.close()
+        self.cache.close()

@@ -1,0 +1,324 @@
+"""Local transformers models (directories or GGUF files, optional PEFT adapter, optional 4-bit) as a ``Backend``."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from bioqa.models.base import Backend, ChatRequest, Completion, GenerationParams, Message
+from bioqa.models.constrained import SchemaCompiler
+
+DEFAULT_CONTEXT_WINDOW = 4096
+
+
+def load_tokenizer(model_path: str | Path, gguf_file: str | None = None, **kwargs: Any) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model directory or of a GGUF file inside it; pads on the left for batched generation."""
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path), gguf_file=gguf_file, **kwargs)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def random_model(
+    tokenizer: PreTrainedTokenizerBase,
+    architecture: str = "llama",
+    seed: int = 0,
+    hidden_size: int = 64,
+    num_hidden_layers: int = 2,
+    **config_overrides: Any,
+) -> PreTrainedModel:
+    """A tiny randomly initialised causal LM sized for ``tokenizer`` (reproducible for a given seed).
+
+    ``architecture`` is any transformers ``model_type`` ("llama", "mixtral", ...); ``config_overrides`` go to
+    its config (e.g. ``num_local_experts=4`` for mixtral)."""
+    settings: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": True,
+    }
+    config = AutoConfig.for_model(architecture, **{**settings, **config_overrides})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AutoModelForCausalLM.from_config(config)
+
+
+def save_random_model(
+    out_dir: str | Path,
+    tokenizer_path: str | Path,
+    tokenizer_gguf_file: str | None = None,
+    architecture: str = "llama",
+    seed: int = 0,
+    **config: Any,
+) -> Path:
+    """Write a tiny random model plus the given tokenizer to ``out_dir`` (a normal transformers model dir)."""
+    tokenizer = load_tokenizer(tokenizer_path, tokenizer_gguf_file)
+    model = random_model(tokenizer, architecture, seed, **config)
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def _adapter_digest(adapter: Path) -> str:
+    """Short hash of the adapter files: retraining into the same directory must not reuse cached answers."""
+    digest = hashlib.sha256()
+    for path in sorted(adapter.iterdir()):
+        if path.suffix in (".safetensors", ".bin") or path.name == "adapter_config.json":
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+class HFBackend(Backend):
+    """Batched chat generation with a local transformers model.
+
+    Requests are sorted by prompt length and generated ``batch_size`` at a time (left padding) with the model's
+    chat template; greedy when ``temperature`` is 0, sampled otherwise; stop strings are honoured and cut off.
+    A request with ``json_schema`` is constrained to it (xgrammar), also inside a mixed batch.
+    ``latency_s`` of a completion is the wall time of the batch that produced it.
+    """
+
+    kind = "hf"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        gguf_file: str | None = None,
+        adapter: str | Path | None = None,
+        load_in_4bit: bool = False,
+        dtype: str = "auto",
+        device: str = "auto",
+        batch_size: int = 8,
+        context_window: int | None = None,
+        trust_remote_code: bool = False,
+    ):
+        local = Path(model_path).expanduser()
+        if local.exists():
+            model_path = str(local.resolve())
+            if gguf_file is not None and not (local / gguf_file).is_file():
+                raise FileNotFoundError(f"GGUF file {gguf_file!r} not found in {local}")
+        elif str(model_path).startswith((".", "/", "~")) or str(model_path).count("/") != 1:
+            raise FileNotFoundError(f"model_path {model_path} does not exist")
+        # else: a hub id, found in the local Hugging Face cache (nothing is downloaded with HF_HUB_OFFLINE=1)
+        model_path = str(model_path)
+        try:
+            tokenizer = load_tokenizer(model_path, gguf_file, trust_remote_code=trust_remote_code)
+        except OSError as error:
+            raise FileNotFoundError(
+                f"cannot load {model_path} ({error}); point model.backend.model_path at local weights"
+            ) from error
+        if load_in_4bit:
+            model = self._load_4bit(model_path, gguf_file, dtype, device, trust_remote_code)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                model_path,
+                gguf_file=gguf_file,
+                dtype=dtype,
+                device_map=None if device == "auto" and not torch.cuda.is_available() else device,
+                trust_remote_code=trust_remote_code,
+            )
+        name = model_path + (f":{gguf_file}" if gguf_file else "") + (":4bit" if load_in_4bit else "")
+        self._init(model, tokenizer, name, adapter, batch_size, context_window)
+
+    @classmethod
+    def from_random_config(
+        cls,
+        tokenizer_path: str | Path,
+        tokenizer_gguf_file: str | None = None,
+        architecture: str = "llama",
+        seed: int = 0,
+        adapter: str | Path | None = None,
+        batch_size: int = 8,
+        context_window: int | None = None,
+        **config: Any,
+    ) -> HFBackend:
+        """A tiny random model in memory (tests, demos): see :func:`random_model` for ``architecture``/``config``."""
+        tokenizer = load_tokenizer(tokenizer_path, tokenizer_gguf_file)
+        model = random_model(tokenizer, architecture, seed, **config)
+        sizes = ",".join(f"{k}={v}" for k, v in sorted(config.items()))
+        backend = cls.__new__(cls)
+        backend._init(
+            model, tokenizer, f"random:{architecture}:seed={seed}:{sizes}", adapter, batch_size, context_window
+        )
+        return backend
+
+    @staticmethod
+    def _load_4bit(
+        model_path: str, gguf_file: str | None, dtype: str, device: str, trust_remote_code: bool
+    ) -> PreTrainedModel:
+        """All weights in 4-bit (MoE experts included) with the training code's loader, so inference sees the
+        same quantised base the adapter was trained on."""
+        try:
+            from bioqa.training.quantization import load_model_4bit
+        except ImportError as error:
+            raise ImportError(
+                f"load_in_4bit=True needs bioqa.training.quantization.load_model_4bit, which is not available: {error}"
+            ) from error
+        options: dict[str, Any] = {"gguf_file": gguf_file, "trust_remote_code": trust_remote_code}
+        if dtype != "auto":
+            options["compute_dtype"] = dtype
+        if device != "auto":
+            options["device_map"] = device
+        return load_model_4bit(model_path, **options)
+
+    def _init(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        name: str,
+        adapter: str | Path | None,
+        batch_size: int,
+        context_window: int | None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if adapter is not None:
+            from bioqa.training.adapters import load_adapter  # PEFT LoRA plus bioqa's expert LoRA, if saved
+
+            adapter = Path(adapter).expanduser()
+            model = load_adapter(model, adapter)
+            name += f"+adapter:{adapter.resolve()}@{_adapter_digest(adapter)}"
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self._model_id = name
+        self._context_window = context_window or getattr(
+            model.config, "max_position_embeddings", DEFAULT_CONTEXT_WINDOW
+        )
+        # A turn ends at the tokenizer's eos (the chat template's end of turn) or any eos the model declares.
+        eos = model.generation_config.eos_token_id if model.generation_config else None
+        declared = eos if isinstance(eos, list) else [eos]
+        self._eos_ids = list(dict.fromkeys(i for i in [tokenizer.eos_token_id, *declared] if i is not None))
+        self._schemas = SchemaCompiler(tokenizer, model.config.get_text_config().vocab_size, self._eos_ids)
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    def _prompt(self, messages: Sequence[Message]) -> str:
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.tokenizer(self._prompt(messages), add_special_tokens=False)["input_ids"])
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        completions: list[Completion | None] = [None] * len(requests)
+        for index, completion in self.stream(requests):
+            completions[index] = completion
+        return completions  # type: ignore[return-value]
+
+    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
+        """Yield each batch's completions as soon as the batch is done."""
+        prompts = [self._prompt(request.messages) for request in requests]
+        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        groups: dict[GenerationParams, list[int]] = defaultdict(list)
+        for index, request in enumerate(requests):
+            budget = lengths[index] + request.params.max_new_tokens
+            if budget > self.context_window:
+                yield (
+                    index,
+                    Completion(
+                        text="",
+                        prompt_tokens=lengths[index],
+                        error=f"prompt of {lengths[index]} tokens + max_new_tokens {request.params.max_new_tokens} "
+                        f"exceeds the context window of {self.context_window}",
+                    ),
+                )
+            else:
+                groups[request.params].append(index)
+        batches = []
+        for params, indices in groups.items():
+            indices.sort(key=lambda i: lengths[i], reverse=True)  # longest first: memory trouble shows early
+            batches += [(params, indices[i : i + self.batch_size]) for i in range(0, len(indices), self.batch_size)]
+        with tqdm(total=sum(len(b) for _, b in batches), desc="generate", unit="req", disable=None) as progress:
+            for params, batch in batches:
+                yield from self._generate_batch(params, batch, prompts, requests)
+                progress.update(len(batch))
+
+    def _generate_batch(
+        self, params: GenerationParams, batch: list[int], prompts: list[str], requests: Sequence[ChatRequest]
+    ) -> Iterator[tuple[int, Completion]]:
+        try:
+            yield from self._run_batch(params, batch, prompts, requests)
+        except torch.cuda.OutOfMemoryError as error:
+            torch.cuda.empty_cache()
+            if len(batch) == 1:
+                yield batch[0], Completion(text="", error=f"out of memory: {error}")
+                return
+            half = len(batch) // 2  # retry in halves until one request alone does not fit
+            yield from self._generate_batch(params, batch[:half], prompts, requests)
+            yield from self._generate_batch(params, batch[half:], prompts, requests)
+
+    def _run_batch(
+        self, params: GenerationParams, batch: list[int], prompts: list[str], requests: Sequence[ChatRequest]
+    ) -> Iterator[tuple[int, Completion]]:
+        start = time.perf_counter()
+        inputs = self.tokenizer(
+            [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(self.model.device)
+        schemas = [requests[i].json_schema for i in batch]
+        processors = [self._schemas.logits_processor(schemas)] if any(s is not None for s in schemas) else None
+        sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+        output = self.model.generate(
+            **inputs,
+            max_new_tokens=params.max_new_tokens,
+            **(sampling if params.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None}),
+            top_k=None,
+            stop_strings=list(params.stop) or None,
+            tokenizer=self.tokenizer if params.stop else None,
+            logits_processor=processors,
+            eos_token_id=self._eos_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        latency = time.perf_counter() - start
+        generated = output[:, inputs["input_ids"].shape[1] :].tolist()
+        for row, index in enumerate(batch):
+            tokens = _until_eos(generated[row], self._eos_ids)
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            yield (
+                index,
+                Completion(
+                    text=_cut_at_stop(text, params.stop),
+                    prompt_tokens=int(inputs["attention_mask"][row].sum()),
+                    completion_tokens=len(tokens),
+                    latency_s=latency,
+                ),
+            )
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _until_eos(tokens: list[int], eos_ids: Sequence[int]) -> list[int]:
+    """Generated tokens up to and including the first stop token (the padding after it is not generated)."""
+    for position, token in enumerate(tokens):
+        if token in eos_ids:
+            return tokens[: position + 1]
+    return tokens
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cuts = [text.index(s) for s in stop if s in text]
+    return text[: min(cuts)] if cuts else text

@@ -1,0 +1,157 @@
+"""The SQLite completion cache around a real (tiny random) HF backend."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from bioqa.models.base import ChatRequest, Completion, GenerationParams
+from bioqa.models.cache import CachedBackend, CompletionCache, cache_key
+from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
+from bioqa.models.hf import HFBackend
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The CPU is shared: tiny models run several times faster on one thread than on oversubscribed cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class RecordingHF(HFBackend):
+    """The real tiny model, remembering which requests reached it."""
+
+    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
+        self.sent.append(list(requests))
+        yield from super().stream(requests)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    model = RecordingHF.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=1, batch_size=2, context_window=80)
+    model.sent = []
+    return model
+
+
+def ask(text: str, max_new_tokens: int = 4) -> ChatRequest:
+    return ChatRequest(({"role": "user", "content": text},), GenerationParams(max_new_tokens=max_new_tokens))
+
+
+def test_second_identical_call_never_reaches_the_backend(backend, tmp_path):
+    backend.sent.clear()
+    requests = [ask(f"question {i}") for i in range(5)]
+    cached = CachedBackend(backend, CompletionCache(tmp_path / "cache.sqlite"))
+    first = cached.generate(requests)
+    assert len(backend.sent) == 1 and len(backend.sent[0]) == 5
+    assert not any(c.cached for c in first)
+
+    reopened = CachedBackend(backend, CompletionCache(tmp_path / "cache.sqlite"))  # a new run, same file
+    second = reopened.generate(requests)
+    assert len(backend.sent) == 1
+    assert [c.text for c in second] == [c.text for c in first]
+    assert all(c.cached and c.cost_usd == 0.0 and c.original_cost_usd == 0.0 for c in second)
+    assert [c.prompt_tokens for c in second] == [c.prompt_tokens for c in first]
+    assert (reopened.hits, reopened.misses) == (5, 0)
+
+
+def test_different_params_miss_and_duplicates_are_sent_once(backend, tmp_path):
+    cached = CachedBackend(backend, CompletionCache(tmp_path / "cache.sqlite"))
+    cached.generate([ask("question")])
+    backend.sent.clear()
+    longer, again = ask("question", max_new_tokens=6), ask("question")
+    out = cached.generate([longer, longer, again])
+    assert backend.sent == [[longer]]
+    assert out[2].cached and not out[0].cached and out[1].cached
+    assert out[0].text == out[1].text
+
+
+def test_errors_are_returned_but_not_cached(backend, tmp_path):
+    cache = CompletionCache(tmp_path / "cache.sqlite")
+    cached = CachedBackend(backend, cache)
+    too_long = ask("gene " * 100)  # beyond the 80-token context window: an error completion
+    first = cached.generate([too_long, ask("short")])
+    assert first[0].error and first[1].ok
+    assert len(cache) == 1
+    backend.sent.clear()
+    second = cached.generate([too_long, ask("short")])
+    assert second[0].error and backend.sent == [[too_long]]  # the failure is retried, the success is not
+
+
+def test_completions_are_committed_as_they_stream(backend, tmp_path):
+    path = tmp_path / "cache.sqlite"
+    cached = CachedBackend(backend, CompletionCache(path))
+    stream = cached.stream([ask(f"q{i}", max_new_tokens=3) for i in range(6)])
+    next(stream)
+    next(stream)  # the first batch (batch_size 2) is done; then the run "dies"
+    stream.close()
+    with sqlite3.connect(path) as other_process_view:
+        assert other_process_view.execute("SELECT COUNT(*) FROM completions").fetchone()[0] == 2
+
+
+def test_key_covers_kind_model_messages_params_and_schema():
+    base = ask("q")
+    keys = {
+        cache_key("hf", "m", base),
+        cache_key("litellm", "m", base),
+        cache_key("hf", "m2", base),
+        cache_key("hf", "m", ask("q2")),
+        cache_key("hf", "m", ask("q", max_new_tokens=5)),
+        cache_key("hf", "m", ChatRequest(base.messages, base.params, {"type": "object"})),
+    }
+    assert len(keys) == 6
+    assert cache_key("hf", "m", base) == cache_key("hf", "m", ask("q"))
+
+
+WRITER = """
+import sys
+from bioqa.models.base import ChatRequest, Completion, GenerationParams
+from bioqa.models.cache import CompletionCache, cache_key
+
+path, writer, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cache = CompletionCache(path)
+for i in range(rows):
+    messages = ({"role": "user", "content": f"writer {writer} row {i}"},)
+    request = ChatRequest(messages, GenerationParams(max_new_tokens=4))
+    cache.put(cache_key("hf", "m", request), "hf", "m", request, Completion(text=f"{writer}-{i}"))
+"""
+
+
+def test_concurrent_writers_threads_and_processes(tmp_path):
+    path = str(tmp_path / "cache.sqlite")
+    cache = CompletionCache(path)
+    root = Path(__file__).resolve().parent.parent
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, path, str(w), "50"], cwd=root, env={**os.environ, "PYTHONPATH": str(root)}
+        )
+        for w in range(2)
+    ]
+
+    def write_rows(writer: int) -> None:
+        for i in range(50):
+            request = ask(f"writer {writer} row {i}")
+            cache.put(cache_key("hf", "m", request), "hf", "m", request, Completion(text=f"{writer}-{i}"))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write_rows, range(2, 6)))
+    assert [process.wait(60) for process in processes] == [0, 0]
+    assert len(cache) == 6 * 50
+    for writer in (1, 5):
+        hit = cache.get(cache_key("hf", "m", ask(f"writer {writer} row 49")))
+        assert hit is not None and hit.text == f"{writer}-49" and hit.cached
+
+
+def test_failed_completion_cannot_be_stored(tmp_path):
+    cache = CompletionCache(tmp_path / "cache.sqlite")
+    with pytest.raises(ValueError, match="refusing"):
+        cache.put("k", "hf", "m", ask("q"), Completion(text="", error="boom"))

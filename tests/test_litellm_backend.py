@@ -1,0 +1,173 @@
+"""LiteLLMBackend against a real loopback HTTP server (an OpenAI-style fixture answering scripted statuses)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bioqa.models.base import ChatRequest, GenerationParams
+from bioqa.models.litellm_backend import LiteLLMBackend
+from bioqa.models.serve import free_port
+
+FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 5, "context_window": 4096}
+
+
+class ScriptedServer(ThreadingHTTPServer):
+    """Answers chat completions with the next scripted status (then 200s); records every request body."""
+
+    def __init__(self, script: list[int]):
+        self.script = list(script)
+        self.bodies: list[dict] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: ScriptedServer
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.server.lock:
+            self.server.bodies.append(body)
+            status = self.server.script.pop(0) if self.server.script else 200
+        if status == 200:
+            user = body["messages"][-1]["content"]
+            payload = {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": user}}],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+            }
+        else:
+            payload = {"error": {"message": f"scripted {status}", "type": "x", "code": str(status)}}
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[callable]:
+    servers = []
+
+    def start(script: list[int]) -> ScriptedServer:
+        server = ScriptedServer(script)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def ask(text: str, schema: dict | None = None) -> ChatRequest:
+    return ChatRequest(({"role": "user", "content": text},), GenerationParams(max_new_tokens=5), schema)
+
+
+def test_rate_limited_twice_then_answered(scripted):
+    server = scripted([429, 429])
+    backend = LiteLLMBackend("openai/fixture", api_base=server.api_base, max_retries=3, **FAST)
+    (completion,) = backend.generate([ask("hello")])
+    assert completion.ok, completion.error
+    assert completion.text == "hello"
+    assert (completion.prompt_tokens, completion.completion_tokens) == (11, 3)
+    assert completion.cost_usd == 0.0  # not in LiteLLM's cost map
+    assert len(server.bodies) == 3
+
+
+def test_retries_are_bounded_and_end_in_an_error_completion(scripted):
+    server = scripted([429] * 10)
+    backend = LiteLLMBackend("openai/fixture", api_base=server.api_base, max_retries=2, **FAST)
+    completions = backend.generate([ask("a"), ask("b")])
+    assert all(c.error and "RateLimitError after 3 attempt(s)" in c.error and c.text == "" for c in completions)
+    assert len(server.bodies) == 6
+
+
+def test_bad_request_is_not_retried(scripted):
+    server = scripted([400])
+    backend = LiteLLMBackend("openai/fixture", api_base=server.api_base, max_retries=3, **FAST)
+    (completion,) = backend.generate([ask("a")])
+    assert completion.error and "BadRequestError after 1 attempt(s)" in completion.error
+    assert len(server.bodies) == 1
+
+
+def test_server_errors_are_retried(scripted):
+    server = scripted([500, 503])
+    backend = LiteLLMBackend("openai/fixture", api_base=server.api_base, max_retries=2, **FAST)
+    assert backend.generate([ask("a")])[0].ok
+    assert len(server.bodies) == 3
+
+
+def test_order_kept_under_concurrency(scripted):
+    server = scripted([429, 500, 429])
+    backend = LiteLLMBackend("openai/fixture", api_base=server.api_base, concurrency=4, max_retries=3, **FAST)
+    texts = [f"question {i}" for i in range(12)]
+    assert [c.text for c in backend.generate([ask(t) for t in texts])] == texts
+
+
+def test_json_mode_and_request_parameters(scripted):
+    server = scripted([])
+    schema = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}}
+    request = ChatRequest(({"role": "user", "content": "q"},), GenerationParams(7, 0.0, 0.9, ("\n",)), schema)
+    LiteLLMBackend("openai/fixture", api_base=server.api_base, **FAST).generate([request])
+    LiteLLMBackend("openai/fixture", api_base=server.api_base, json_mode=False, **FAST).generate([request])
+    with_json, plain = server.bodies
+    assert with_json["response_format"] == {"type": "json_object"}  # no schema support known: JSON mode
+    assert "response_format" not in plain
+    assert with_json["max_tokens"] == 7 and with_json["top_p"] == 0.9 and with_json["stop"] == ["\n"]
+    assert with_json["model"] == "fixture"
+
+
+def test_response_schema_sent_where_supported(scripted, monkeypatch):
+    server = scripted([])
+    monkeypatch.setenv("BIOQA_TEST_KEY", "sk-test")
+    backend = LiteLLMBackend("openai/gpt-4o-2024-08-06", api_base=server.api_base, api_key_env="BIOQA_TEST_KEY")
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    completion = backend.generate([ask("q", schema)])[0]
+    assert server.bodies[0]["response_format"]["json_schema"]["schema"] == schema
+    assert completion.cost_usd > 0  # a known model: priced from the offline cost map
+    assert backend.context_window == 128000
+
+
+def test_dead_port_gives_an_error_completion_quickly():
+    backend = LiteLLMBackend("openai/x", api_base=f"http://127.0.0.1:{free_port()}/v1", max_retries=1, **FAST)
+    (completion,) = backend.generate([ask("a")])
+    assert completion.error and "after 2 attempt(s)" in completion.error and "onnection" in completion.error
+
+
+def test_missing_api_key_fails_at_construction(monkeypatch):
+    monkeypatch.delenv("BIOQA_NO_SUCH_KEY", raising=False)
+    with pytest.raises(OSError, match="BIOQA_NO_SUCH_KEY"):
+        LiteLLMBackend("gpt-4o", api_key_env="BIOQA_NO_SUCH_KEY")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(OSError, match="OPENAI_API_KEY"):
+        LiteLLMBackend("gpt-4o")
+
+
+def test_unknown_context_window_must_be_given():
+    with pytest.raises(ValueError, match="context_window"):
+        LiteLLMBackend("openai/some-local-model", api_base="http://127.0.0.1:1/v1")
+
+
+def test_count_tokens_grows_with_the_messages():
+    backend = LiteLLMBackend("openai/x", api_base="http://127.0.0.1:1/v1", context_window=100)
+    short = backend.count_tokens([{"role": "user", "content": "gene"}])
+    long = backend.count_tokens([{"role": "user", "content": "gene " * 50}])
+    assert 0 < short < long

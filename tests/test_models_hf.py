@@ -1,0 +1,174 @@
+"""HFBackend on tiny random models with the SmolLM2 tokenizer (and once on the real embedded SmolLM2)."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import torch
+
+from bioqa.models.base import ChatRequest, GenerationParams
+from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir, smollm2_gguf
+from bioqa.models.hf import HFBackend, save_random_model
+
+YES_NO = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"]}
+ENTITIES = {
+    "type": "object",
+    "properties": {"entities": {"type": "array", "items": {"type": "string", "maxLength": 24}, "maxItems": 3}},
+    "required": ["entities"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The CPU is shared: tiny models run several times faster on one thread than on oversubscribed cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def ask(text: str, max_new_tokens: int = 24, **kwargs) -> ChatRequest:
+    params = GenerationParams(max_new_tokens=max_new_tokens, **kwargs.pop("params", {}))
+    return ChatRequest(({"role": "user", "content": text},), params, **kwargs)
+
+
+QUESTIONS = [f"Is BRCA{i} associated with {'breast ' * (i % 4)}cancer?" for i in range(7)]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return save_random_model(tmp_path_factory.mktemp("tiny") / "llama", smollm2_dir(), SMOLLM2_GGUF, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    return HFBackend(tiny_dir, batch_size=4)
+
+
+def test_completions_keep_request_order_and_count_tokens(tiny):
+    requests = [ask(q, max_new_tokens=5) for q in QUESTIONS]
+    completions = tiny.generate(requests)
+    assert len(completions) == len(requests)
+    for request, completion in zip(requests, completions, strict=True):
+        assert completion.ok, completion.error
+        assert completion.prompt_tokens == tiny.count_tokens(request.messages)
+        assert 1 <= completion.completion_tokens <= 5
+        assert completion.latency_s > 0 and completion.cost_usd == 0.0
+    # questions of different lengths got different prompt counts: the order was not mixed up by length sorting
+    assert len({c.prompt_tokens for c in completions}) > 1
+
+
+def test_batched_greedy_equals_one_by_one(tiny_dir):
+    requests = [ask(q, max_new_tokens=8) for q in QUESTIONS]
+    batched = HFBackend(tiny_dir, batch_size=4).generate(requests)
+    single = HFBackend(tiny_dir, batch_size=1).generate(requests)
+    assert [c.text for c in batched] == [c.text for c in single]
+
+
+def test_stop_strings_cut_the_text(tiny):
+    free = tiny.generate([ask(QUESTIONS[0], max_new_tokens=12)])[0].text
+    assert len(free) > 1
+    stop = free[len(free) // 2 :][:1]
+    stopped = tiny.generate([ask(QUESTIONS[0], max_new_tokens=12, params={"stop": (stop,)})])[0]
+    assert stopped.ok and stop not in stopped.text
+    assert free.startswith(stopped.text) and len(stopped.text) < len(free)
+
+
+def test_too_long_prompt_is_an_error_completion_not_an_exception(tiny_dir):
+    backend = HFBackend(tiny_dir, context_window=64)
+    long, short = ask("gene " * 200), ask("Is it?", max_new_tokens=4)
+    completions = backend.generate([long, short])
+    assert completions[0].error and "context window of 64" in completions[0].error and completions[0].text == ""
+    assert completions[1].ok
+
+
+@pytest.mark.parametrize("schema", [YES_NO, ENTITIES], ids=["yes-no", "entities"])
+def test_schema_constrained_output_always_validates(tiny, schema):
+    unconstrained = tiny.generate([ask(q, max_new_tokens=16) for q in QUESTIONS[:4]])
+    with pytest.raises((json.JSONDecodeError, jsonschema.ValidationError)):
+        for completion in unconstrained:
+            jsonschema.validate(json.loads(completion.text), schema)
+    torch.manual_seed(0)
+    greedy = [ask(q, max_new_tokens=64, json_schema=schema) for q in QUESTIONS[:4]]
+    sampled = [ask(q, max_new_tokens=64, json_schema=schema, params={"temperature": 1.5}) for q in QUESTIONS]
+    texts = [c.text for c in tiny.generate(greedy + sampled)]
+    for text in texts:
+        jsonschema.validate(json.loads(text), schema)
+    assert len(set(texts)) > 1  # sampling explores the grammar; still always valid
+
+
+def test_mixed_batch_constrains_only_the_rows_with_a_schema(tiny):
+    requests = [ask(q, max_new_tokens=40, json_schema=YES_NO if i % 2 else None) for i, q in enumerate(QUESTIONS)]
+    completions = tiny.generate(requests)
+    for i, completion in enumerate(completions):
+        if i % 2:
+            assert json.loads(completion.text)["answer"] in ("yes", "no")
+        else:
+            assert completion.text == tiny.generate([requests[i]])[0].text
+
+
+def test_adapter_changes_the_model_and_its_id(tiny_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, lora).save_pretrained(tmp_path / "adapter")
+    plain, adapted = HFBackend(tiny_dir), HFBackend(tiny_dir, adapter=tmp_path / "adapter")
+    assert adapted.model_id.startswith(plain.model_id + "+adapter:")
+    requests = [ask(q, max_new_tokens=8) for q in QUESTIONS[:3]]
+    assert [c.text for c in plain.generate(requests)] != [c.text for c in adapted.generate(requests)]
+
+
+def test_expert_lora_adapter_loads_on_a_4bit_mixtral(tmp_path):
+    from bioqa.training.adapters import LoraSettings, add_lora, save_adapter
+    from bioqa.training.quantization import random_model_4bit
+
+    sizes = {"architecture": "mixtral", "seed": 0, "num_local_experts": 4, "num_experts_per_tok": 2}
+    trained = add_lora(random_model_4bit(smollm2_dir(), SMOLLM2_GGUF, **sizes), LoraSettings(r=4, experts=True))
+    with torch.no_grad():  # stand-in for training: LoRA B matrices start at zero, which would change nothing
+        for name, parameter in trained.named_parameters():
+            if "lora_B" in name or name.endswith("_B"):
+                parameter.normal_(0, 0.5)
+    adapter = save_adapter(trained, tmp_path / "adapter")
+    assert (adapter / "expert_lora.safetensors").is_file()
+    base = HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, load_in_4bit=True, **sizes)
+    adapted = HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, load_in_4bit=True, adapter=adapter, **sizes)
+    assert any(hasattr(module, "gate_up_A") for module in adapted.model.modules())
+    requests = [ask(q, max_new_tokens=6) for q in QUESTIONS[:3]]
+    assert [c.text for c in base.generate(requests)] != [c.text for c in adapted.generate(requests)]
+
+
+def test_clear_errors_for_missing_files(tmp_path, tiny_dir):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        HFBackend(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        HFBackend(tiny_dir, gguf_file="missing.gguf")
+    with pytest.raises(FileNotFoundError, match=r"adapter_config\.json"):
+        HFBackend(tiny_dir, adapter=tmp_path)
+
+
+def test_random_config_is_reproducible_and_sized(tiny_dir):
+    a = HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=3, hidden_size=32, num_hidden_layers=1)
+    b = HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=3, hidden_size=32, num_hidden_layers=1)
+    assert a.model.config.hidden_size == 32 and a.model.config.num_hidden_layers == 1
+    assert a.model_id == b.model_id and "seed=3" in a.model_id
+    request = [ask(QUESTIONS[1], max_new_tokens=6)]
+    assert a.generate(request)[0].text == b.generate(request)[0].text
+
+
+@pytest.mark.slow
+def test_embedded_smollm2_answers_in_schema():
+    assert smollm2_gguf().is_file()
+    backend = HFBackend(smollm2_dir(), gguf_file=SMOLLM2_GGUF, batch_size=2)
+    assert backend.context_window >= 2048
+    requests = [
+        ask("Is the BRCA1 gene associated with breast cancer? Answer yes or no in JSON.", 16, json_schema=YES_NO),
+        ask("What is the capital of France? Answer in one word.", 8),
+    ]
+    constrained, free = backend.generate(requests)
+    assert json.loads(constrained.text)["answer"] in ("yes", "no")
+    assert "paris" in free.text.lower()
