@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 #: Columns of the summary, in order; a measure absent from every run is left out.
 HEADLINE = (
-    "yesno.accuracy",
+    "yesno.acc",
     "yesno.macro_f1",
     "factoid.strict_acc",
     "factoid.lenient_acc",
