@@ -172,3 +172,16 @@ def test_embedded_smollm2_answers_in_schema():
     constrained, free = backend.generate(requests)
     assert json.loads(constrained.text)["answer"] in ("yes", "no")
     assert "paris" in free.text.lower()
+
+
+def test_weights_load_only_when_a_completion_is_computed(tmp_path, tiny_dir):
+    from bioqa.models.cache import CachedBackend, CompletionCache
+
+    request = [ask(QUESTIONS[0], max_new_tokens=4)]
+    first = HFBackend(tiny_dir)
+    assert first._model is None and first.count_tokens(request[0].messages) > 0  # tokenizer only
+    expected = CachedBackend(first, CompletionCache(tmp_path / "c.sqlite")).generate(request)[0].text
+    assert first._model is not None
+    again = HFBackend(tiny_dir)
+    answer = CachedBackend(again, CompletionCache(tmp_path / "c.sqlite")).generate(request)[0]
+    assert answer.cached and answer.text == expected and again._model is None  # a cached rerun loads no weights

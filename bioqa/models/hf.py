@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,18 +123,23 @@ class HFBackend(Backend):
             raise FileNotFoundError(
                 f"cannot load {model_path} ({error}); point model.backend.model_path at local weights"
             ) from error
-        if load_in_4bit:
-            model = self._load_4bit(model_path, gguf_file, dtype, device, trust_remote_code)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(
+
+        def load() -> PreTrainedModel:
+            if load_in_4bit:
+                return self._load_4bit(model_path, gguf_file, dtype, device, trust_remote_code)
+            return AutoModelForCausalLM.from_pretrained(
                 model_path,
                 gguf_file=gguf_file,
                 dtype=dtype,
                 device_map=None if device == "auto" and not torch.cuda.is_available() else device,
                 trust_remote_code=trust_remote_code,
             )
+
+        if context_window is None:
+            config = AutoConfig.from_pretrained(model_path, gguf_file=gguf_file, trust_remote_code=trust_remote_code)
+            context_window = getattr(config.get_text_config(), "max_position_embeddings", DEFAULT_CONTEXT_WINDOW)
         name = model_path + (f":{gguf_file}" if gguf_file else "") + (":4bit" if load_in_4bit else "")
-        self._init(model, tokenizer, name, adapter, batch_size, context_window)
+        self._init(load, tokenizer, name, adapter, batch_size, context_window)
 
     @classmethod
     def from_random_config(
@@ -179,33 +184,53 @@ class HFBackend(Backend):
 
     def _init(
         self,
-        model: PreTrainedModel,
+        model: PreTrainedModel | Callable[[], PreTrainedModel],
         tokenizer: PreTrainedTokenizerBase,
         name: str,
         adapter: str | Path | None,
         batch_size: int,
         context_window: int | None,
     ) -> None:
+        """``model``: the weights, or a function that loads them on first use."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if adapter is not None:
-            from bioqa.training.adapters import load_adapter  # PEFT LoRA plus bioqa's expert LoRA, if saved
-
-            adapter = Path(adapter).expanduser()
-            model = load_adapter(model, adapter)
-            name += f"+adapter:{adapter.resolve()}@{_adapter_digest(adapter)}"
-        self.model = model.eval()
+        self._adapter = Path(adapter).expanduser() if adapter is not None else None
+        if self._adapter is not None:
+            if not (self._adapter / "adapter_config.json").is_file():
+                raise FileNotFoundError(f"{self._adapter} is not a PEFT adapter directory (no adapter_config.json)")
+            name += f"+adapter:{self._adapter.resolve()}@{_adapter_digest(self._adapter)}"
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self._model_id = name
-        self._context_window = context_window or getattr(
-            model.config, "max_position_embeddings", DEFAULT_CONTEXT_WINDOW
-        )
+        self._model: PreTrainedModel | None = None
+        if isinstance(model, PreTrainedModel):
+            self._loader = None
+            self._attach(model)
+            context_window = context_window or getattr(model.config, "max_position_embeddings", None)
+        else:
+            self._loader = model
+        self._context_window = context_window or DEFAULT_CONTEXT_WINDOW
+
+    def _attach(self, model: PreTrainedModel) -> None:
+        if self._adapter is not None:
+            from bioqa.training.adapters import load_adapter  # PEFT LoRA plus bioqa's expert LoRA, if saved
+
+            model = load_adapter(model, self._adapter)
+        self._model = model.eval()
         # A turn ends at the tokenizer's eos (the chat template's end of turn) or any eos the model declares.
         eos = model.generation_config.eos_token_id if model.generation_config else None
         declared = eos if isinstance(eos, list) else [eos]
-        self._eos_ids = list(dict.fromkeys(i for i in [tokenizer.eos_token_id, *declared] if i is not None))
-        self._schemas = SchemaCompiler(tokenizer, model.config.get_text_config().vocab_size, self._eos_ids)
+        self._eos_ids = list(dict.fromkeys(i for i in [self.tokenizer.eos_token_id, *declared] if i is not None))
+        self._schemas = SchemaCompiler(self.tokenizer, model.config.get_text_config().vocab_size, self._eos_ids)
+
+    @property
+    def model(self) -> PreTrainedModel:
+        """The weights, loaded on first use: a run answered entirely from the cache never loads them."""
+        if self._model is None:
+            if self._loader is None:
+                raise RuntimeError("this backend was closed")
+            self._attach(self._loader())
+        return self._model
 
     @property
     def model_id(self) -> str:
@@ -306,7 +331,7 @@ class HFBackend(Backend):
             )
 
     def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+        self._model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
