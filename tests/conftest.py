@@ -1,9 +1,16 @@
-"""Shared fixtures: the BioASQ data beside the checkout (tests using it skip cleanly when it is absent)."""
+"""Shared fixtures: the BioASQ data beside the checkout (tests using it skip cleanly when it is absent), one torch
+thread for the modules that run tiny models, and loopback HTTP servers answering JSON."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+from collections.abc import Callable, Iterator
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +30,64 @@ def shared_dir() -> Path:
     if not (SHARED / "golden").is_dir():
         pytest.skip(f"BioASQ shared data not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The CPU is shared: tiny models run several times faster on one thread than on oversubscribed cores.
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``; the count is restored after
+    the module."""
+    import torch  # here, so that collecting the modules that never touch torch does not import it
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+#: ``respond(path, JSON body, headers) -> (HTTP status, JSON payload)``: what a loopback server answers to a POST.
+Responder = Callable[[str, Any, Message], tuple[int, Any]]
+
+
+class JSONServer(ThreadingHTTPServer):
+    """Answers every POST (a JSON body) with ``respond``'s status and JSON payload."""
+
+    def __init__(self, respond: Responder):
+        self.respond = respond
+        super().__init__(("127.0.0.1", 0), JSONHandler)
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    server: JSONServer
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        status, payload = self.server.respond(self.path, body, self.headers)
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def json_server() -> Iterator[Callable[[Responder], str]]:
+    """``json_server(respond)`` starts a real loopback HTTP server and returns its base URL
+    (``http://127.0.0.1:PORT``); every server started is shut down after the test."""
+    servers: list[JSONServer] = []
+
+    def start(respond: Responder) -> str:
+        server = JSONServer(respond)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 
 import pytest
 
@@ -16,65 +14,41 @@ from bioqa.models.serve import free_port
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 5, "context_window": 4096}
 
 
-class ScriptedServer(ThreadingHTTPServer):
-    """Answers chat completions with the next scripted status (then 200s); records every request body."""
+class ScriptedChat:
+    """An OpenAI-style endpoint: answers chat completions with the next scripted status (then 200s) and records
+    every request body; ``api_base`` is where the ``scripted`` fixture serves it."""
 
     def __init__(self, script: list[int]):
         self.script = list(script)
         self.bodies: list[dict] = []
         self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), Handler)
+        self.api_base = ""
 
-    @property
-    def api_base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: ScriptedServer
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with self.server.lock:
-            self.server.bodies.append(body)
-            status = self.server.script.pop(0) if self.server.script else 200
-        if status == 200:
-            user = body["messages"][-1]["content"]
-            payload = {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": user}}],
-                "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
-            }
-        else:
-            payload = {"error": {"message": f"scripted {status}", "type": "x", "code": str(status)}}
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+    def respond(self, path: str, body: dict, headers) -> tuple[int, dict]:
+        with self.lock:
+            self.bodies.append(body)
+            status = self.script.pop(0) if self.script else 200
+        if status != 200:
+            return status, {"error": {"message": f"scripted {status}", "type": "x", "code": str(status)}}
+        user = body["messages"][-1]["content"]
+        return status, {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": user}}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+        }
 
 
 @pytest.fixture
-def scripted() -> Iterator[callable]:
-    servers = []
-
-    def start(script: list[int]) -> ScriptedServer:
-        server = ScriptedServer(script)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
+def scripted(json_server) -> Callable[[list[int]], ScriptedChat]:
+    def start(script: list[int]) -> ScriptedChat:
+        server = ScriptedChat(script)
+        server.api_base = f"{json_server(server.respond)}/v1"
         return server
 
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    return start
 
 
 def ask(text: str, schema: dict | None = None) -> ChatRequest:

@@ -21,13 +21,7 @@ ENTITIES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The CPU is shared: tiny models run several times faster on one thread than on oversubscribed cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def ask(text: str, max_new_tokens: int = 24, **kwargs) -> ChatRequest:
@@ -185,3 +179,22 @@ def test_weights_load_only_when_a_completion_is_computed(tmp_path, tiny_dir):
     again = HFBackend(tiny_dir)
     answer = CachedBackend(again, CompletionCache(tmp_path / "c.sqlite")).generate(request)[0]
     assert answer.cached and answer.text == expected and again._model is None  # a cached rerun loads no weights
+
+
+def test_max_batch_tokens_puts_long_prompts_in_smaller_batches(monkeypatch):
+    backend = HFBackend.from_random_config(
+        smollm2_dir(), SMOLLM2_GGUF, hidden_size=32, num_hidden_layers=1, batch_size=8, max_batch_tokens=1000
+    )
+    sizes: list[int] = []
+    run_batch = backend._run_batch
+
+    def recording(params, batch, *args):
+        sizes.append(len(batch))
+        return run_batch(params, batch, *args)
+
+    monkeypatch.setattr(backend, "_run_batch", recording)
+    long_text = "protein kinase signalling " * 100  # ~300 tokens: 1000 // (300 + 2) = 3 per batch
+    requests = [ask(long_text, max_new_tokens=2)] * 6 + [ask("Is it?", max_new_tokens=2)] * 8
+    completions = backend.generate(requests)
+    assert all(c.ok for c in completions) and completions[0].prompt_tokens > 300
+    assert sizes == [3, 3, 8]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from hydra._internal.utils import _locate
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
@@ -21,13 +20,7 @@ LITELLM_CONFIGS = sorted(p for p in CONF.glob("*.yaml") if "LiteLLMBackend" in p
 LITELLM_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "FIREWORKS_AI_API_KEY")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The CPU is shared: tiny models run several times faster on one thread than on oversubscribed cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_cfg(name: str, *overrides: str):

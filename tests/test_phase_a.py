@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -43,13 +43,11 @@ class ScriptedBackend(Backend):
     def count_tokens(self, messages) -> int:
         return sum(len(m["content"]) for m in messages) // 4
 
-    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
         self.calls.append(list(requests))
-        out = []
-        for r in requests:
+        for index, r in enumerate(requests):
             text = self.reply(r.messages[-1]["content"])
-            out.append(Completion(text="", error="scripted failure") if text is None else Completion(text=text))
-        return out
+            yield index, Completion(text="", error="scripted failure") if text is None else Completion(text=text)
 
 
 @pytest.fixture(scope="module")

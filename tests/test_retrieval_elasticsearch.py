@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
@@ -17,19 +14,19 @@ DOCS = [
 ]
 
 
-class FakeSearch(BaseHTTPRequestHandler):
+class FakeSearch:
     """Accepts ``query_string`` unless it contains ``((``; ``simple_query_string`` always; scores by term hits."""
 
     requests: ClassVar[list[dict]] = []
 
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeSearch.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-        if self.path != "/pubmed/_search":
-            return self._reply(404, {"error": "index_not_found_exception"})
+    @staticmethod
+    def respond(path: str, body: dict, headers) -> tuple[int, dict]:
+        FakeSearch.requests.append({"path": path, "body": body, "auth": headers.get("Authorization")})
+        if path != "/pubmed/_search":
+            return 404, {"error": "index_not_found_exception"}
         kind, spec = next(iter(body["query"].items()))
         if kind == "query_string" and "((" in spec["query"]:
-            return self._reply(400, {"error": {"type": "query_shard_exception"}})
+            return 400, {"error": {"type": "query_shard_exception"}}
         words = [w.strip('"()').lower() for w in spec["query"].split()]
         hits = []
         for doc in DOCS:
@@ -38,29 +35,13 @@ class FakeSearch(BaseHTTPRequestHandler):
             if score:
                 hits.append({"_index": "pubmed", "_id": doc["pmid"], "_score": float(score), "_source": doc})
         hits.sort(key=lambda h: -h["_score"])
-        return self._reply(200, {"took": 1, "hits": {"total": {"value": len(hits)}, "hits": hits[: body["size"]]}})
-
-    def _reply(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        return 200, {"took": 1, "hits": {"total": {"value": len(hits)}, "hits": hits[: body["size"]]}}
 
 
 @pytest.fixture()
-def server():
+def server(json_server) -> str:
     FakeSearch.requests.clear()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeSearch)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    return json_server(FakeSearch.respond)
 
 
 def test_query_string_search_returns_hits(server):

@@ -13,14 +13,7 @@ from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend, save_random_model
 from bioqa.models.serve import main, model_spec, servable_model, serve_command
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The CPU is shared: tiny models run several times faster on one thread than on oversubscribed cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_command_pins_the_model(tmp_path):

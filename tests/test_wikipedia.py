@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
@@ -60,13 +60,11 @@ class ScriptedBackend(Backend):
     def count_tokens(self, messages) -> int:
         return sum(len(m["content"]) for m in messages) // 4
 
-    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
         self.requests.extend(requests)
-        out = []
-        for r in requests:
+        for index, r in enumerate(requests):
             user = r.messages[-1]["content"]
-            out.append(Completion(text=next((v for k, v in self.replies.items() if k in user), "")))
-        return out
+            yield index, Completion(text=next((v for k, v in self.replies.items() if k in user), ""))
 
 
 def context(**kwargs) -> WikipediaContext:

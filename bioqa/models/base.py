@@ -76,16 +76,17 @@ class Backend(ABC):
         """Prompt tokens these messages take once the chat template is applied."""
 
     @abstractmethod
-    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        """Complete every request (same order). A failed request yields a Completion with ``error`` set;
-        only programming errors and configuration errors raise."""
-
     def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
-        """Yield ``(index into requests, completion)`` as soon as each is available, in any order.
+        """Yield ``(index into requests, completion)`` for every request as soon as each is available, in any
+        order. A failed request yields a Completion with ``error`` set; only programming errors and configuration
+        errors raise. The completion cache stores each as it arrives, so a killed run keeps what it paid for."""
 
-        The completion cache stores each as it arrives, so a killed run keeps what it paid for. The default
-        yields everything once ``generate`` returns; backends that work in batches or threads override it."""
-        yield from enumerate(self.generate(requests))
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        """Complete every request; the completions come back in the order of ``requests``."""
+        completions: list[Completion | None] = [None] * len(requests)
+        for index, completion in self.stream(requests):
+            completions[index] = completion
+        return completions  # type: ignore[return-value]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (threads, GPU memory)."""

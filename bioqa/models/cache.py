@@ -147,12 +147,6 @@ class CachedBackend(Backend):
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return self.backend.count_tokens(messages)
 
-    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        completions: list[Completion | None] = [None] * len(requests)
-        for index, completion in self.stream(requests):
-            completions[index] = completion
-        return completions  # type: ignore[return-value]
-
     def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
         waiting: dict[str, list[int]] = {}
         for index, request in enumerate(requests):

@@ -89,7 +89,9 @@ class HFBackend(Backend):
     """Batched chat generation with a local transformers model.
 
     Requests are sorted by prompt length and generated ``batch_size`` at a time (left padding) with the model's
-    chat template; greedy when ``temperature`` is 0, sampled otherwise; stop strings are honoured and cut off.
+    chat template; ``max_batch_tokens`` caps a batch's padded size (prompt + new tokens, times rows), so long
+    prompts go in smaller batches (on CPU, padded attention over long prompts costs more than batching saves).
+    Greedy when ``temperature`` is 0, sampled otherwise; stop strings are honoured and cut off.
     A request with ``json_schema`` is constrained to it (xgrammar), also inside a mixed batch.
     ``latency_s`` of a completion is the wall time of the batch that produced it.
     """
@@ -107,6 +109,7 @@ class HFBackend(Backend):
         batch_size: int = 8,
         context_window: int | None = None,
         trust_remote_code: bool = False,
+        max_batch_tokens: int | None = None,
     ):
         local = Path(model_path).expanduser()
         if local.exists():
@@ -140,6 +143,7 @@ class HFBackend(Backend):
             context_window = getattr(config.get_text_config(), "max_position_embeddings", DEFAULT_CONTEXT_WINDOW)
         name = model_path + (f":{gguf_file}" if gguf_file else "") + (":4bit" if load_in_4bit else "")
         self._init(load, tokenizer, name, adapter, batch_size, context_window)
+        self.max_batch_tokens = max_batch_tokens
 
     @classmethod
     def from_random_config(
@@ -151,6 +155,7 @@ class HFBackend(Backend):
         adapter: str | Path | None = None,
         batch_size: int = 8,
         context_window: int | None = None,
+        max_batch_tokens: int | None = None,
         **config: Any,
     ) -> HFBackend:
         """A tiny random model in memory (tests, demos): see :func:`random_model` for ``architecture``/``config``."""
@@ -161,6 +166,7 @@ class HFBackend(Backend):
         backend._init(
             model, tokenizer, f"random:{architecture}:seed={seed}:{sizes}", adapter, batch_size, context_window
         )
+        backend.max_batch_tokens = max_batch_tokens
         return backend
 
     @staticmethod
@@ -246,12 +252,6 @@ class HFBackend(Backend):
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.tokenizer(self._prompt(messages), add_special_tokens=False)["input_ids"])
 
-    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        completions: list[Completion | None] = [None] * len(requests)
-        for index, completion in self.stream(requests):
-            completions[index] = completion
-        return completions  # type: ignore[return-value]
-
     def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
         """Yield each batch's completions as soon as the batch is done."""
         prompts = [self._prompt(request.messages) for request in requests]
@@ -274,7 +274,12 @@ class HFBackend(Backend):
         batches = []
         for params, indices in groups.items():
             indices.sort(key=lambda i: lengths[i], reverse=True)  # longest first: memory trouble shows early
-            batches += [(params, indices[i : i + self.batch_size]) for i in range(0, len(indices), self.batch_size)]
+            start = 0
+            while start < len(indices):  # a batch pads to its first (longest) prompt: cap its padded tokens
+                longest = lengths[indices[start]] + params.max_new_tokens
+                size = min(self.batch_size, max(1, (self.max_batch_tokens or longest) // longest))
+                batches.append((params, indices[start : start + size]))
+                start += size
         with tqdm(total=sum(len(b) for _, b in batches), desc="generate", unit="req", disable=None) as progress:
             for params, batch in batches:
                 yield from self._generate_batch(params, batch, prompts, requests)

@@ -112,12 +112,6 @@ class LiteLLMBackend(Backend):
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return litellm.token_counter(model=self.model, messages=list(messages))
 
-    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        completions: list[Completion | None] = [None] * len(requests)
-        for index, completion in self.stream(requests):
-            completions[index] = completion
-        return completions  # type: ignore[return-value]
-
     def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
         """Yield completions as the threads finish them (at most ``concurrency`` requests in flight)."""
         if not requests:
