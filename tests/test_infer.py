@@ -99,6 +99,8 @@ def test_killed_run_resumes_without_recomputing_or_paying_twice(tmp_path):
     done_keys = {(r["id"], r["kind"]) for r in before}
     assert after[: len(before)] == before  # nothing lost, nothing rewritten
     assert len(after) == 28 and not done_keys & {(r["id"], r["kind"]) for r in after[len(before) :]}
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    assert resumed["accounting.resumed"] == len(before) and resumed["accounting.requests"] == 28
 
     fresh = tmp_path / "fresh"
     run_infer(tmp_path, *overrides[:-1], f"hydra.run.dir={fresh}")  # new run dir, same cache: no model calls

@@ -51,3 +51,5 @@ def test_accounting_counts_costs_latency_and_parse_failures():
     assert summary["parse_failure_rate"] == 1 / 3
     assert summary["parse_failure_rate.yesno.exact"] == 1 / 3
     assert summary["questions_per_minute"] == 8.0
+    resumed = summarize_records(records, wall_time_s=30.0, resumed={("q1", "exact"), ("q2", "exact")})
+    assert resumed["resumed"] == 2 and resumed["questions_per_minute"] == 4.0  # q3, q4 answered in 30 s

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import numpy as np
@@ -13,12 +13,21 @@ def _rate(failures: int, total: int) -> float:
     return failures / total if total else 0.0
 
 
-def summarize_records(records: Iterable[dict[str, Any]], wall_time_s: float | None = None) -> dict[str, Any]:
-    """Totals over a run's records; ``cost_usd`` counts only calls made (cache hits cost nothing again)."""
+def summarize_records(
+    records: Iterable[dict[str, Any]],
+    wall_time_s: float | None = None,
+    resumed: Collection[tuple[str, str]] = frozenset(),
+) -> dict[str, Any]:
+    """Totals over a run's records; ``cost_usd`` counts only calls made (cache hits cost nothing again).
+
+    ``resumed``: ``(question id, kind)`` of records an interrupted earlier run had already journaled; throughput
+    counts only the questions answered within ``wall_time_s``.
+    """
     records = list(records)
     latencies = [r["latency_s"] for r in records if not r.get("cached") and not r.get("error")]
     summary: dict[str, Any] = {
         "requests": len(records),
+        "resumed": sum((r["id"], r["kind"]) in resumed for r in records),
         "cached": sum(bool(r.get("cached")) for r in records),
         "errors": sum(bool(r.get("error")) for r in records),
         "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in records),
@@ -31,9 +40,8 @@ def summarize_records(records: Iterable[dict[str, Any]], wall_time_s: float | No
         summary[f"latency_p{q}_s"] = float(np.percentile(latencies, q)) if latencies else 0.0
     if wall_time_s is not None:
         summary["wall_time_s"] = round(wall_time_s, 3)
-        summary["questions_per_minute"] = (
-            round(60 * len({r["id"] for r in records}) / wall_time_s, 2) if wall_time_s else 0.0
-        )
+        answered = {r["id"] for r in records if (r["id"], r["kind"]) not in resumed}
+        summary["questions_per_minute"] = round(60 * len(answered) / wall_time_s, 2) if wall_time_s else 0.0
     failures: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in records:
         if r.get("error"):

@@ -114,12 +114,13 @@ def run_inference(
         questions = with_snippets(questions, phase_a)
     started = time.perf_counter()
     with PredictionJournal(output_dir / PREDICTIONS) as journal:
+        resumed = {(r["id"], r["kind"]) for r in journal.records() if not r.get("error")}
         records = answer_questions(questions, backend, build_prompt, journal, answering, progress=progress)
     wall = time.perf_counter() - started
     answers = assemble_answers(questions, records, phase_a)
     write_submission(output_dir / SUBMISSION, answers)
 
-    metrics: dict[str, Any] = {f"accounting.{k}": v for k, v in summarize_records(records, wall).items()}
+    metrics: dict[str, Any] = {f"accounting.{k}": v for k, v in summarize_records(records, wall, resumed).items()}
     metrics["run.model"] = backend.model_id
     metrics["run.questions"] = len(questions)
     errors = metrics["accounting.errors"]
