@@ -53,3 +53,27 @@ def test_accounting_counts_costs_latency_and_parse_failures():
     assert summary["questions_per_minute"] == 8.0
     resumed = summarize_records(records, wall_time_s=30.0, resumed={("q1", "exact"), ("q2", "exact")})
     assert resumed["resumed"] == 2 and resumed["questions_per_minute"] == 4.0  # q3, q4 answered in 30 s
+
+
+def test_answering_returns_only_this_runs_items_and_reuses_the_journal(tmp_path):
+    from bioqa.data import load_questions
+    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
+    from bioqa.models.hf import HFBackend
+    from bioqa.pipeline.answering import AnsweringConfig, answer_questions
+    from bioqa.prompts import PromptBuilder, PromptConfig
+    from bioqa.resources import demo_golden_path
+
+    backend = HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, hidden_size=32, num_hidden_layers=1)
+    questions = [q for q in load_questions(demo_golden_path()) if q.type == "yesno"][:3]
+    template = {"system": "", "user": "{snippets} {question}", "answer": "{answer}"}
+    templates = {"exact": {"yesno": template, "factoid": template, "list": template}}
+    templates["ideal"] = {t: template for t in ("yesno", "factoid", "list", "summary")}
+    builder = PromptBuilder(PromptConfig.from_dict({"templates": templates, "structured": True}))
+    config = AnsweringConfig(kinds=("exact",), max_new_tokens={"exact": 8, "ideal": 8})
+    with PredictionJournal(tmp_path / "p.jsonl") as journal:
+        first = answer_questions(questions, backend, builder.build, journal, config, progress=False)
+    assert [r["id"] for r in first] == [q.id for q in questions]
+    with PredictionJournal(tmp_path / "p.jsonl") as journal:
+        again = answer_questions(questions[1:2], backend, builder.build, journal, config, progress=False)
+    assert again == first[1:2]  # one question asked for, one returned, straight from the journal
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 3

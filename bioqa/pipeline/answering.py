@@ -107,21 +107,19 @@ def answer_questions(
     """Answer every question; items already finished in ``journal`` are skipped (resume).
 
     Each chunk's records are journaled as soon as the backend returns them, so a killed run keeps
-    everything computed so far. Returns the latest record of every item.
+    everything computed so far. Returns the latest record of each of this call's items (the journal may hold
+    more, e.g. from an earlier run over more questions).
     """
     config = config or AnsweringConfig()
-    todo = [
-        item
-        for item in plan_requests(questions, build_prompt, config)
-        if journal.done(item.question.id, item.kind) is None
-    ]
+    items = plan_requests(questions, build_prompt, config)
+    todo = [item for item in items if journal.done(item.question.id, item.kind) is None]
     with tqdm(total=len(todo), desc=f"answering ({backend.model_id})", unit="req", disable=not progress) as bar:
         for start in range(0, len(todo), config.chunk_size):
             chunk = todo[start : start + config.chunk_size]
             for item, completion in zip(chunk, backend.generate([i.request for i in chunk]), strict=True):
                 journal.append(_record(item, completion))
             bar.update(len(chunk))
-    return list(journal.records())
+    return [journal.latest(item.question.id, item.kind) for item in items]
 
 
 def assemble_answers(

@@ -47,6 +47,10 @@ class PredictionJournal:
         record = self._records.get((qid, kind))
         return record if record is not None and not record.get("error") else None
 
+    def latest(self, qid: str, kind: str) -> dict[str, Any] | None:
+        """The newest record of this item, failed or not (``None`` if never attempted)."""
+        return self._records.get((qid, kind))
+
     def append(self, record: dict[str, Any]) -> None:
         """Persist one record now (flushed and fsynced: a kill right after loses nothing)."""
         self._records[(record["id"], record["kind"])] = record
