@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def test_command_pins_the_model(tmp_path):
     spec = model_spec(tmp_path, "weights.gguf")
     assert spec == f"{tmp_path.resolve()}:weights.gguf"
     command = serve_command(spec, port=8123, quantization="bnb-4bit")
-    assert command[1:3] == ["serve", spec]
+    assert command[0] == sys.executable and command[3:5] == ["serve", spec]  # no reliance on PATH
     assert command[command.index("--port") + 1] == "8123" and "bnb-4bit" in command
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -79,7 +78,9 @@ def serve_command(
     extra_args: Sequence[str] = (),
 ) -> list[str]:
     """The ``transformers serve`` command pinned to ``model`` (a :func:`model_spec`)."""
-    command = [shutil.which("transformers") or "transformers", "serve", model, "--host", host, "--port", str(port)]
+    # The interpreter running bioqa runs the CLI too: no reliance on an activated environment's PATH.
+    cli = [sys.executable, "-c", "import sys; from transformers.cli.transformers import main; sys.exit(main())"]
+    command = [*cli, "serve", model, "--host", host, "--port", str(port)]
     command += ["--device", device, "--dtype", dtype]
     if quantization:
         command += ["--quantization", quantization]  # "bnb-4bit" or "bnb-8bit"
