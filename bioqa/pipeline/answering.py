@@ -123,7 +123,9 @@ def answer_questions(
 
 
 def assemble_answers(
-    questions: Sequence[Question], records: Iterable[dict[str, Any]], snippets_by_id: dict[str, Any] | None = None
+    questions: Sequence[Question],
+    records: Iterable[dict[str, Any]],
+    snippets_by_id: dict[str, SystemAnswer] | None = None,
 ) -> list[SystemAnswer]:
     """Official submission entries from parsed records; unparsable or failed answers are left out."""
     by_key = {(r["id"], r["kind"]): r for r in records}

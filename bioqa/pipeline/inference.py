@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,22 +47,12 @@ class InferenceResult:
 
 
 def with_snippets(questions: Sequence[Question], phase_a: dict[str, SystemAnswer]) -> list[Question]:
-    """Questions whose snippets come from our own Phase A output (Phase A+), not from the golden file."""
-    out = []
-    for q in questions:
-        found = phase_a.get(q.id)
-        out.append(
-            Question(
-                id=q.id,
-                body=q.body,
-                type=q.type,
-                documents=list(found.documents) if found else [],
-                snippets=list(found.snippets) if found else [],
-                exact_answer=q.exact_answer,
-                ideal_answer=q.ideal_answer,
-            )
-        )
-    return out
+    """Questions whose documents and snippets come from our own Phase A output (Phase A+), not the golden file."""
+    empty = SystemAnswer(id="", type="summary")
+    return [
+        replace(q, documents=list(phase_a.get(q.id, empty).documents), snippets=list(phase_a.get(q.id, empty).snippets))
+        for q in questions
+    ]
 
 
 def score_submission(
