@@ -2,35 +2,30 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from bioqa.data import BioASQFormatError
 from bioqa.evaluation.cli import run_evaluation
+from bioqa.errors import error_boundary
 from bioqa.runs import register_resolvers
 
 register_resolvers()
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+@error_boundary
 def main(cfg: DictConfig) -> None:
-    try:
-        run_evaluation(
-            golden=cfg.golden,
-            system=cfg.system,
-            phase=cfg.phase,
-            version=cfg.version,
-            compare=cfg.compare,
-            output_dir=cfg.paths.output_dir,
-            bootstrap=cfg.bootstrap,
-            seed=cfg.seed,
-            rouge=cfg.rouge,
-        )
-    except BioASQFormatError as err:
-        print(f"rejected: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_evaluation(
+        golden=cfg.golden,
+        system=cfg.system,
+        phase=cfg.phase,
+        version=cfg.version,
+        compare=cfg.compare,
+        output_dir=cfg.paths.output_dir,
+        bootstrap=cfg.bootstrap,
+        seed=cfg.seed,
+        rouge=cfg.rouge,
+    )
 
 
 if __name__ == "__main__":

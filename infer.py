@@ -8,12 +8,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from bioqa.pipeline.app import infer_from_config
+from bioqa.errors import error_boundary
 from bioqa.runs import register_resolvers
 
 register_resolvers()
 
 
 @hydra.main(config_path="conf", config_name="infer", version_base="1.3")
+@error_boundary
 def main(cfg: DictConfig) -> None:
     infer_from_config(cfg, HydraConfig.get().runtime.output_dir)
 

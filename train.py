@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from bioqa.errors import error_boundary
 from bioqa.runs import register_resolvers, write_provenance
 
 register_resolvers()
@@ -30,8 +31,9 @@ def expand_files(patterns: list[str] | None) -> list[str]:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@error_boundary
 def main(cfg: DictConfig) -> None:
-    from bioqa.training.adapters import LoraSettings
+    from bioqa.models.adapters import LoraSettings
     from bioqa.training.recipe import DataSettings, OptimSettings, train
 
     if "train" not in cfg.model:
@@ -80,7 +82,7 @@ def main(cfg: DictConfig) -> None:
     )
     log.info("adapter written to %s (infer.py: model.adapter=%s)", result.adapter_dir, result.adapter_dir)
     if cfg.merge:
-        from bioqa.training.adapters import load_adapter, merge_and_save
+        from bioqa.models.adapters import load_adapter, merge_and_save
 
         base = hydra.utils.instantiate(cfg.model.backend, adapter=None).model  # the full-precision base
         merged = merge_and_save(load_adapter(base, result.adapter_dir), output_dir / "merged", tokenizer)

@@ -5,7 +5,7 @@ vocab 32000) and ``--layers`` decoder layers; batch 1, ``--seq`` tokens, LoRA r=
 weight NF4 (double quantisation, bf16 compute). Variants:
 
 - ``bioqa``: :class:`bioqa.training.module.QLoRAModule` in a Lightning Trainer (bf16-mixed), experts through
-  ``bioqa.training.moe`` (routed experts only, one at a time, no dequantised weight kept for backward);
+  ``bioqa.models.moe`` (routed experts only, one at a time, no dequantised weight kept for backward);
 - ``baseline``: a plain loop (autocast bf16, AdamW) over a transformers model whose linear layers are
   ``bnb.nn.Linear4bit`` (what ``BitsAndBytesConfig(load_in_4bit=True)`` builds) and whose fused experts are
   quantised with ``bitsandbytes.nn.parametrize.replace_parameter_4bit`` and run by ``grouped_mm``;
@@ -38,9 +38,9 @@ from torch import nn
 from transformers import AutoModelForCausalLM, MixtralConfig
 
 from bioqa.runs import package_versions
-from bioqa.training.adapters import LoraSettings, add_lora
+from bioqa.models.adapters import LoraSettings, add_lora
 from bioqa.training.module import QLoRAModule
-from bioqa.training.quantization import quantization_report, quantize_model_
+from bioqa.models.quantization import quantization_report, quantize_model_
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]

@@ -118,8 +118,8 @@ def test_adapter_changes_the_model_and_its_id(tiny_dir, tmp_path):
 
 
 def test_expert_lora_adapter_loads_on_a_4bit_mixtral(tmp_path):
-    from bioqa.training.adapters import LoraSettings, add_lora, save_adapter
-    from bioqa.training.quantization import random_model_4bit
+    from bioqa.models.adapters import LoraSettings, add_lora, save_adapter
+    from bioqa.models.quantization import random_model_4bit
 
     sizes = {"architecture": "mixtral", "seed": 0, "num_local_experts": 4, "num_experts_per_tok": 2}
     trained = add_lora(random_model_4bit(smollm2_dir(), SMOLLM2_GGUF, **sizes), LoraSettings(r=4, experts=True))

@@ -11,14 +11,14 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, MixtralConfig
 
-from bioqa.training.moe import (
+from bioqa.models.moe import (
     add_expert_lora,
     dequantize_experts,
     expert_packed,
     expert_quant_states,
     iter_fused_experts,
 )
-from bioqa.training.quantization import (
+from bioqa.models.quantization import (
     NF4AllQuantizer,
     load_model_4bit,
     quantization_report,

@@ -130,7 +130,7 @@ def demo_prompt(cfg) -> PromptConfig:
 
 def test_train_config_composes_with_a_model_train_block(train_cfg):
     assert train_cfg.task_name == "train"
-    assert train_cfg.model.train.base._target_ == "bioqa.training.quantization.random_model_4bit"
+    assert train_cfg.model.train.base._target_ == "bioqa.models.quantization.random_model_4bit"
     assert train_cfg.model.train.lora.experts is True
     assert train_cfg.prompt.n_shots == 3 and train_cfg.data.shot_pool == "demo"
 

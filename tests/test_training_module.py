@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend, load_tokenizer, random_model
 from bioqa.resources import demo_golden_path
-from bioqa.training.adapters import (
+from bioqa.models.adapters import (
     EXPERT_LORA_FILE,
     TRAINING_INFO_FILE,
     LoraSettings,
@@ -23,9 +23,9 @@ from bioqa.training.adapters import (
     save_adapter,
 )
 from bioqa.training.data import collate, tokenize_example
-from bioqa.training.loggers import wandb_mode
+from bioqa.loggers import wandb_mode
 from bioqa.training.module import QLoRAModule, warmup_schedule
-from bioqa.training.quantization import load_model_4bit
+from bioqa.models.quantization import load_model_4bit
 from bioqa.training.recipe import DataSettings, OptimSettings, train
 
 torch.set_num_threads(2)

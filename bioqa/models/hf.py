@@ -173,14 +173,9 @@ class HFBackend(Backend):
     def _load_4bit(
         model_path: str, gguf_file: str | None, dtype: str, device: str, trust_remote_code: bool
     ) -> PreTrainedModel:
-        """All weights in 4-bit (MoE experts included) with the training code's loader, so inference sees the
+        """All weights in 4-bit (MoE experts included) with the loader training uses, so inference sees the
         same quantised base the adapter was trained on."""
-        try:
-            from bioqa.training.quantization import load_model_4bit
-        except ImportError as error:
-            raise ImportError(
-                f"load_in_4bit=True needs bioqa.training.quantization.load_model_4bit, which is not available: {error}"
-            ) from error
+        from bioqa.models.quantization import load_model_4bit
         options: dict[str, Any] = {"gguf_file": gguf_file, "trust_remote_code": trust_remote_code}
         if dtype != "auto":
             options["compute_dtype"] = dtype
@@ -219,7 +214,7 @@ class HFBackend(Backend):
 
     def _attach(self, model: PreTrainedModel) -> None:
         if self._adapter is not None:
-            from bioqa.training.adapters import load_adapter  # PEFT LoRA plus bioqa's expert LoRA, if saved
+            from bioqa.models.adapters import load_adapter  # PEFT LoRA plus bioqa's expert LoRA, if saved
 
             model = load_adapter(model, self._adapter)
         self._model = model.eval()

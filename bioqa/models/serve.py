@@ -44,7 +44,7 @@ def export_model(
             delattr(model.config, "quantization_config")
     model.config.architectures = [type(model).__name__]  # what the server looks the class up by
     if adapter is not None:
-        from bioqa.training.adapters import load_adapter, merge_and_save
+        from bioqa.models.adapters import load_adapter, merge_and_save
 
         return merge_and_save(load_adapter(model, adapter), out_dir, tokenizer)
     out_dir = Path(out_dir)

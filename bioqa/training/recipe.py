@@ -15,7 +15,7 @@ from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bioqa.runs import provenance, write_json
-from bioqa.training.adapters import LoraSettings, add_lora, save_adapter
+from bioqa.models.adapters import LoraSettings, add_lora, save_adapter
 from bioqa.training.data import ChatDataModule
 from bioqa.training.module import QLoRAModule
 

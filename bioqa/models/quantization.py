@@ -27,7 +27,7 @@ from transformers.quantizers import auto as quantizer_registry
 from transformers.quantizers.quantizer_bnb_4bit import Bnb4BitHfQuantizer
 from transformers.quantizers.quantizers_utils import get_module_from_name
 
-from bioqa.training.moe import EXPERT_PARAMS, is_fused_experts, iter_fused_experts, use_nf4_experts_forward
+from bioqa.models.moe import EXPERT_PARAMS, is_fused_experts, iter_fused_experts, use_nf4_experts_forward
 
 QUANT_METHOD = "bioqa_nf4"
 BLOCKSIZE = 64
