@@ -5,8 +5,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from bioqa.evaluation.cli import run_evaluation
 from bioqa.errors import error_boundary
+from bioqa.evaluation.cli import run_evaluation
 from bioqa.runs import register_resolvers
 
 register_resolvers()

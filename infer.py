@@ -7,8 +7,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from bioqa.pipeline.app import infer_from_config
 from bioqa.errors import error_boundary
+from bioqa.pipeline.app import infer_from_config
 from bioqa.runs import register_resolvers
 
 register_resolvers()

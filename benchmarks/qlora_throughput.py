@@ -37,10 +37,10 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM, MixtralConfig
 
-from bioqa.runs import package_versions
 from bioqa.models.adapters import LoraSettings, add_lora
-from bioqa.training.module import QLoRAModule
 from bioqa.models.quantization import quantization_report, quantize_model_
+from bioqa.runs import package_versions
+from bioqa.training.module import QLoRAModule
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]

@@ -10,9 +10,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
-from bioqa.models.hf import HFBackend, load_tokenizer, random_model
-from bioqa.resources import demo_golden_path
+from bioqa.loggers import wandb_mode
 from bioqa.models.adapters import (
     EXPERT_LORA_FILE,
     TRAINING_INFO_FILE,
@@ -22,10 +20,12 @@ from bioqa.models.adapters import (
     merge_and_save,
     save_adapter,
 )
-from bioqa.training.data import collate, tokenize_example
-from bioqa.loggers import wandb_mode
-from bioqa.training.module import QLoRAModule, warmup_schedule
+from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
+from bioqa.models.hf import HFBackend, load_tokenizer, random_model
 from bioqa.models.quantization import load_model_4bit
+from bioqa.resources import demo_golden_path
+from bioqa.training.data import collate, tokenize_example
+from bioqa.training.module import QLoRAModule, warmup_schedule
 from bioqa.training.recipe import DataSettings, OptimSettings, train
 
 torch.set_num_threads(2)

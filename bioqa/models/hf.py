@@ -176,6 +176,7 @@ class HFBackend(Backend):
         """All weights in 4-bit (MoE experts included) with the loader training uses, so inference sees the
         same quantised base the adapter was trained on."""
         from bioqa.models.quantization import load_model_4bit
+
         options: dict[str, Any] = {"gguf_file": gguf_file, "trust_remote_code": trust_remote_code}
         if dtype != "auto":
             options["compute_dtype"] = dtype

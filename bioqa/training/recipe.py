@@ -14,8 +14,8 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from bioqa.runs import provenance, write_json
 from bioqa.models.adapters import LoraSettings, add_lora, save_adapter
+from bioqa.runs import provenance, write_json
 from bioqa.training.data import ChatDataModule
 from bioqa.training.module import QLoRAModule
 
