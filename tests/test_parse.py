@@ -7,7 +7,7 @@ import json
 import pytest
 import xgrammar
 
-from bioqa.pipeline.parse import answer_schema, clean_entity, parse_answer
+from bioqa.answers import answer_schema, clean_entity, parse_answer
 
 
 @pytest.mark.parametrize(

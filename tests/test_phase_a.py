@@ -12,13 +12,13 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from bioqa.answers import parse_list, parse_query
 from bioqa.data import Question, load_questions, pmid_of, submission_entry
 from bioqa.models import Backend, ChatRequest, Completion
 from bioqa.pipeline.phase_a import PhaseAConfig, run_phase_a
 from bioqa.resources import demo_corpus_path, demo_golden_path
 from bioqa.retrieval import TantivyIndex
 from bioqa.retrieval.base import read_corpus
-from bioqa.retrieval.parsing import parse_list, parse_query
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "retrieval" / "_phase_a.yaml"
 CORPUS = {d["pmid"]: d for d in read_corpus(demo_corpus_path())}

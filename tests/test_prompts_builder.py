@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from bioqa.answers import answer_schema, parse_answer
 from bioqa.data import Question, Snippet, load_questions
-from bioqa.pipeline.parse import answer_schema, parse_answer
 from bioqa.prompts import PromptBuilder, PromptConfig, ShotPool, read_fewshot_pool
 
 CONF = Path(__file__).resolve().parent.parent / "conf"

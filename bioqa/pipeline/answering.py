@@ -10,10 +10,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from bioqa.answers import style_for
 from bioqa.data import Question, SystemAnswer
 from bioqa.models import Backend, ChatRequest, GenerationParams
 from bioqa.pipeline.journal import PredictionJournal
-from bioqa.pipeline.parse import parse_answer
 from bioqa.prompts import EXACT_TYPES, AnswerKind, BuiltPrompt
 
 
@@ -40,6 +40,7 @@ class _Item:
     kind: AnswerKind
     request: ChatRequest
     prompt_info: dict[str, Any]
+    answer_style: str | None = None
 
 
 def prompt_hash(request: ChatRequest) -> str:
@@ -69,13 +70,14 @@ def plan_requests(
             params = GenerationParams(max_new_tokens=config.max_new_tokens[kind], temperature=config.temperature)
             request = ChatRequest(messages=tuple(built.messages), params=params, json_schema=built.json_schema)
             info = {"shot_ids": list(built.shot_ids), "n_snippets": built.n_snippets_used, "dropped": built.dropped}
-            items.append(_Item(question, kind, request, info))
+            items.append(_Item(question, kind, request, info, built.answer_style))
     return items
 
 
 def _record(item: _Item, completion) -> dict[str, Any]:
     question = item.question
-    parsed = parse_answer(question.type, item.kind, completion.text) if completion.ok else None
+    style = style_for(question.type, item.kind, item.answer_style)
+    parsed = style.parse(completion.text) if completion.ok else None
     return {
         "id": question.id,
         "type": question.type,
@@ -87,6 +89,8 @@ def _record(item: _Item, completion) -> dict[str, Any]:
         "parse_ok": bool(parsed and parsed.ok),
         "parse_error": parsed.error if parsed else None,
         "parse_method": parsed.method if parsed else None,
+        "answer_style": style.name,
+        "parse_details": parsed.details if parsed else None,
         "prompt_tokens": completion.prompt_tokens,
         "completion_tokens": completion.completion_tokens,
         "cost_usd": completion.cost_usd,

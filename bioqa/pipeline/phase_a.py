@@ -16,26 +16,16 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from bioqa.answers import RANKING_SCHEMA, SNIPPETS_SCHEMA, parse_list, parse_query
 from bioqa.data import MAX_DOCUMENTS, MAX_SNIPPETS, Question, Snippet, SystemAnswer, pubmed_url
 from bioqa.models import Backend, ChatRequest, GenerationParams
 from bioqa.retrieval.base import Hit, SearchIndex, bow_query
 from bioqa.retrieval.locate import Span, locate, sentence_spans
-from bioqa.retrieval.parsing import parse_list, parse_query
 from bioqa.retrieval.scoring import PassageScorer
 
 PROMPT_KEYS = ("system", "query", "broader", "extract", "rerank")
-SNIPPETS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"snippets": {"type": "array", "items": {"type": "string"}}},
-    "required": ["snippets"],
-}
-RANKING_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"snippets": {"type": "array", "items": {"type": "integer"}}},
-    "required": ["snippets"],
-}
 
 
 @dataclass

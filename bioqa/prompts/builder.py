@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bioqa.answers import AnswerKind
 from bioqa.data import Question
-from bioqa.pipeline.parse import answer_schema
-from bioqa.prompts.config import AnswerKind, PromptConfig
+from bioqa.prompts.config import PromptConfig
 from bioqa.prompts.fitting import fit_prompt
 from bioqa.prompts.render import answer_turn, user_turn
 from bioqa.prompts.shots import QuestionEmbedder, ShotPool, ShotSelector, load_pool
@@ -21,7 +21,8 @@ class BuiltPrompt:
     """A prompt ready for a backend, and what went into it.
 
     ``dropped``: ``{"shots": k, "snippets": m}`` removed to fit the context; ``json_schema``: the schema to
-    constrain decoding with when the config is ``structured`` (else None).
+    constrain decoding with when the config is ``structured`` (else None); ``answer_style``: the name of the
+    :mod:`bioqa.answers` style that parses the model's reply.
     """
 
     messages: tuple[Message, ...]
@@ -29,6 +30,7 @@ class BuiltPrompt:
     n_snippets_used: int
     dropped: dict[str, int] = field(default_factory=lambda: {"shots": 0, "snippets": 0})
     json_schema: dict[str, Any] | None = None
+    answer_style: str | None = None
 
 
 class PromptBuilder:
@@ -65,7 +67,7 @@ class PromptBuilder:
 
     def json_schema(self, question: Question, kind: AnswerKind) -> dict[str, Any] | None:
         """The answer schema for constrained decoding, or None (free text, or config not ``structured``)."""
-        return answer_schema(question.type, kind) if self.config.structured else None
+        return self.config.style(kind, question.type).json_schema() if self.config.structured else None
 
     def target(self, question: Question, kind: AnswerKind) -> str:
         """The golden answer as the assistant turn, rendered exactly as a shot's answer."""
@@ -106,6 +108,7 @@ class PromptBuilder:
             n_snippets_used=kept_snippets,
             dropped={"shots": len(shots) - kept_shots, "snippets": len(question.snippets) - kept_snippets},
             json_schema=self.json_schema(question, kind),
+            answer_style=self.config.style_name(kind, question.type),
         )
 
     def training_example(self, question: Question, kind: AnswerKind) -> list[Message]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from bioqa.answers import ANSWER_KINDS, DEFAULT_STYLES, AnswerKind, AnswerStyle, style_for
 from bioqa.data import QUESTION_TYPES, QuestionType
 
-AnswerKind = Literal["exact", "ideal"]
-ANSWER_KINDS: tuple[AnswerKind, ...] = ("exact", "ideal")
 #: Question types that have an exact answer (summary questions have only an ideal one).
 EXACT_TYPES: tuple[QuestionType, ...] = ("yesno", "factoid", "list")
 SELECTIONS = ("first_n", "knn")
@@ -18,15 +17,18 @@ SNIPPET_FORMATS = ("paper", "numbered")
 
 @dataclass(frozen=True)
 class Template:
-    """One prompt: system text (empty: no system message), user template, and the shot answer's rendering.
+    """One prompt: system text (empty: no system message), user template, the shot answer's rendering, and
+    the answer style the prompt asks for.
 
     ``user`` holds the placeholders ``{snippets}`` and ``{question}``; ``answer`` holds ``{answer}`` (the
     yes/no word, the JSON array of entity strings, or the ideal answer text). Other braces are literal.
+    ``style``: a :mod:`bioqa.answers` style name (None: the default style of the answer kind and question type).
     """
 
     system: str
     user: str
     answer: str = "{answer}"
+    style: str | None = None
 
     def __post_init__(self) -> None:
         if "{question}" not in self.user:
@@ -41,8 +43,8 @@ class PromptConfig:
 
     ``templates[kind][qtype]``: a :class:`Template` for every exact type (yesno, factoid, list) and,
     under ``ideal``, for all four types. ``structured``: exact answers of shots and training targets are
-    rendered as the JSON that :func:`bioqa.pipeline.parse.answer_schema` describes, and prompts carry
-    that schema for constrained decoding.
+    rendered as the JSON of the template's answer style (:mod:`bioqa.answers`), and prompts carry that
+    style's schema for constrained decoding.
     """
 
     templates: dict[str, dict[str, Template]]
@@ -63,6 +65,12 @@ class PromptConfig:
             missing = [t for t in types if t not in self.templates.get(kind, {})]
             if missing:
                 raise ValueError(f"prompt.templates.{kind} lacks templates for {missing}")
+        for kind, per_type in self.templates.items():
+            for qtype, template in per_type.items():
+                try:
+                    style_for(qtype, kind, template.style)
+                except ValueError as err:
+                    raise ValueError(f"prompt.templates.{kind}.{qtype}.style: {err}") from None
 
     def template(self, kind: AnswerKind, qtype: QuestionType) -> Template:
         """The template for this answer kind and question type (summary questions have no exact one)."""
@@ -71,6 +79,14 @@ class PromptConfig:
         if kind == "exact" and qtype not in EXACT_TYPES:
             raise ValueError(f"{qtype} questions have no exact answer")
         return self.templates[kind][qtype]
+
+    def style_name(self, kind: AnswerKind, qtype: QuestionType) -> str:
+        """The name of the answer style this config's template asks for (the default one when it names none)."""
+        return self.template(kind, qtype).style or DEFAULT_STYLES[(kind, qtype)]
+
+    def style(self, kind: AnswerKind, qtype: QuestionType) -> AnswerStyle:
+        """The answer style this config's template asks for (the default style when it names none)."""
+        return style_for(qtype, kind, self.style_name(kind, qtype))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PromptConfig:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 
-from bioqa.data import MAX_FACTOID_CANDIDATES, Question, Snippet
-from bioqa.prompts.config import AnswerKind, Template
+from bioqa.answers import AnswerKind, style_for
+from bioqa.data import Question, Snippet
+from bioqa.prompts.config import Template
 
 _PLACEHOLDER = re.compile(r"\{(snippets|question|answer)\}")
 
@@ -43,30 +43,13 @@ def user_turn(template: Template, question: Question, snippets: Sequence[Snippet
     return fill(template.user, snippets=format_snippets(snippets, snippet_format), question=question.body)
 
 
-def entity_strings(exact_answer: str | list[list[str]]) -> list[str]:
-    """A factoid/list golden answer as the paper's flat list of entity strings (all synonyms, in order)."""
-    if isinstance(exact_answer, str):
-        return [exact_answer]
-    return [synonym for synonyms in exact_answer for synonym in synonyms]
-
-
 def answer_turn(question: Question, kind: AnswerKind, template: Template, structured: bool = False) -> str:
     """The golden answer of ``question`` as an assistant turn, rendered the same way for shots and training.
 
-    ``structured``: exact answers become the JSON of ``answer_schema`` (``{"answer": "yes"}``,
+    ``structured``: exact answers become the JSON of the template's answer style (``{"answer": "yes"}``,
     ``{"entities": [...]}``, at most 5 for factoid); otherwise the template's ``answer`` pattern is filled.
     """
-    if kind == "ideal":
-        if not question.ideal_answer:
-            raise ValueError(f"question {question.id}: no golden ideal answer to render")
-        return fill(template.answer, answer=question.ideal_answer[0].strip())
-    if question.exact_answer is None:
-        raise ValueError(f"question {question.id}: no golden exact answer to render")
-    if question.type == "yesno":
-        word = str(question.exact_answer).strip().lower()
-        return json.dumps({"answer": word}) if structured else fill(template.answer, answer=word)
-    entities = entity_strings(question.exact_answer)
-    if structured:
-        limit = MAX_FACTOID_CANDIDATES if question.type == "factoid" else None
-        return json.dumps({"entities": entities[:limit]})
-    return fill(template.answer, answer=json.dumps(entities))
+    style = style_for(question.type, kind, template.style)
+    if structured and style.schema_model is not None:
+        return style.structured(question)
+    return fill(template.answer, answer=style.text(question))

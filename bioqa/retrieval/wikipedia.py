@@ -11,22 +11,16 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 import wikipediaapi
 
+from bioqa.answers import TITLES_SCHEMA, parse_list
 from bioqa.models import Backend, ChatRequest, GenerationParams
-from bioqa.retrieval.parsing import parse_list
 
 log = logging.getLogger(__name__)
 
-TITLES_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"articles": {"type": "array", "items": {"type": "string"}}},
-    "required": ["articles"],
-}
 #: Wikimedia asks for a contact in the User-Agent: set your own (config ``retrieval.wikipedia.user_agent``).
 USER_AGENT = "bioqa/0.1 (biomedical question answering research)"
 

@@ -1,0 +1,67 @@
+"""What Phase A asks a model for: a search query, quotes extracted from an abstract, a reranked order of
+snippets, Wikipedia article titles — one pydantic model each (the schema for constrained decoding) and
+tolerant readers (fences, chatter, truncated JSON)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from bioqa.answers.base import schema_of
+from bioqa.answers.salvage import FENCE, first_structure
+
+_SYNTAX = re.compile(r'"|\(|\b(?:AND|OR|NOT)\b')
+_LABEL = re.compile(r"^\s*(?:elasticsearch\s+)?(?:broader\s+)?query(?:\s+string)?\s*:\s*", re.IGNORECASE)
+
+
+class SearchQuery(BaseModel):
+    """A query string for the search index (free text is read too: the paper's prompts ask for plain text)."""
+
+    query: str
+
+
+class ExtractedSnippets(BaseModel):
+    """Verbatim quotes from one abstract (each is located in the abstract afterwards)."""
+
+    snippets: list[str]
+
+
+class SnippetRanking(BaseModel):
+    """Ids of the candidate snippets, most relevant first."""
+
+    snippets: list[int]
+
+
+class ArticleTitles(BaseModel):
+    """Wikipedia article titles relevant to a question."""
+
+    articles: list[str]
+
+
+SNIPPETS_SCHEMA: dict[str, Any] = schema_of(ExtractedSnippets)
+RANKING_SCHEMA: dict[str, Any] = schema_of(SnippetRanking)
+TITLES_SCHEMA: dict[str, Any] = schema_of(ArticleTitles)
+
+
+def parse_query(text: str) -> str:
+    """The query string in a model's answer: a fenced block, ``{"query": ...}``, else the first line with query
+    syntax (quotes, AND/OR, parentheses), else the first line that does not introduce another (``...:``)."""
+    fenced = FENCE.search(text)
+    text = (fenced.group(1) if fenced else text).strip()
+    obj = first_structure(text)
+    if isinstance(obj, dict) and isinstance(obj.get("query"), str):
+        return obj["query"].strip()
+    lines = [_LABEL.sub("", line).strip().strip("`").strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.endswith(":")]
+    return next((line for line in lines if _SYNTAX.search(line)), lines[0] if lines else "")
+
+
+def parse_list(text: str, key: str = "snippets") -> list | None:
+    """The list under ``key`` in the first JSON object of ``text`` (or a bare JSON list, or a truncated one
+    with its unfinished last item dropped); ``None`` if absent. Items are returned as found (callers check them)."""
+    obj = first_structure(text)
+    if isinstance(obj, dict):
+        obj = obj.get(key)
+    return obj if isinstance(obj, list) else None
