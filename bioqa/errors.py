@@ -49,9 +49,7 @@ def verbose() -> bool:
 
 def describe(error: BaseException) -> str | None:
     """The one line a user sees for ``error``, or ``None`` when it is a programming error (keep its traceback)."""
-    from bioqa.data import BioASQFormatError  # here: bioqa.data imports this module's siblings
-
-    if isinstance(error, BioQAError | BioASQFormatError):
+    if isinstance(error, BioQAError):  # bioqa.data's BioASQFormatError included
         return str(error)
     if isinstance(error, IsADirectoryError):
         return f"{error.filename}: is a directory, expected a file"

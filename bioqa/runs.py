@@ -66,7 +66,7 @@ def register_resolvers() -> None:
             "demo_shot_pool", lambda path: "demo" if Path(path).resolve() == demo_golden_path().resolve() else None
         )
     if not OmegaConf.has_resolver("smollm2_dir"):
-        from bioqa.models.embedded import smollm2_dir
+        from bioqa.resources import smollm2_dir
 
         OmegaConf.register_new_resolver("smollm2_dir", lambda: str(smollm2_dir()))
 

