@@ -1,5 +1,8 @@
-"""Shared fixtures: the BioASQ data beside the checkout (tests using it skip cleanly when it is absent), one torch
-thread for the modules that run tiny models, and loopback HTTP servers answering JSON."""
+"""Shared fixtures: the BioASQ data beside the checkout (tests using it skip cleanly when it is absent), the real
+``infer``/``train``/``evaluate`` configs composed with tiny models and paths under ``tmp_path``
+(lightning-hydra-template style), the SmolLM2 tokenizer, a tantivy index of the demo corpus, the demo questions,
+one torch thread for the modules that run tiny models, and loopback HTTP servers answering JSON.
+Plain helpers (``compose_config``, ``in_tmp``, ``ask``, ``ScriptedBackend``) are in helpers.py."""
 
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import compose_config, in_tmp
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -30,6 +36,82 @@ def shared_dir() -> Path:
     if not (SHARED / "golden").is_dir():
         pytest.skip(f"BioASQ shared data not found at {SHARED}")
     return SHARED
+
+
+#: Overrides that make each entry point's config small: tiny random models, the embedded demo batch, no tracker.
+INFER_OVERRIDES = ("model=tiny-llama", "prompt=1shot", "logger=none", "data.limit=4")
+TRAIN_OVERRIDES = ("model=tiny-mixtral", "prompt=0shot", "logger=csv", "trainer.max_steps=2")
+EVALUATE_OVERRIDES = ("golden=${demo_golden:}", "bootstrap=0")
+
+
+@pytest.fixture(scope="session")
+def cfg_infer_global() -> DictConfig:
+    return compose_config("infer", INFER_OVERRIDES, return_hydra_config=True)
+
+
+@pytest.fixture(scope="session")
+def cfg_train_global() -> DictConfig:
+    return compose_config("train", TRAIN_OVERRIDES, return_hydra_config=True)
+
+
+@pytest.fixture(scope="session")
+def cfg_evaluate_global() -> DictConfig:
+    return compose_config("evaluate", EVALUATE_OVERRIDES, return_hydra_config=True)
+
+
+@pytest.fixture
+def cfg_infer(cfg_infer_global: DictConfig, tmp_path: Path) -> Iterator[DictConfig]:
+    """``conf/infer.yaml`` with a tiny random llama, 1-shot prompts, 4 demo questions, paths under ``tmp_path``."""
+    yield in_tmp(cfg_infer_global, tmp_path)
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def cfg_train(cfg_train_global: DictConfig, tmp_path: Path) -> Iterator[DictConfig]:
+    """``conf/train.yaml`` with a tiny random 4-bit Mixtral, 0-shot examples, 2 steps, paths under ``tmp_path``."""
+    yield in_tmp(cfg_train_global, tmp_path)
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def cfg_evaluate(cfg_evaluate_global: DictConfig, tmp_path: Path) -> Iterator[DictConfig]:
+    """``conf/evaluate.yaml`` scoring the demo golden file against itself (``system``: a copy under ``tmp_path``)."""
+    from bioqa.resources import demo_golden_path
+
+    cfg = in_tmp(cfg_evaluate_global, tmp_path)
+    system = tmp_path / "system.json"
+    system.write_text(demo_golden_path().read_text(encoding="utf-8"), encoding="utf-8")
+    with open_dict(cfg):
+        cfg.system = str(system)
+    yield cfg
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The embedded SmolLM2 tokenizer (what the tiny random models use)."""
+    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
+    from bioqa.models.hf import load_tokenizer
+
+    return load_tokenizer(smollm2_dir(), SMOLLM2_GGUF)
+
+
+@pytest.fixture(scope="session")
+def demo_index(tmp_path_factory):
+    """A real tantivy index of the embedded demo corpus (41 abstracts)."""
+    from bioqa.resources import demo_corpus_path
+    from bioqa.retrieval import TantivyIndex
+
+    return TantivyIndex(demo_corpus_path(), tmp_path_factory.mktemp("tantivy"), show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def demo_questions():
+    """The embedded demo batch (16 questions, all four types, with golden answers and snippets)."""
+    from bioqa.data import load_questions
+    from bioqa.resources import demo_golden_path
+
+    return load_questions(demo_golden_path())
 
 
 @pytest.fixture(scope="module")

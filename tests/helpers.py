@@ -1,0 +1,88 @@
+"""Plain helpers shared by the test modules (``from helpers import ...``); the fixtures built on them are in
+conftest.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
+from bioqa.runs import register_resolvers
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+
+
+def compose_config(
+    config_name: str | None = None,
+    overrides: Sequence[str] = (),
+    return_hydra_config: bool = False,
+    config_dir: Path = CONF,
+) -> DictConfig:
+    """The real configs composed as the entry points compose them (``config_name=None``: only the groups the
+    overrides add, e.g. ``["+prompt=1shot"]``); bioqa's resolvers are registered first."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def in_tmp(cfg: DictConfig, tmp_path: Path) -> DictConfig:
+    """A copy of ``cfg`` (composed with ``return_hydra_config=True``) whose run, log and cache directories lie under
+    ``tmp_path``; Hydra's runtime config is set, as ``@hydra.main`` would, so ``${hydra:...}`` resolves."""
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(ROOT)
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.paths.log_dir = str(tmp_path / "logs")
+        cfg.paths.cache_dir = str(tmp_path / "cache")
+        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        cfg.hydra.runtime.cwd = str(ROOT)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def ask(text: str, max_new_tokens: int = 24, json_schema: dict | None = None, **params) -> ChatRequest:
+    """A one-message chat request (``params``: further ``GenerationParams`` fields, e.g. ``temperature``)."""
+    return ChatRequest(
+        ({"role": "user", "content": text},), GenerationParams(max_new_tokens=max_new_tokens, **params), json_schema
+    )
+
+
+class ScriptedBackend(Backend):
+    """A test double driving control flow only: ``reply`` maps the last user message to a reply, either a function
+    (``None``: a failed completion) or ``{substring: reply}`` (first match; no match: an empty reply).
+
+    ``calls``: the requests of each ``generate`` call; ``requests``: all of them, in order."""
+
+    kind = "scripted"
+
+    def __init__(self, reply: Callable[[str], str | None] | dict[str, str], context_window: int = 8192):
+        if isinstance(reply, dict):
+            replies = dict(reply)
+            reply = lambda user: next((v for k, v in replies.items() if k in user), "")  # noqa: E731
+        self.reply, self.window = reply, context_window
+        self.calls: list[list[ChatRequest]] = []
+        self.requests: list[ChatRequest] = []
+
+    @property
+    def model_id(self) -> str:
+        return "scripted"
+
+    @property
+    def context_window(self) -> int:
+        return self.window
+
+    def count_tokens(self, messages) -> int:
+        return sum(len(m["content"]) for m in messages) // 4
+
+    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
+        self.calls.append(list(requests))
+        self.requests.extend(requests)
+        for index, r in enumerate(requests):
+            text = self.reply(r.messages[-1]["content"])
+            yield index, Completion(text="", error="scripted failure") if text is None else Completion(text=text)
