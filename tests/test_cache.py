@@ -8,11 +8,13 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
+from helpers import ask
 
-from bioqa.models.base import ChatRequest, Completion, GenerationParams
+from bioqa.models.base import ChatRequest, Completion
 from bioqa.models.cache import CachedBackend, CompletionCache, cache_key
 from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend
@@ -35,8 +37,7 @@ def backend():
     return model
 
 
-def ask(text: str, max_new_tokens: int = 4) -> ChatRequest:
-    return ChatRequest(({"role": "user", "content": text},), GenerationParams(max_new_tokens=max_new_tokens))
+ask = partial(ask, max_new_tokens=4)
 
 
 def test_second_identical_call_never_reaches_the_backend(backend, tmp_path):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 
 import pytest
+from helpers import ask
 
 from bioqa.models.base import ChatRequest, GenerationParams
 from bioqa.models.litellm_backend import LiteLLMBackend
@@ -51,8 +53,7 @@ def scripted(json_server) -> Callable[[list[int]], ScriptedChat]:
     return start
 
 
-def ask(text: str, schema: dict | None = None) -> ChatRequest:
-    return ChatRequest(({"role": "user", "content": text},), GenerationParams(max_new_tokens=5), schema)
+ask = partial(ask, max_new_tokens=5)
 
 
 def test_rate_limited_twice_then_answered(scripted):
@@ -114,7 +115,7 @@ def test_response_schema_sent_where_supported(scripted, monkeypatch):
     monkeypatch.setenv("BIOQA_TEST_KEY", "sk-test")
     backend = LiteLLMBackend("openai/gpt-4o-2024-08-06", api_base=server.api_base, api_key_env="BIOQA_TEST_KEY")
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
-    completion = backend.generate([ask("q", schema)])[0]
+    completion = backend.generate([ask("q", json_schema=schema)])[0]
     assert server.bodies[0]["response_format"]["json_schema"]["schema"] == schema
     assert completion.cost_usd > 0  # a known model: priced from the offline cost map
     assert backend.context_window == 128000

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
+from functools import partial
 
-from bioqa.models.base import ChatRequest, GenerationParams
+import pytest
+from helpers import ask
+
 from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend, save_random_model
 from bioqa.models.litellm_backend import LiteLLMBackend
@@ -23,8 +25,7 @@ def server(model_dir):
         yield served
 
 
-def ask(text: str, max_new_tokens: int = 6) -> ChatRequest:
-    return ChatRequest(({"role": "user", "content": text},), GenerationParams(max_new_tokens=max_new_tokens))
+ask = partial(ask, max_new_tokens=6)
 
 
 def test_served_completions_match_the_local_backend(server, model_dir, monkeypatch):

@@ -7,8 +7,8 @@ import json
 import jsonschema
 import pytest
 import torch
+from helpers import ask
 
-from bioqa.models.base import ChatRequest, GenerationParams
 from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir, smollm2_gguf
 from bioqa.models.hf import HFBackend, save_random_model
 
@@ -22,11 +22,6 @@ ENTITIES = {
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def ask(text: str, max_new_tokens: int = 24, **kwargs) -> ChatRequest:
-    params = GenerationParams(max_new_tokens=max_new_tokens, **kwargs.pop("params", {}))
-    return ChatRequest(({"role": "user", "content": text},), params, **kwargs)
 
 
 QUESTIONS = [f"Is BRCA{i} associated with {'breast ' * (i % 4)}cancer?" for i in range(7)]
@@ -66,7 +61,7 @@ def test_stop_strings_cut_the_text(tiny):
     free = tiny.generate([ask(QUESTIONS[0], max_new_tokens=12)])[0].text
     assert len(free) > 1
     stop = free[len(free) // 2 :][:1]
-    stopped = tiny.generate([ask(QUESTIONS[0], max_new_tokens=12, params={"stop": (stop,)})])[0]
+    stopped = tiny.generate([ask(QUESTIONS[0], max_new_tokens=12, stop=(stop,))])[0]
     assert stopped.ok and stop not in stopped.text
     assert free.startswith(stopped.text) and len(stopped.text) < len(free)
 
@@ -87,7 +82,7 @@ def test_schema_constrained_output_always_validates(tiny, schema):
             jsonschema.validate(json.loads(completion.text), schema)
     torch.manual_seed(0)
     greedy = [ask(q, max_new_tokens=64, json_schema=schema) for q in QUESTIONS[:4]]
-    sampled = [ask(q, max_new_tokens=64, json_schema=schema, params={"temperature": 1.5}) for q in QUESTIONS]
+    sampled = [ask(q, max_new_tokens=64, json_schema=schema, temperature=1.5) for q in QUESTIONS]
     texts = [c.text for c in tiny.generate(greedy + sampled)]
     for text in texts:
         jsonschema.validate(json.loads(text), schema)

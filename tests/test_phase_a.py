@@ -5,59 +5,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from helpers import ScriptedBackend
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from bioqa.answers import parse_list, parse_query
-from bioqa.data import Question, load_questions, pmid_of, submission_entry
-from bioqa.models import Backend, ChatRequest, Completion
+from bioqa.data import load_questions, pmid_of, submission_entry
 from bioqa.pipeline.phase_a import PhaseAConfig, run_phase_a
-from bioqa.resources import demo_corpus_path, demo_golden_path
+from bioqa.resources import demo_corpus_path
 from bioqa.retrieval import TantivyIndex
 from bioqa.retrieval.base import read_corpus
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "retrieval" / "_phase_a.yaml"
 CORPUS = {d["pmid"]: d for d in read_corpus(demo_corpus_path())}
-
-
-class ScriptedBackend(Backend):
-    """A test double: ``reply(user message) -> text`` (or an error); it records every request."""
-
-    kind = "scripted"
-
-    def __init__(self, reply: Callable[[str], str | None]):
-        self.reply, self.calls = reply, []
-
-    @property
-    def model_id(self) -> str:
-        return "scripted"
-
-    @property
-    def context_window(self) -> int:
-        return 8192
-
-    def count_tokens(self, messages) -> int:
-        return sum(len(m["content"]) for m in messages) // 4
-
-    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
-        self.calls.append(list(requests))
-        for index, r in enumerate(requests):
-            text = self.reply(r.messages[-1]["content"])
-            yield index, Completion(text="", error="scripted failure") if text is None else Completion(text=text)
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory) -> TantivyIndex:
-    return TantivyIndex(demo_corpus_path(), tmp_path_factory.mktemp("tantivy"), show_progress=False)
-
-
-@pytest.fixture(scope="module")
-def questions() -> list[Question]:
-    return load_questions(demo_golden_path())
 
 
 def llm_config(**overrides) -> PhaseAConfig:
@@ -83,18 +46,18 @@ def assert_official(answer, corpus=CORPUS) -> None:
     )
 
 
-def test_baseline_finds_the_golden_documents_and_snippets(index, questions):
-    answers, traces = run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25"))
-    assert [a.id for a in answers] == [q.id for q in questions]
+def test_baseline_finds_the_golden_documents_and_snippets(demo_index, demo_questions):
+    answers, traces = run_phase_a(demo_questions, None, demo_index, PhaseAConfig(strategy="bm25"))
+    assert [a.id for a in answers] == [q.id for q in demo_questions]
     recall, snippet_hits = [], 0
-    for q, a, t in zip(questions, answers, traces, strict=True):
+    for q, a, t in zip(demo_questions, answers, traces, strict=True):
         assert_official(a)
         assert len(a.snippets) == 10 and t["queries"][0]["source"] == "bag_of_words"
         golden = {pmid_of(d) for d in q.documents}
         recall.append(len(golden & {pmid_of(d) for d in a.documents}) / len(golden))
         snippet_hits += any(s.text in {g.text for g in q.snippets} for s in a.snippets[:3])
     assert sum(recall) / len(recall) >= 0.95
-    assert snippet_hits >= 0.75 * len(questions)
+    assert snippet_hits >= 0.75 * len(demo_questions)
 
 
 def test_config_file_builds_a_valid_llm_config():
@@ -126,8 +89,8 @@ def _quotes_for(user: str) -> str:
     return '{"snippets": []}'
 
 
-def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
-    question = next(q for q in questions if "cystic fibrosis" in q.body)
+def test_llm_flow_broadens_then_falls_back_and_locates_quotes(demo_index, demo_questions):
+    question = next(q for q in demo_questions if "cystic fibrosis" in q.body)
 
     def reply(user: str) -> str | None:
         if "found no PubMed" in user:
@@ -139,7 +102,7 @@ def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
         return "Sorry, I cannot rank these."  # unusable ranking
 
     backend = ScriptedBackend(reply)
-    [answer], [trace] = run_phase_a([question], backend, index, llm_config(max_broader_attempts=2))
+    [answer], [trace] = run_phase_a([question], backend, demo_index, llm_config(max_broader_attempts=2))
     assert [(t["source"], t["hits"] > 0) for t in trace["queries"]] == [
         ("llm", False),
         ("broader", False),
@@ -161,8 +124,8 @@ def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
     assert all(r.json_schema is not None for call in backend.calls[3:] for r in call)  # extraction and ranking
 
 
-def test_llm_ranking_orders_snippets_and_documents(index, questions):
-    batch = [q for q in questions if "cystic fibrosis" in q.body or "statins" in q.body]
+def test_llm_ranking_orders_snippets_and_documents(demo_index, demo_questions):
+    batch = [q for q in demo_questions if "cystic fibrosis" in q.body or "statins" in q.body]
 
     def reply(user: str) -> str:
         if "write an Elasticsearch query string" in user:
@@ -173,8 +136,8 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
         return '```json\n{"snippets": [2, 0, 99, "x"]}\n```'
 
     backend = ScriptedBackend(reply)
-    answers, traces = run_phase_a(batch, backend, index, llm_config(extract_documents=3))
-    assert len(backend.calls) == 3  # query, extraction and ranking each batched over both questions
+    answers, traces = run_phase_a(batch, backend, demo_index, llm_config(extract_documents=3))
+    assert len(backend.calls) == 3  # query, extraction and ranking each batched over both demo_questions
     for answer, trace in zip(answers, traces, strict=True):
         assert_official(answer)
         assert trace["rerank"] == {"mode": "llm", "candidates": trace["rerank"]["candidates"], "llm_ranked": 2}
@@ -186,22 +149,22 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
         assert answer.documents[0] == answer.snippets[0].document
 
 
-def test_backend_failures_degrade_to_retrieval_only(index, questions):
+def test_backend_failures_degrade_to_retrieval_only(demo_index, demo_questions):
     backend = ScriptedBackend(lambda user: None)
-    answers, traces = run_phase_a(questions[:3], backend, index, llm_config(max_broader_attempts=1))
+    answers, traces = run_phase_a(demo_questions[:3], backend, demo_index, llm_config(max_broader_attempts=1))
     for answer, trace in zip(answers, traces, strict=True):
         assert [t["source"] for t in trace["queries"]] == ["llm", "broader", "bag_of_words"]
         assert answer.documents and answer.snippets == []
         assert trace["extraction"]["unparsable"] == trace["extraction"]["documents"] > 0
 
 
-def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions):
+def test_llm_flow_runs_on_a_tiny_random_transformers_model(demo_index, demo_questions):
     hf = pytest.importorskip("bioqa.models.hf")
     from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 
     backend = hf.HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=0, batch_size=8)
     config = llm_config(extract_documents=2, query_max_tokens=12, extract_max_tokens=48, rerank_max_tokens=16)
-    answers, traces = run_phase_a(questions[:3], backend, index, config)
+    answers, traces = run_phase_a(demo_questions[:3], backend, demo_index, config)
     for answer, trace in zip(answers, traces, strict=True):
         assert_official(answer)
         assert answer.documents and trace["queries"][-1]["hits"] > 0
@@ -210,9 +173,9 @@ def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions):
         json.dumps(trace)  # traces go to the run's per-question JSONL
 
 
-def test_llm_strategy_needs_a_backend(index, questions):
+def test_llm_strategy_needs_a_backend(demo_index, demo_questions):
     with pytest.raises(ValueError, match="needs a model backend"):
-        run_phase_a(questions, None, index, llm_config())
+        run_phase_a(demo_questions, None, demo_index, llm_config())
 
 
 @pytest.mark.parametrize(

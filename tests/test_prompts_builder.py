@@ -7,22 +7,19 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 from omegaconf import OmegaConf
 
 from bioqa.answers import answer_schema, parse_answer
 from bioqa.data import Question, Snippet, load_questions
 from bioqa.prompts import PromptBuilder, PromptConfig, ShotPool, read_fewshot_pool
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
-
 
 def prompt_config(option: str, shared_dir: Path | str = "/absent", *overrides: str) -> PromptConfig:
     """The paper's free-text prompt format (``structured=false``) unless an override says otherwise."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            overrides=[f"+prompt={option}", f"+paths.shared_dir={shared_dir}", "prompt.structured=false", *overrides]
-        )
+    cfg = compose_config(
+        overrides=[f"+prompt={option}", f"+paths.shared_dir={shared_dir}", "prompt.structured=false", *overrides]
+    )
     return PromptConfig.from_dict(OmegaConf.to_container(cfg.prompt, resolve=True))
 
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 from omegaconf import OmegaConf
 
 from bioqa.prompts import PromptConfig, Template
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
-
 
 def prompt_settings(option: str, *overrides: str) -> dict:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(overrides=[f"+prompt={option}", "+paths.shared_dir=/data/bioasq", *overrides])
+    cfg = compose_config(overrides=[f"+prompt={option}", "+paths.shared_dir=/data/bioasq", *overrides])
     return OmegaConf.to_container(cfg.prompt, resolve=True)
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 from omegaconf import OmegaConf
 from transformers import AutoTokenizer
 
@@ -13,7 +11,6 @@ from bioqa.data import Question, Snippet
 from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.prompts import PromptBuilder, PromptConfig, PromptTooLongError, ShotPool, fit_prompt
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
 MAX_NEW = 64
 
 
@@ -30,8 +27,7 @@ def count_tokens():
 
 @pytest.fixture(scope="module")
 def config() -> PromptConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(overrides=["+prompt=5shot", "+paths.shared_dir=/absent"])
+    cfg = compose_config(overrides=["+prompt=5shot", "+paths.shared_dir=/absent"])
     return PromptConfig.from_dict(OmegaConf.to_container(cfg.prompt, resolve=True))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 from hydra.utils import instantiate
 
 from bioqa.data import load_questions
@@ -19,16 +19,15 @@ CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 def retrieval(option: str, tmp_path: Path):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            overrides=[
-                f"+retrieval={option}",
-                "+paths=default",
-                "+task_name=test",
-                f"paths.root_dir={CONF.parent}",
-                f"paths.cache_dir={tmp_path}",
-            ],
-        )
+    cfg = compose_config(
+        overrides=[
+            f"+retrieval={option}",
+            "+paths=default",
+            "+task_name=test",
+            f"paths.root_dir={CONF.parent}",
+            f"paths.cache_dir={tmp_path}",
+        ],
+    )
     return cfg.retrieval
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 from hydra.core.hydra_config import HydraConfig
 
 from bioqa.data import load_questions
@@ -14,7 +13,6 @@ from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import load_tokenizer
 from bioqa.prompts import PromptBuilder, PromptConfig
 from bioqa.resources import demo_golden_path
-from bioqa.runs import register_resolvers
 from bioqa.training.data import (
     IGNORE_INDEX,
     ChatDataModule,
@@ -26,8 +24,6 @@ from bioqa.training.data import (
     split_examples,
     tokenize_example,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Mixtral-8x7B-Instruct-v0.1's chat template as published with a system-message branch (system text joins the
 # first user turn); written here so the test needs no download.
@@ -52,11 +48,6 @@ CHAT = [
     {"role": "user", "content": "Which organ secretes insulin?"},
     {"role": "assistant", "content": '{"entities": ["pancreas"]}'},
 ]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer(smollm2_dir(), SMOLLM2_GGUF)
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +106,7 @@ def test_paper_jsonl_masks_to_its_assistant_answers(shared_dir, tokenizer):
 
 @pytest.fixture(scope="module")
 def train_cfg():
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["prompt=3shot", "model=tiny-mixtral"], return_hydra_config=True)
+    cfg = compose_config("train", ["prompt=3shot", "model=tiny-mixtral"], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # resolves ${hydra:...} in paths
     return cfg
 

@@ -7,6 +7,7 @@ import json
 import bitsandbytes as bnb
 import pytest
 import torch
+from helpers import CONF, compose_config
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
@@ -41,11 +42,6 @@ CHATS = [
         {"role": "assistant", "content": "yes"},
     ],
 ]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer(smollm2_dir(), SMOLLM2_GGUF)
 
 
 @pytest.fixture(scope="module")
@@ -150,14 +146,11 @@ def test_warmup_then_cosine_or_linear_decay():
 
 
 def _one_shot_prompt():
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from bioqa.prompts import PromptConfig
 
-    root = __import__("pathlib").Path(__file__).resolve().parent.parent
-    with initialize_config_dir(config_dir=str(root / "conf" / "prompt"), version_base="1.3"):
-        cfg = compose(config_name="1shot")
+    cfg = compose_config("1shot", config_dir=CONF / "prompt")
     values = OmegaConf.to_container(cfg, resolve=False)
     values.update(pool="demo", pool_path=None)
     return PromptConfig.from_dict(values)

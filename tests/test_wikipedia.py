@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
+from helpers import ScriptedBackend
 
-from bioqa.models import Backend, ChatRequest, Completion
 from bioqa.retrieval.wikipedia import WikipediaContext, parse_titles
 
 PROMPTS = {
@@ -39,32 +38,6 @@ def mediawiki(request: httpx.Request) -> httpx.Response:
     else:
         query["pages"] = {"-1": {"ns": 0, "title": title, "missing": ""}}
     return httpx.Response(200, json={"batchcomplete": "", "query": query})
-
-
-class ScriptedBackend(Backend):
-    """A test double that replies with fixed strings chosen by the prompt (drives the control flow only)."""
-
-    kind = "scripted"
-
-    def __init__(self, replies: dict[str, str]):
-        self.replies, self.requests = replies, []
-
-    @property
-    def model_id(self) -> str:
-        return "scripted"
-
-    @property
-    def context_window(self) -> int:
-        return 4096
-
-    def count_tokens(self, messages) -> int:
-        return sum(len(m["content"]) for m in messages) // 4
-
-    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
-        self.requests.extend(requests)
-        for index, r in enumerate(requests):
-            user = r.messages[-1]["content"]
-            yield index, Completion(text=next((v for k, v in self.replies.items() if k in user), ""))
 
 
 def context(**kwargs) -> WikipediaContext:

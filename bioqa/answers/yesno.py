@@ -62,7 +62,7 @@ class YesNoStyle(AnswerStyle):
     def read(self, text: str) -> ParsedAnswer:
         if re.fullmatch(r"[^\w\[\]{}]*(yes|no)[^\w\[\]{}]*", text, re.IGNORECASE):
             return ParsedAnswer(_YES_NO.search(text).group(1).lower(), True, method="text")
-        strict = validated(text, YesNoAnswer)
+        strict = validated(text, self.schema_model)
         if strict is not None:
             return ParsedAnswer(strict.answer, True, method="json")
         for value in structures(text):

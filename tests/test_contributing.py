@@ -1,0 +1,100 @@
+"""CONTRIBUTING.md's worked example, "add an answer style": its two files, exactly as printed, compose into
+``infer.py``'s config, build prompts with the style's schema and shots, and parse replies with the style."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import CONF, ROOT, ScriptedBackend, compose_config, in_tmp
+
+import bioqa.answers
+from bioqa.answers import answer_style, registry
+from bioqa.pipeline.answering import AnsweringConfig, answer_questions
+from bioqa.pipeline.app import prompt_config
+from bioqa.pipeline.journal import PredictionJournal
+from bioqa.prompts import PromptBuilder
+
+#: A fenced block whose first line is a comment naming the file it is.
+BLOCK = re.compile(r"```(?:python|yaml)\n# (?P<path>\S+)\n(?P<body>.*?)```", re.DOTALL)
+
+
+def section(title: str) -> str:
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    return text.split(f"## {title}")[1].split("\n## ")[0]
+
+
+@pytest.fixture
+def example(tmp_path, monkeypatch) -> dict[str, Path]:
+    """The example's files written under ``tmp_path`` (the module on ``bioqa.answers``' path, the config in a copy
+    of ``conf/``), so the checkout is never touched."""
+    files = {m["path"]: f"# {m['path']}\n{m['body']}" for m in BLOCK.finditer(section("Add an answer style"))}
+    shutil.copytree(CONF, tmp_path / "conf")
+    written = {}
+    for path, text in files.items():
+        target = tmp_path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written[path] = target
+    monkeypatch.setattr(bioqa.answers, "__path__", [*bioqa.answers.__path__, str(tmp_path / "bioqa" / "answers")])
+    monkeypatch.setattr(registry, "_STYLES", dict(registry._STYLES))
+    return written
+
+
+def test_the_example_is_two_files(example):
+    assert sorted(example) == ["bioqa/answers/yesno_confidence.py", "conf/prompt/yesno_confidence.yaml"]
+
+
+@pytest.fixture
+def cfg(example, tmp_path):
+    overrides = ["model=tiny-llama", "prompt=yesno_confidence", "logger=none"]
+    return in_tmp(compose_config("infer", overrides, True, config_dir=tmp_path / "conf"), tmp_path)
+
+
+@pytest.mark.parametrize("structured", [True, False])
+def test_the_style_shapes_prompts_and_shots(cfg, demo_questions, structured):
+    config = prompt_config(cfg.prompt, "demo")
+    builder = PromptBuilder(config.__class__(**{**config.__dict__, "structured": structured}))
+    question = next(q for q in demo_questions if q.type == "yesno")
+    built = builder.build(question, "exact")
+    assert built.answer_style == "yesno_confidence"
+    assert "confidence" in built.messages[-1]["content"] and len(built.shot_ids) == 1
+    shot_answer = json.loads(built.messages[-2]["content"])
+    assert shot_answer["confidence"] == "high" and shot_answer["answer"] in ("yes", "no")
+    if structured:
+        schema = built.json_schema
+        assert schema["properties"]["confidence"]["enum"] == ["low", "medium", "high"]
+        assert schema["required"] == ["answer", "confidence"] and schema["additionalProperties"] is False
+    else:
+        assert built.json_schema is None
+    for other in ("factoid", "summary"):  # the other templates keep their default styles
+        q = next(q for q in demo_questions if q.type == other)
+        assert builder.build(q, "ideal").answer_style == "ideal"
+
+
+@pytest.mark.parametrize(
+    ("reply", "value", "details", "method"),
+    [
+        ('{"answer": "no", "confidence": "low"}', "no", {"confidence": "low"}, "json"),
+        ('Sure: {"answer": "Yes", "confidence": "MEDIUM"}', "yes", {"confidence": "medium"}, "json"),
+        ('{"answer": "yes", "confidence": 0.9}', "yes", None, "json"),  # not one of the three: no details
+        ("yes", "yes", None, "text"),  # the paper's bare word still parses
+    ],
+)
+def test_the_style_parses_replies(example, reply, value, details, method):
+    parsed = answer_style("yesno_confidence").parse(reply)
+    assert (parsed.ok, parsed.value, parsed.details, parsed.method) == (True, value, details, method)
+
+
+def test_answers_are_recorded_with_their_style_and_confidence(cfg, demo_questions, tmp_path):
+    builder = PromptBuilder(prompt_config(cfg.prompt, "demo"))
+    questions = [q for q in demo_questions if q.type == "yesno"][:2]
+    backend = ScriptedBackend(lambda user: '{"answer": "no", "confidence": "low"}')
+    journal = PredictionJournal(tmp_path / "predictions.jsonl")
+    records = answer_questions(questions, backend, builder.build, journal, AnsweringConfig(kinds=("exact",)), False)
+    assert [r["answer_style"] for r in records] == ["yesno_confidence"] * 2
+    assert all(r["parsed"] == "no" and r["parse_details"] == {"confidence": "low"} for r in records)
+    assert backend.requests[0].json_schema["properties"]["confidence"]["enum"] == ["low", "medium", "high"]
