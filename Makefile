@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint
+.PHONY: demo test test-fast lint
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,9 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) infer.py
 
+# Everything, as CI runs it.
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The everyday loop: without the tests marked slow (real SmolLM2 weights, training steps, entry-point subprocesses).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
