@@ -128,17 +128,17 @@ class EntitiesStyle(AnswerStyle):
         strict = validated(text, self.schema_model) if self.schema_model is not None else None
         if strict is not None:
             return ParsedAnswer(self._finish([[e] for e in strict.entities]), True, method="json")
-        objects_without_items = 0
-        for value in structures(text):
-            items = _entity_items(value) if _plausible(value) else None
-            if items is not None:
-                return ParsedAnswer(self._finish(items), True, method="json")
-            objects_without_items += isinstance(value, dict)
-        if objects_without_items:
-            return ParsedAnswer(None, False, f"JSON object without a list of entities: {text[:80]!r}")
-        cut = truncated(text)
+        cut = truncated(text)  # the first bracket never closes: complete lists inside it are only parts
         items = _entity_items(cut) if cut is not None and _plausible(cut) else None
         if not items:
+            objects_without_items = 0
+            for value in structures(text):
+                found = _entity_items(value) if _plausible(value) else None
+                if found is not None:
+                    return ParsedAnswer(self._finish(found), True, method="json")
+                objects_without_items += isinstance(value, dict)
+            if objects_without_items:
+                return ParsedAnswer(None, False, f"JSON object without a list of entities: {text[:80]!r}")
             items = [[line] for line in _prose_items(text) or []]
         candidates = [kept for item in items if (kept := [c for c in map(clean_entity, item) if _is_entity(c)])]
         if not candidates:

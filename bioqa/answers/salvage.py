@@ -2,9 +2,9 @@
 
 Structures are looked for in code fences, in the whole text, then embedded in prose (balanced brackets).
 A bracketed span that is not strict JSON is repaired (single quotes, Python literals, trailing commas) only
-when it starts like a literal (a quote or a bracket after the opening one), so that prose such as
+when it starts like a literal (a quote, bracket or digit after the opening one), so that prose such as
 ``[the patient's record]`` or ``{This starts with a brace}`` stays prose. A structure cut off by the token
-limit is closed by ``json_repair`` with its unfinished last item dropped.
+limit (its first bracket never closes) is closed by ``json_repair`` with its unfinished last item dropped.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ M = TypeVar("M", bound=BaseModel)
 FENCE = re.compile(r"```[\w+-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 _THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
 _OPEN = re.compile(r"[\[{]")
-_LITERAL_START = re.compile(r"[\[{]\s*[\"'\[{\]}]")
+_LITERAL_START = re.compile(r"[\[{]\s*[\"'\[{\]}\d-]")
 _COMPLETE_END = "\"'`]},:"
 
 
@@ -129,7 +129,9 @@ def truncated(text: str) -> Any:
 
 
 def first_structure(text: str) -> Any:
-    """The first structure in ``text`` (complete, else a truncated one repaired), or None."""
-    for value in structures(text):
-        return value
-    return truncated(text)
+    """The first structure in ``text``: a truncated one repaired when the first bracket never closes (what looks
+    complete is then only a part of it), else the first complete one; None when there is none."""
+    cut = truncated(text)
+    if cut is not None:
+        return cut
+    return next(structures(text), None)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from bioqa.answers import ANSWER_KINDS, DEFAULT_STYLES, AnswerKind, AnswerStyle, style_for
 from bioqa.data import QUESTION_TYPES, QuestionType
+from bioqa.errors import ConfigError
 
 #: Question types that have an exact answer (summary questions have only an ideal one).
 EXACT_TYPES: tuple[QuestionType, ...] = ("yesno", "factoid", "list")
@@ -70,7 +71,7 @@ class PromptConfig:
                 try:
                     style_for(qtype, kind, template.style)
                 except ValueError as err:
-                    raise ValueError(f"prompt.templates.{kind}.{qtype}.style: {err}") from None
+                    raise ConfigError(f"prompt.templates.{kind}.{qtype}.style: {err}") from None
 
     def template(self, kind: AnswerKind, qtype: QuestionType) -> Template:
         """The template for this answer kind and question type (summary questions have no exact one)."""
