@@ -6,6 +6,7 @@ returns the fewest decoder layers to checkpoint so that the estimate fits the bu
 the FIRST k: backward reaches them last, after the activations of every later (not checkpointed) layer have been
 freed, so the peak is the larger of the end of the forward pass and the recomputation of one checkpointed layer.
 
+Sizes are GiB (2**30 bytes, as ``torch.cuda.max_memory_allocated() / 2**30``); ``budget_gb`` is in the same unit.
 Every number here is an ESTIMATE from the formulas below (bf16 activations, SDPA/flash attention, no activation
 offloading); the benchmark (``benchmarks/qlora_throughput.py``) records it next to the measured peak.
 """
@@ -191,9 +192,9 @@ def apply_checkpointing(model: nn.Module, layers: list[int]) -> list[int]:
     if wrong:
         raise ValueError(f"no decoder layer {wrong[0]} (the model has {len(blocks)})")
     if not layers:
-        model.gradient_checkpointing_disable()
+        model.activation_checkpointing_disable()
         return []
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     for i, block in enumerate(blocks):
         block.gradient_checkpointing = i in layers
     return list(layers)
