@@ -238,7 +238,7 @@ def build(variant: Variant, config: MixtralConfig, args, device, dtype) -> tuple
     lora = LoraSettings(r=args.lora_r, alpha=2 * args.lora_r, dropout=0.0, target_modules=ATTENTION)
     if variant.quant == "baseline":
         model = get_peft_model(
-            model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=0.0, target_modules=ATTENTION)
+            model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, target_modules=ATTENTION, task_type="CAUSAL_LM")
         )
     else:
         model = add_lora(model, lora)

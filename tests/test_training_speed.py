@@ -293,3 +293,11 @@ def test_compiled_nf4_decoder_layers_give_the_same_loss_and_gradients(tokenizer,
     assert loss == pytest.approx(plain_loss, rel=1e-5)
     for name, grad in plain_grads.items():
         torch.testing.assert_close(grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("value", ["sometimes", "True", "", "AUTO"])
+def test_train_refuses_unknown_checkpointing_modes(value, tmp_path):
+    from bioqa.training.recipe import train
+
+    with pytest.raises(ConfigError, match="gradient_checkpointing must be true, false or auto"):
+        train(None, None, data=DataSettings(train_files=["x"]), output_dir=tmp_path, gradient_checkpointing=value)

@@ -190,10 +190,12 @@ def release_expert_buffers() -> None:
 
 
 def _grouped_mm_ok(*tensors: torch.Tensor) -> bool:
-    """``grouped_mm`` needs 16-byte aligned data and strides (on CPU too)."""
+    """``grouped_mm`` needs 16-byte aligned data and strides (on CPU too), and bf16 on CUDA."""
     if not hasattr(nn.functional, "grouped_mm"):
         return False
     for t in tensors:
+        if t.is_cuda and t.dtype != torch.bfloat16:
+            return False
         strides = [s * t.element_size() for s, n in zip(t.stride(), t.shape, strict=True) if s != 1 and n > 1]
         if t.data_ptr() % 16 or any(s % 16 for s in strides):
             return False
