@@ -1,20 +1,27 @@
-"""QLoRA training throughput, peak memory and 4-bit decode speed: bioqa vs plain transformers + PEFT + bitsandbytes.
+"""QLoRA training throughput, peak memory, prefill and 4-bit decode speed: bioqa's levers vs the off-the-shelf recipe.
 
-A random-init Mixtral with the real layer shapes (hidden 4096, FFN 14336, 8 experts top-2, 32 q / 8 kv heads,
-vocab 32000) and ``--layers`` decoder layers; batch 1, ``--seq`` tokens, LoRA r=16 on q/k/v/o, every frozen
-weight NF4 (double quantisation, bf16 compute). Variants:
+ONE time-boxed call runs every variant on a random-init Mixtral with the real layer shapes (hidden 4096, FFN 14336,
+8 experts top-2, 32 q / 8 kv heads, vocab 32000) and ``--layers`` decoder layers (default 2); batch 1, ``--seq``
+tokens (default 4096), LoRA r=16 on q/k/v/o, every frozen weight NF4 (double quantisation, bf16 compute on GPU).
+All variants train in the same plain loop (autocast bf16 on CUDA, AdamW), so only the model differs:
 
-- ``bioqa``: :class:`bioqa.training.module.QLoRAModule` in a Lightning Trainer (bf16-mixed), experts through
-  ``bioqa.models.moe`` (routed experts only, one at a time, no dequantised weight kept for backward);
-- ``baseline``: a plain loop (autocast bf16, AdamW) over a transformers model whose linear layers are
-  ``bnb.nn.Linear4bit`` (what ``BitsAndBytesConfig(load_in_4bit=True)`` builds) and whose fused experts are
-  quantised with ``bitsandbytes.nn.parametrize.replace_parameter_4bit`` and run by ``grouped_mm``;
-- ``*-nockpt``: the same without gradient checkpointing.
+- ``baseline``: what a user assembles from transformers + PEFT + bitsandbytes: ``bnb.nn.Linear4bit`` linear layers,
+  fused experts quantised by ``bitsandbytes.nn.parametrize.replace_parameter_4bit`` and run by transformers'
+  ``grouped_mm`` experts implementation;
+- ``bioqa-routed``: bioqa's routed NF4 experts (one expert at a time through ``bnb.matmul_4bit``);
+- ``bioqa-grouped``: each fused expert weight dequantised once per pass into a reusable buffer + ``grouped_mm``;
+- ``bioqa-auto``: grouped from 64 tokens, routed below (decoding);
+- ``+packed``: the row holds 4 examples of seq/4 tokens (position_ids restart, block-diagonal attention);
+- ``+liger``: Liger-Kernel RMSNorm, RoPE, fused linear cross-entropy (CUDA only: skipped, not timed, on CPU);
+- checkpointing ``all`` (default), ``none`` (``-nockpt``) or ``auto`` (the planner of bioqa.training.memory for
+  ``--memory-budget-gb``, default: the GPU's memory); the planner's estimate is recorded beside the measured peak.
 
-Full-model numbers are extrapolated linearly: time × 32 / layers; memory + (32 − layers) × (one layer's NF4
-weights + its checkpointed input). Run ``--tiny`` on CPU for a smoke test (small shapes, fp32).
+Decode (``bioqa-*`` and ``baseline``): prefill tokens/s over a ``--prompt``-token prompt (default 1024) and decode
+tokens/s for ``--decode-tokens`` new tokens at batch 1 and 8. Full-model numbers are extrapolated linearly:
+time × 32 / layers; memory + (32 − layers) × (one layer's NF4 weights + its checkpointed input).
+Variants left when ``--time-budget-s`` is spent are recorded as skipped. ``--tiny``: small shapes, fp32, CPU.
 
-    python benchmarks/qlora_throughput.py [--layers 2] [--seq 4096] [--variants bioqa baseline ...] [--tiny]
+    python benchmarks/qlora_throughput.py [--layers 2] [--seq 4096] [--variants ...] [--tiny] [--time-budget-s 420]
 """
 
 from __future__ import annotations
@@ -26,11 +33,11 @@ import json
 import platform
 import re
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import bitsandbytes as bnb
-import pytorch_lightning as pl
 import torch
 from bitsandbytes.nn.parametrize import replace_parameter_4bit
 from peft import LoraConfig, get_peft_model
@@ -40,7 +47,8 @@ from transformers import AutoModelForCausalLM, MixtralConfig
 from bioqa.models.adapters import LoraSettings, add_lora
 from bioqa.models.quantization import quantization_report, quantize_model_
 from bioqa.runs import package_versions
-from bioqa.training.module import QLoRAModule
+from bioqa.training.kernels import apply_liger
+from bioqa.training.memory import ModelShape, apply_checkpointing, peak_gb, plan_checkpointing
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -127,79 +135,51 @@ def layer_bytes(model: nn.Module) -> float:
     return sum(r["numel"] * r["bytes_per_param"] for n, r in report.items() if ".layers.0." in n)
 
 
-class StepTimer(pl.Callback):
-    """Wall time of each optimizer step (forward, backward, update), device-synchronised."""
-
-    def __init__(self, device: torch.device):
-        self.device, self.times, self._start = device, [], 0.0
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        sync(self.device)
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        sync(self.device)
-        self.times.append(time.perf_counter() - self._start)
+@dataclass(frozen=True)
+class Variant:
+    quant: str  # "baseline" (replace_parameter_4bit + grouped_mm) or "bioqa"
+    experts: str = "routed"  # bioqa's experts forward: routed | grouped | auto
+    checkpointing: str = "all"  # all | none | auto
+    packed: bool = False
+    liger: bool = False
+    decode: bool = False
 
 
-class RandomTokens(torch.utils.data.Dataset):
-    def __init__(self, n: int, seq: int, vocab: int):
-        generator = torch.Generator().manual_seed(0)
-        self.ids = torch.randint(0, vocab, (n, seq), generator=generator)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.ids[i], "attention_mask": torch.ones_like(self.ids[i]), "labels": self.ids[i]}
-
-
-def train_bioqa(model, args, device, checkpointing: bool) -> list[float]:
-    peft_model = add_lora(
-        model, LoraSettings(r=args.lora_r, alpha=2 * args.lora_r, dropout=0.0, target_modules=ATTENTION)
-    )
-    module = QLoRAModule(
-        peft_model, lr=1e-4, warmup_ratio=0.0, schedule="constant", gradient_checkpointing=checkpointing
-    )
-    timer = StepTimer(device)
-    trainer = pl.Trainer(
-        accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=1,
-        precision="bf16-mixed" if device.type == "cuda" else "32-true",
-        max_steps=args.warmup + args.steps,
-        callbacks=[timer],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    data = torch.utils.data.DataLoader(
-        RandomTokens(args.warmup + args.steps, args.seq, model.config.vocab_size), batch_size=1
-    )
-    trainer.fit(module, train_dataloaders=data)
-    return timer.times[args.warmup :]
+VARIANTS = {
+    "baseline": Variant("baseline", decode=True),
+    "baseline-nockpt": Variant("baseline", checkpointing="none"),
+    "bioqa-routed": Variant("bioqa", "routed", decode=True),
+    "bioqa-grouped": Variant("bioqa", "grouped", decode=True),
+    "bioqa-auto": Variant("bioqa", "auto", decode=True),
+    "bioqa-grouped-nockpt": Variant("bioqa", "grouped", checkpointing="none"),
+    "bioqa-grouped-ckptauto": Variant("bioqa", "grouped", checkpointing="auto"),
+    "bioqa-grouped-packed": Variant("bioqa", "grouped", packed=True),
+    "bioqa-grouped-liger": Variant("bioqa", "grouped", liger=True),
+    "bioqa-grouped-packed-liger-ckptauto": Variant("bioqa", "grouped", "auto", packed=True, liger=True),
+}
 
 
-def train_baseline(model, args, device, checkpointing: bool) -> list[float]:
-    if checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    peft_model = get_peft_model(
-        model,
-        LoraConfig(
-            r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules=ATTENTION, task_type="CAUSAL_LM"
-        ),
-    )
-    peft_model.train()
-    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-4)
-    data = RandomTokens(args.warmup + args.steps, args.seq, model.config.vocab_size)
+def token_batch(args, vocab: int, device: torch.device, step: int, packed: bool) -> dict[str, torch.Tensor]:
+    ids = torch.randint(0, vocab, (1, args.seq), generator=torch.Generator().manual_seed(step)).to(device)
+    batch = {"input_ids": ids, "labels": ids}
+    if packed:  # 4 examples per row: positions restart, no attention_mask (block-diagonal attention)
+        part = args.seq // 4
+        batch["position_ids"] = (torch.arange(args.seq, device=device) % part)[None]
+    else:
+        batch["attention_mask"] = torch.ones_like(ids)
+    return batch
+
+
+def train_steps(model: nn.Module, args, device: torch.device, packed: bool) -> list[float]:
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     times = []
-    for i in range(len(data)):
-        batch = {k: v[None].to(device) for k, v in data[i].items()}
+    for step in range(args.warmup + args.steps):
+        batch = token_batch(args, model.config.vocab_size, device, step, packed)
         sync(device)
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = peft_model(**batch).loss
+            loss = model(**batch, use_cache=False).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -208,53 +188,111 @@ def train_baseline(model, args, device, checkpointing: bool) -> list[float]:
     return times[args.warmup :]
 
 
-def decode_speed(model: nn.Module, device: torch.device, tokens: int, vocab: int) -> float:
+def decode_speed(model: nn.Module, device: torch.device, args, batch: int) -> dict[str, float]:
+    """Prefill tokens/s (one forward over the prompt) and decode tokens/s (generation minus its prefill)."""
     model.eval()
-    prompt = torch.randint(0, vocab, (1, 32), generator=torch.Generator().manual_seed(1)).to(device)
+    prompt = torch.randint(0, model.config.vocab_size, (batch, args.prompt), generator=torch.Generator().manual_seed(1))
+    prompt = prompt.to(device)
     kwargs = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
     with torch.no_grad():
-        model.generate(prompt, max_new_tokens=4, min_new_tokens=4, **kwargs)  # warm-up
+        model.generate(prompt[:, :16], max_new_tokens=2, min_new_tokens=2, **kwargs)  # warm-up
         sync(device)
         start = time.perf_counter()
-        model.generate(prompt, max_new_tokens=tokens, min_new_tokens=tokens, **kwargs)
+        model(prompt, use_cache=True)
         sync(device)
-    return tokens / (time.perf_counter() - start)
+        prefill = time.perf_counter() - start
+        start = time.perf_counter()
+        model.generate(prompt, max_new_tokens=args.decode_tokens, min_new_tokens=args.decode_tokens, **kwargs)
+        sync(device)
+        total = time.perf_counter() - start
+    return {
+        f"prefill_tokens_per_s_bs{batch}": batch * args.prompt / prefill,
+        f"decode_tokens_per_s_bs{batch}": batch * args.decode_tokens / max(total - prefill, 1e-9),
+    }
+
+
+def build(variant: Variant, config: MixtralConfig, args, device, dtype) -> tuple[nn.Module, dict[str, Any]]:
+    """The random model (same seed, same weights for every variant), quantised, with LoRA and checkpointing."""
+    notes: dict[str, Any] = {}
+    model = random_model(config, device, dtype)
+    if variant.quant == "baseline":
+        plain_quantize(model, dtype)
+    else:
+        quantize_model_(model, compute_dtype=dtype, experts_forward=variant.experts)
+    if variant.liger:
+        notes["liger"] = apply_liger(model)
+    layers = list(range(config.num_hidden_layers))
+    if variant.checkpointing == "auto":
+        plan = plan_checkpointing(
+            ModelShape.from_config(config),
+            args.seq,
+            args.memory_budget_gb,
+            lora_r=args.lora_r,
+            dtype_bytes=dtype.itemsize,
+            experts_forward=variant.experts,
+            overhead_gb=args.overhead_gb,
+        )
+        layers, notes["checkpoint_plan"] = plan.layers, plan.to_json()
+    elif variant.checkpointing == "none":
+        layers = []
+    lora = LoraSettings(r=args.lora_r, alpha=2 * args.lora_r, dropout=0.0, target_modules=ATTENTION)
+    if variant.quant == "baseline":
+        model = get_peft_model(
+            model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, target_modules=ATTENTION, task_type="CAUSAL_LM")
+        )
+    else:
+        model = add_lora(model, lora)
+    notes["checkpointed_layers"] = apply_checkpointing(model, layers)
+    return model, notes
+
+
+def estimate(config: MixtralConfig, args, dtype: torch.dtype, variant: Variant, layers: int) -> float:
+    """The planner's peak estimate (GiB) for this run, to set beside the measured peak."""
+    shape = ModelShape.from_config(config)
+    plan = plan_checkpointing(
+        shape,
+        args.seq,
+        1e9,
+        lora_r=args.lora_r,
+        dtype_bytes=dtype.itemsize,
+        experts_forward=variant.experts if variant.quant == "bioqa" else "grouped",
+        overhead_gb=args.overhead_gb,
+    )
+    return round(peak_gb(plan.items_gb, shape.layers, layers), 3)
 
 
 def run_variant(name: str, config: MixtralConfig, args, device, dtype) -> dict[str, Any]:
-    """Build the random model afresh (same seed, same weights), quantise it in place, decode, then train."""
+    variant = VARIANTS[name]
     reset_peak(device)
-    model = random_model(config, device, dtype)
-    if name.startswith("bioqa"):
-        quantize_model_(model, compute_dtype=dtype)
-    else:
-        plain_quantize(model, dtype)
+    model, notes = build(variant, config, args, device, dtype)
+    result: dict[str, Any] = {"variant": name, **asdict(variant), **notes}
+    if variant.liger and not str(notes.get("liger", "")).startswith("applied"):
+        result["skipped"] = notes["liger"]
+        return result
     reset_peak(device)
     resident = memory_now(device)
     per_layer = layer_bytes(model) / 2**30
-    decode = decode_speed(model, device, args.decode_tokens, model.config.vocab_size) if args.decode_tokens else None
-    reset_peak(device)
-    checkpointing = not name.endswith("-nockpt")
-    train = train_bioqa if name.startswith("bioqa") else train_baseline
-    times = train(model, args, device, checkpointing)
-    step = sorted(times)[len(times) // 2]
+    times = train_steps(model, args, device, variant.packed)
     peak = peak_memory(device)
-    saved_input = args.seq * model.config.hidden_size * 2 / 2**30 if checkpointing else float("nan")
-    result = {
-        "variant": name,
-        "gradient_checkpointing": checkpointing,
-        "step_s_median": step,
-        "step_s_all": times,
-        "tokens_per_s": args.seq / step,
-        "tokens_per_s_32_layers": args.seq / (step * FULL_LAYERS / args.layers),
-        "model_memory_gib": resident,
-        "peak_memory_gib": peak,
-        "layer_weights_gib": per_layer,
-        "peak_memory_32_layers_gib": peak + (FULL_LAYERS - args.layers) * (per_layer + (saved_input or 0.0))
-        if checkpointing
+    step = sorted(times)[len(times) // 2]
+    checkpointed = len(notes["checkpointed_layers"])
+    saved_input = args.seq * config.hidden_size * dtype.itemsize / 2**30
+    result.update(
+        step_s_median=step,
+        step_s_all=times,
+        tokens_per_s=args.seq / step,
+        tokens_per_s_32_layers=args.seq / (step * FULL_LAYERS / args.layers),
+        model_memory_gib=resident,
+        peak_memory_gib=peak,
+        planner_estimate_gib=estimate(config, args, dtype, variant, checkpointed),
+        layer_weights_gib=per_layer,
+        peak_memory_32_layers_gib=peak + (FULL_LAYERS - args.layers) * (per_layer + saved_input)
+        if checkpointed == args.layers
         else None,
-        "decode_tokens_per_s": decode,
-    }
+    )
+    if variant.decode and args.decode_tokens:
+        for batch in (1, 8):
+            result.update(decode_speed(model, device, args, batch))
     del model
     reset_peak(device)
     return result
@@ -267,38 +305,58 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--lora-r", type=int, default=16)
-    parser.add_argument("--decode-tokens", type=int, default=32)
-    parser.add_argument("--variants", nargs="+", default=["bioqa", "baseline", "bioqa-nockpt", "baseline-nockpt"])
+    parser.add_argument("--prompt", type=int, default=None, help="decode prompt tokens (default 1024; 64 with --tiny)")
+    parser.add_argument("--decode-tokens", type=int, default=None, help="new tokens (default 32; 8 with --tiny)")
+    parser.add_argument("--memory-budget-gb", type=float, default=None, help="for ckptauto (default: GPU memory)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--time-budget-s", type=float, default=420, help="skip the variants left after this")
     parser.add_argument("--tiny", action="store_true", help="small shapes (CPU smoke test)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.seq = args.seq or (256 if args.tiny else 4096)
+    args.prompt = args.prompt or (64 if args.tiny else 1024)
+    args.decode_tokens = args.decode_tokens if args.decode_tokens is not None else (8 if args.tiny else 32)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.memory_budget_gb is None:
+        args.memory_budget_gb = (
+            torch.cuda.get_device_properties(device).total_memory / 2**30 if device.type == "cuda" else 0.02
+        )
+    args.overhead_gb = 1.0 if device.type == "cuda" else 0.0  # the planner's CUDA context + allocator allowance
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     config = mixtral_config(args.layers, args.tiny)
-    rows = [run_variant(name, config, args, device, dtype) for name in args.variants]
-    baseline = next((r for r in rows if r["variant"] == "baseline"), None)
+    started, rows = time.perf_counter(), []
+    for name in args.variants:
+        if time.perf_counter() - started > args.time_budget_s:
+            rows.append({"variant": name, "skipped": f"time budget of {args.time_budget_s:.0f} s spent"})
+            continue
+        try:
+            rows.append(run_variant(name, config, args, device, dtype))
+        except torch.OutOfMemoryError as error:
+            rows.append({"variant": name, "skipped": f"out of memory: {str(error).splitlines()[0]}"})
+            reset_peak(device)
+    baseline = next((r for r in rows if r["variant"] == "baseline" and "step_s_median" in r), None)
     print(
         f"\nMixtral shapes {'(tiny)' if args.tiny else ''}: {args.layers} layers, seq {args.seq}, batch 1, "
         f"LoRA r={args.lora_r} on attention, device {device_name(device, args.tiny)}"
     )
-    header = (
-        f"{'variant':<18}{'step s':>9}{'tok/s':>10}{'tok/s@32L':>11}{'peak GiB':>10}{'peak@32L':>10}"
-        f"{'decode tok/s':>14}{'vs baseline':>13}"
+    print(
+        f"{'variant':<36}{'ckpt':>5}{'step s':>9}{'tok/s':>9}{'tok/s@32L':>10}{'peak GiB':>9}{'est GiB':>8}"
+        f"{'vs base':>8}{'prefill':>9}{'dec bs1':>8}{'dec bs8':>8}"
     )
-    print(header)
+    nan = float("nan")
     for r in rows:
-        speedup = baseline["step_s_median"] / r["step_s_median"] if baseline else float("nan")
-        r["speedup_vs_baseline"] = speedup
-        peak32 = r["peak_memory_32_layers_gib"]
+        if "step_s_median" not in r:
+            print(f"{r['variant']:<36} skipped: {r['skipped']}")
+            continue
+        r["speedup_vs_baseline"] = baseline["step_s_median"] / r["step_s_median"] if baseline else None
         print(
-            f"{r['variant']:<18}{r['step_s_median']:>9.3f}{r['tokens_per_s']:>10.0f}"
-            f"{r['tokens_per_s_32_layers']:>11.0f}{r['peak_memory_gib']:>10.2f}"
-            f"{(peak32 if peak32 is not None else float('nan')):>10.2f}{(r['decode_tokens_per_s'] or 0):>14.1f}"
-            f"{speedup:>13.2f}"
+            f"{r['variant']:<36}{len(r['checkpointed_layers']):>5}{r['step_s_median']:>9.3f}{r['tokens_per_s']:>9.0f}"
+            f"{r['tokens_per_s_32_layers']:>10.0f}{r['peak_memory_gib']:>9.2f}{r['planner_estimate_gib']:>8.2f}"
+            f"{(r['speedup_vs_baseline'] or nan):>8.2f}{r.get('prefill_tokens_per_s_bs1', nan):>9.0f}"
+            f"{r.get('decode_tokens_per_s_bs1', nan):>8.1f}{r.get('decode_tokens_per_s_bs8', nan):>8.1f}"
         )
     out = args.out or RESULTS / f"qlora_throughput_{device_name(device, args.tiny)}.json"
     payload = {
@@ -320,10 +378,14 @@ def main() -> None:
             "compute_dtype": str(dtype),
             "steps": args.steps,
             "warmup": args.warmup,
+            "prompt_tokens": args.prompt,
+            "decode_tokens": args.decode_tokens,
+            "memory_budget_gb": args.memory_budget_gb,
             "threads": torch.get_num_threads(),
         },
         "extrapolation": "tokens/s@32 = seq / (step_s * 32 / layers); peak@32 = peak + (32 - layers) * "
-        "(layer NF4 weights + checkpointed layer input)",
+        "(layer NF4 weights + checkpointed layer input), only when every layer is checkpointed",
+        "wall_s": time.perf_counter() - started,
         "results": rows,
         "packages": package_versions(),
         "platform": platform.platform(),

@@ -11,12 +11,14 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, MixtralConfig
 
+from bioqa.models import moe
 from bioqa.models.moe import (
     add_expert_lora,
     dequantize_experts,
     expert_packed,
     expert_quant_states,
     iter_fused_experts,
+    set_experts_forward,
 )
 from bioqa.models.quantization import (
     NF4AllQuantizer,
@@ -129,9 +131,21 @@ def _manual_experts(experts: nn.Module, gate_up: torch.Tensor, down: torch.Tenso
     return out
 
 
-@pytest.mark.parametrize("with_lora", [False, True])
-def test_routed_nf4_experts_match_reference_values_and_gradients(with_lora):
+@pytest.mark.parametrize(
+    ("mode", "with_lora", "kernel"),
+    [
+        ("routed", False, True),
+        ("routed", True, True),
+        ("grouped", False, True),
+        ("grouped", True, True),
+        ("grouped", True, False),  # the per-expert loop over the same buffer (no aligned grouped_mm)
+    ],
+)
+def test_nf4_experts_match_reference_values_and_gradients(mode, with_lora, kernel, monkeypatch):
+    if not kernel:
+        monkeypatch.setattr(moe, "_grouped_mm_ok", lambda *tensors: False)
     model = quantize_model_(tiny_mixtral(), compute_dtype=torch.float32)
+    set_experts_forward(model, mode)
     experts = dict(iter_fused_experts(model))["model.layers.0.mlp.experts"]
     lora = None
     if with_lora:
@@ -157,6 +171,40 @@ def test_routed_nf4_experts_match_reference_values_and_gradients(with_lora):
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
         assert g.abs().sum() > 0
+
+
+def test_grouped_experts_dequantise_each_weight_once_per_pass_and_skip_idle_experts(monkeypatch):
+    model = quantize_model_(tiny_mixtral(), compute_dtype=torch.float32)
+    set_experts_forward(model, "grouped")
+    experts = dict(iter_fused_experts(model))["model.layers.0.mlp.experts"]
+    calls = []
+    dequantize = bnbf.dequantize_4bit
+    monkeypatch.setattr(bnbf, "dequantize_4bit", lambda *a, **k: calls.append(a[1].shape) or dequantize(*a, **k))
+    x = torch.randn(40, 64, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    index = torch.tensor([[0, 3]] * 40)  # experts 1 and 2 receive nothing
+    weights = torch.full((40, 2), 0.5)
+    out = experts(x, index, weights)
+    assert len(calls) == 2  # gate_up and down, once each
+    out.square().sum().backward()
+    assert len(calls) == 4  # and once each again for the input gradient
+    set_experts_forward(model, "routed")
+    torch.testing.assert_close(out, experts(x, index, weights), atol=1e-5, rtol=1e-4)
+
+
+def test_auto_experts_forward_switches_on_the_number_of_tokens(monkeypatch):
+    model = quantize_model_(tiny_mixtral(), compute_dtype=torch.float32)
+    set_experts_forward(model, "auto")
+    used = []
+    for name in ("nf4_experts_forward", "nf4_experts_forward_grouped"):
+        original = getattr(moe, name)
+        monkeypatch.setattr(moe, name, lambda *a, _n=name, _f=original: used.append(_n) or _f(*a))
+    ids = torch.randint(0, 256, (1, moe.GROUPED_MIN_TOKENS), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        model(ids)
+        model(ids[:, :8])
+    assert used == ["nf4_experts_forward_grouped"] * 2 + ["nf4_experts_forward"] * 2
+    with pytest.raises(ValueError, match="experts_forward must be one of"):
+        set_experts_forward(model, "fused")
 
 
 def test_expert_lora_starts_as_identity():

@@ -13,6 +13,13 @@ transformers 5.x stores the experts of a MoE layer (Mixtral, Qwen-MoE, ...) as f
 - keeps no dequantised weight for the backward pass (``MatMul4Bit`` re-dequantises the expert for the input
   gradient), so activation memory is independent of the number of experts;
 - adds optional per-expert LoRA deltas (:class:`ExpertLoRA`), trained like any other parameter.
+
+A second forward, :func:`nf4_experts_forward_grouped` (``experts_forward="grouped"``), dequantises each fused
+expert tensor ONCE per pass (once in the forward, once in the backward) into a reusable bf16 buffer shared by all
+layers, then runs one grouped GEMM (``torch.nn.functional.grouped_mm``) over the routed tokens: fewer, larger
+kernels for training-sized batches, at the cost of one layer's bf16 experts in memory (Mixtral-8x7B: 2.6 GiB).
+``"auto"`` uses the grouped forward for at least :data:`GROUPED_MIN_TOKENS` tokens and the routed one below
+(decoding). Which is faster on a GPU is for ``benchmarks/qlora_throughput.py`` to say.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from torch import nn
 
 EXPERT_PARAMS = ("gate_up_proj", "down_proj")
 LORA_ATTRIBUTE = "bioqa_lora"
+MODE_ATTRIBUTE = "bioqa_experts_forward"
+EXPERT_FORWARDS = ("routed", "grouped", "auto")
+GROUPED_MIN_TOKENS = 64
 
 
 def is_fused_experts(module: nn.Module) -> bool:
@@ -157,6 +167,123 @@ def _states(param: torch.Tensor) -> list[bnbf.QuantState] | None:
     return expert_quant_states(param) if isinstance(param, bnb.nn.Params4bit) else None
 
 
+_BUFFERS: dict[tuple[torch.Size, torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def dequantize_into_buffer(param: bnb.nn.Params4bit) -> torch.Tensor:
+    """The full 3-D weight dequantised into a buffer reused by every layer of the same shape (valid until the
+    next call for that shape: callers use it at once and keep no reference). bitsandbytes 0.50 has no CPU
+    kernel writing into ``out``, so on CPU each call returns a fresh tensor."""
+    state = param.quant_state
+    if param.device.type == "cpu":
+        return bnbf.dequantize_4bit(param.data, state)
+    key = (torch.Size(state.shape), state.dtype, param.device)
+    buffer = _BUFFERS.get(key)
+    if buffer is None:
+        buffer = _BUFFERS[key] = torch.empty(key[0], dtype=key[1], device=key[2])
+    return bnbf.dequantize_4bit(param.data, state, out=buffer)
+
+
+def release_expert_buffers() -> None:
+    """Free the dequantisation buffers (they are re-created on the next grouped forward)."""
+    _BUFFERS.clear()
+
+
+def _grouped_mm_ok(*tensors: torch.Tensor) -> bool:
+    """``grouped_mm`` needs 16-byte aligned data and strides (on CPU too), and bf16 on CUDA."""
+    if not hasattr(nn.functional, "grouped_mm"):
+        return False
+    for t in tensors:
+        if t.is_cuda and t.dtype != torch.bfloat16:
+            return False
+        strides = [s * t.element_size() for s, n in zip(t.stride(), t.shape, strict=True) if s != 1 and n > 1]
+        if t.data_ptr() % 16 or any(s % 16 for s in strides):
+            return False
+    return True
+
+
+def grouped_mm(x: torch.Tensor, weight: torch.Tensor, counts: list[int], offs: torch.Tensor) -> torch.Tensor:
+    """``x[rows of group e] @ weight[e]`` for consecutive row groups (``weight`` [E, in, out], any strides): one
+    ``grouped_mm`` kernel where it applies, else a loop over the non-empty groups."""
+    weight = weight.to(x.dtype)
+    if _grouped_mm_ok(x, weight):
+        return nn.functional.grouped_mm(x, weight, offs=offs)
+    outputs, start = [], 0
+    for expert, count in enumerate(counts):
+        outputs.append(x[start : start + count] @ weight[expert])
+        start += count
+    return torch.cat(outputs) if outputs else x.new_zeros(0, weight.shape[-1])
+
+
+class NF4GroupedLinear(torch.autograd.Function):
+    """``x @ W[e].T`` per row group over an NF4 fused expert weight, dequantised once per pass into the shared
+    buffer; backward dequantises again (nothing dequantised is saved) and returns the input gradient only."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, param: torch.Tensor, counts: list[int], offs: torch.Tensor) -> torch.Tensor:
+        ctx.param, ctx.counts = param, counts
+        ctx.save_for_backward(offs)
+        weight = dequantize_into_buffer(param)
+        return grouped_mm(x.to(weight.dtype).contiguous(), weight.transpose(-2, -1), counts, offs)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
+        (offs,) = ctx.saved_tensors
+        weight = dequantize_into_buffer(ctx.param)
+        return grouped_mm(grad.to(weight.dtype).contiguous(), weight, ctx.counts, offs), None, None, None
+
+
+def grouped_expert_linear(x: torch.Tensor, param: torch.Tensor, counts: list[int], offs: torch.Tensor) -> torch.Tensor:
+    """``x @ W[e].T`` per row group, ``param`` NF4 (:class:`NF4GroupedLinear`) or full precision (autograd)."""
+    if isinstance(param, bnb.nn.Params4bit):
+        return NF4GroupedLinear.apply(x, param, counts, offs)
+    return grouped_mm(x.to(param.dtype).contiguous(), param.transpose(-2, -1), counts, offs)
+
+
+def _grouped_lora(lora: ExpertLoRA, name: str, x: torch.Tensor, counts: list[int], offs: torch.Tensor) -> torch.Tensor:
+    a, b = getattr(lora, f"{name}_A"), getattr(lora, f"{name}_B")
+    low = grouped_mm(lora.dropout(x).to(a.dtype).contiguous(), a.transpose(-2, -1), counts, offs)
+    return (grouped_mm(low, b.transpose(-2, -1), counts, offs) * lora.scaling).to(x.dtype)
+
+
+def nf4_experts_forward_grouped(
+    self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+) -> torch.Tensor:
+    """Experts as two grouped GEMMs over the routed tokens, each fused weight dequantised once per pass (same
+    results as :func:`nf4_experts_forward`)."""
+    num_tokens, hidden = hidden_states.shape
+    top_k = top_k_index.shape[-1]
+    flat = top_k_index.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    counts_t = torch.bincount(flat, minlength=self.num_experts)[: self.num_experts]
+    counts = counts_t.tolist()
+    kept = sum(counts)  # expert-parallel sentinels (index == num_experts) sort last and are dropped
+    if not kept:
+        return torch.zeros_like(hidden_states)
+    offs = torch.cumsum(counts_t, 0).to(torch.int32)
+    token_of = order[:kept] // top_k
+    x = hidden_states[token_of]
+    lora: ExpertLoRA | None = getattr(self, LORA_ATTRIBUTE, None)
+    h = grouped_expert_linear(x, self.gate_up_proj, counts, offs)
+    if lora is not None:
+        h = h + _grouped_lora(lora, "gate_up", x, counts, offs)
+    a = self._apply_gate(h)
+    y = grouped_expert_linear(a, self.down_proj, counts, offs)
+    if lora is not None:
+        y = y + _grouped_lora(lora, "down", a, counts, offs)
+    weighted = y * top_k_weights.reshape(-1)[order[:kept], None].to(y.dtype)
+    out = torch.zeros(num_tokens, hidden, dtype=weighted.dtype, device=hidden_states.device)
+    return out.index_add_(0, token_of, weighted).to(hidden_states.dtype)
+
+
+def nf4_experts_forward_auto(
+    self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+) -> torch.Tensor:
+    """Grouped for at least :data:`GROUPED_MIN_TOKENS` tokens (training, prefill), routed below (decoding)."""
+    forward = nf4_experts_forward_grouped if hidden_states.shape[0] >= GROUPED_MIN_TOKENS else nf4_experts_forward
+    return forward(self, hidden_states, top_k_index, top_k_weights)
+
+
 def nf4_experts_forward(
     self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
 ) -> torch.Tensor:
@@ -194,11 +321,29 @@ def nf4_experts_forward(
     return out.index_add_(0, token_of[:start], weighted).to(hidden_states.dtype)
 
 
-def use_nf4_experts_forward(module: nn.Module) -> None:
-    """Route this fused experts module through :func:`nf4_experts_forward`."""
+_FORWARDS = {"routed": nf4_experts_forward, "grouped": nf4_experts_forward_grouped, "auto": nf4_experts_forward_auto}
+
+
+def use_nf4_experts_forward(module: nn.Module, mode: str | None = None) -> None:
+    """Run this fused experts module through bioqa's forward: ``mode`` "routed" (:func:`nf4_experts_forward`),
+    "grouped" (:func:`nf4_experts_forward_grouped`) or "auto"; None keeps the module's current mode (default
+    routed)."""
     if not is_fused_experts(module):
         raise TypeError(f"{type(module).__name__} is not a fused gated experts module")
-    module.forward = types.MethodType(nf4_experts_forward, module)
+    mode = mode or getattr(module, MODE_ATTRIBUTE, "routed")
+    if mode not in _FORWARDS:
+        raise ValueError(f"experts_forward must be one of {EXPERT_FORWARDS}, got {mode!r}")
+    setattr(module, MODE_ATTRIBUTE, mode)
+    module.forward = types.MethodType(_FORWARDS[mode], module)
+
+
+def set_experts_forward(model: nn.Module, mode: str) -> list[str]:
+    """Use ``mode`` for every fused experts module of ``model``; returns their names."""
+    names = []
+    for name, module in iter_fused_experts(model):
+        use_nf4_experts_forward(module, mode)
+        names.append(name)
+    return names
 
 
 def add_expert_lora(model: nn.Module, r: int, alpha: float, dropout: float = 0.0) -> list[str]:

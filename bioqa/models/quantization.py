@@ -27,7 +27,13 @@ from transformers.quantizers import auto as quantizer_registry
 from transformers.quantizers.quantizer_bnb_4bit import Bnb4BitHfQuantizer
 from transformers.quantizers.quantizers_utils import get_module_from_name
 
-from bioqa.models.moe import EXPERT_PARAMS, is_fused_experts, iter_fused_experts, use_nf4_experts_forward
+from bioqa.models.moe import (
+    EXPERT_PARAMS,
+    is_fused_experts,
+    iter_fused_experts,
+    set_experts_forward,
+    use_nf4_experts_forward,
+)
 
 QUANT_METHOD = "bioqa_nf4"
 BLOCKSIZE = 64
@@ -133,9 +139,11 @@ def quantize_model_(
     double_quant: bool = True,
     experts: bool = True,
     skip_modules: tuple[str, ...] = ("lm_head",),
+    experts_forward: str = "routed",
 ) -> nn.Module:
     """Quantise an in-memory model in place: every ``nn.Linear`` (except ``skip_modules``) becomes a
-    ``bnb.nn.Linear4bit``, and (``experts=True``) fused expert tensors become ``Params4bit``."""
+    ``bnb.nn.Linear4bit``, and (``experts=True``) fused expert tensors become ``Params4bit``, run by bioqa's
+    ``experts_forward`` ("routed", "grouped" or "auto": see :mod:`bioqa.models.moe`)."""
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             if type(child) is not nn.Linear or child_name in skip_modules:
@@ -162,7 +170,7 @@ def quantize_model_(
                 setattr(
                     module, param_name, to_params4bit(weight.to(compute_dtype), quant_type, double_quant, weight.device)
                 )
-            use_nf4_experts_forward(module)
+            use_nf4_experts_forward(module, experts_forward)
     model.is_loaded_in_4bit = True
     return model
 
@@ -177,12 +185,13 @@ def load_model_4bit(
     experts: bool = True,
     device_map: str | dict[str, Any] | None = None,
     skip_modules: tuple[str, ...] = ("lm_head",),
+    experts_forward: str = "routed",
     **from_pretrained_kwargs: Any,
 ) -> PreTrainedModel:
     """Load a causal LM with every frozen weight in 4-bit (see the module docstring for what stays unquantised).
 
     ``device_map`` defaults to this process's GPU (``LOCAL_RANK``, for DDP) when there is one, else CPU
-    (bitsandbytes 4-bit runs on CPU too).
+    (bitsandbytes 4-bit runs on CPU too). ``experts_forward``: see :func:`quantize_model_`.
     """
     compute_dtype = getattr(torch, compute_dtype) if isinstance(compute_dtype, str) else compute_dtype
     if device_map is None:
@@ -198,6 +207,7 @@ def load_model_4bit(
             double_quant=double_quant,
             experts=experts,
             skip_modules=skip_modules,
+            experts_forward=experts_forward,
         )
     config = NF4AllConfig(
         bnb_4bit_compute_dtype=compute_dtype,
@@ -206,9 +216,12 @@ def load_model_4bit(
         llm_int8_skip_modules=list(skip_modules),
         quantize_experts=experts,
     )
-    return AutoModelForCausalLM.from_pretrained(
+    model = AutoModelForCausalLM.from_pretrained(
         model_path, quantization_config=config, dtype=compute_dtype, device_map=device_map, **from_pretrained_kwargs
     )
+    if experts:
+        set_experts_forward(model, experts_forward)
+    return model
 
 
 def quantization_report(model: nn.Module) -> dict[str, dict[str, float]]:
@@ -243,6 +256,7 @@ def random_model_4bit(
     compute_dtype: torch.dtype | str = torch.float32,
     quant_type: str = "nf4",
     double_quant: bool = True,
+    experts_forward: str = "routed",
     **config: Any,
 ) -> PreTrainedModel:
     """The tiny random model of ``bioqa.models.tiny.random_model`` (same seed, same weights), quantised in memory."""
@@ -250,4 +264,10 @@ def random_model_4bit(
 
     compute_dtype = getattr(torch, compute_dtype) if isinstance(compute_dtype, str) else compute_dtype
     model = random_model(load_tokenizer(tokenizer_path, tokenizer_gguf_file), architecture, seed, **config)
-    return quantize_model_(model, compute_dtype=compute_dtype, quant_type=quant_type, double_quant=double_quant)
+    return quantize_model_(
+        model,
+        compute_dtype=compute_dtype,
+        quant_type=quant_type,
+        double_quant=double_quant,
+        experts_forward=experts_forward,
+    )

@@ -8,6 +8,11 @@ Two sources:
   inference uses (``prompt=10shot``: every example carries its 10 shots), one per question and answer kind.
 
 Every token is masked (label -100) except those of the final assistant answer, its end-of-turn token included.
+
+Batches are either padded (:func:`collate`: similar lengths grouped by :class:`LengthGroupedSampler`) or packed
+(``packing=True``: :func:`pack_lengths` puts several examples into one row of at most ``pack_length`` tokens and
+:func:`collate_packed` gives every example its own ``position_ids`` starting at 0 and no ``attention_mask``, from
+which transformers derives a block-diagonal causal mask (SDPA/eager) or variable-length flash attention).
 """
 
 from __future__ import annotations
@@ -200,6 +205,75 @@ def collate(items: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[st
     return batch
 
 
+def pack_lengths(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Example indices grouped into packs of at most ``capacity`` tokens (first-fit decreasing; deterministic)."""
+    too_long = [i for i, n in enumerate(lengths) if n > capacity]
+    if too_long:
+        raise ValueError(f"example {too_long[0]} has {lengths[too_long[0]]} tokens, more than pack_length={capacity}")
+    packs: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        slot = next((j for j, free in enumerate(room) if free >= lengths[index]), None)
+        if slot is None:
+            packs.append([])
+            room.append(capacity)
+            slot = len(packs) - 1
+        packs[slot].append(index)
+        room[slot] -= lengths[index]
+    return packs
+
+
+class PackedDataset(Dataset):
+    """Packs of tokenised examples (see :func:`pack_lengths`); each item is a list of examples."""
+
+    def __init__(self, dataset: TokenizedDataset, capacity: int):
+        self.dataset, self.capacity = dataset, capacity
+        self.packs = pack_lengths(dataset.lengths, capacity)
+
+    def __len__(self) -> int:
+        return len(self.packs)
+
+    def __getitem__(self, index: int) -> list[dict[str, list[int]]]:
+        return [self.dataset[i] for i in self.packs[index]]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [sum(len(item["input_ids"]) for item in pack) for pack in self]
+
+
+def collate_packed(packs: Sequence[Sequence[dict[str, list[int]]]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """One row per pack: examples concatenated, ``position_ids`` restarting at 0 for each example, no
+    ``attention_mask`` (transformers then keeps attention within each example). The first label of every example
+    is -100 (nothing before it belongs to the example); right padding is one more masked "example"."""
+    rows = []
+    for pack in packs:
+        ids, labels, positions = [], [], []
+        for item in pack:
+            ids += item["input_ids"]
+            labels += [IGNORE_INDEX, *item["labels"][1:]]
+            positions += range(len(item["input_ids"]))
+        rows.append((ids, labels, positions))
+    width = max(len(ids) for ids, _, _ in rows)
+    batch = {
+        "input_ids": torch.full((len(rows), width), pad_token_id, dtype=torch.long),
+        "labels": torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long),
+        "position_ids": torch.arange(width).repeat(len(rows), 1),
+    }
+    for row, (ids, labels, positions) in enumerate(rows):
+        n = len(ids)
+        batch["input_ids"][row, :n] = torch.tensor(ids)
+        batch["labels"][row, :n] = torch.tensor(labels)
+        batch["position_ids"][row, :n] = torch.tensor(positions)
+        batch["position_ids"][row, n:] = torch.arange(width - n)
+    return batch
+
+
+def padding_fraction(widths_and_tokens: Sequence[tuple[int, int]]) -> float:
+    """Share of a run's token slots that are padding: ``sum(width - tokens) / sum(width)`` over its rows."""
+    slots = sum(width for width, _ in widths_and_tokens)
+    return sum(width - tokens for width, tokens in widths_and_tokens) / slots if slots else 0.0
+
+
 def split_examples(examples: Sequence[Example], fraction: float, seed: int = 0) -> tuple[list[Example], list[Example]]:
     """A seeded random (train, validation) split; the validation part has ``round(fraction * n)`` (≥ 1) examples."""
     if not 0 < fraction < 1:
@@ -216,7 +290,8 @@ class ChatDataModule(pl.LightningDataModule):
 
     ``train_files``/``val_files``: JSONL files (``data_format="chat_jsonl"``) or BioASQ golden JSON files
     (``"golden"``, which needs ``builder``). Without ``val_files``, ``val_fraction`` of the training examples
-    are held out (0: no validation).
+    are held out (0: no validation). ``packing``: each batch row packs several examples into at most
+    ``pack_length`` (default ``max_length``) tokens; ``batch_size`` then counts packs.
     """
 
     def __init__(
@@ -233,6 +308,8 @@ class ChatDataModule(pl.LightningDataModule):
         bucket_by_length: bool = True,
         num_workers: int = 0,
         seed: int = 0,
+        packing: bool = False,
+        pack_length: int | None = None,
     ):
         super().__init__()
         if data_format not in DATA_FORMATS:
@@ -249,6 +326,9 @@ class ChatDataModule(pl.LightningDataModule):
         self.data_format, self.kinds = data_format, tuple(kinds)
         self.val_fraction, self.max_length, self.batch_size = val_fraction, max_length, batch_size
         self.bucket_by_length, self.num_workers, self.seed = bucket_by_length, num_workers, seed
+        self.packing, self.pack_length = packing, pack_length or max_length
+        if self.pack_length < max_length:
+            raise ValueError(f"pack_length={self.pack_length} is shorter than max_length={max_length}")
         self.train_set: TokenizedDataset | None = None
         self.val_set: TokenizedDataset | None = None
 
@@ -275,6 +355,15 @@ class ChatDataModule(pl.LightningDataModule):
         )
 
     def _loader(self, dataset: TokenizedDataset, train: bool) -> DataLoader:
+        if self.packing:
+            packed = PackedDataset(dataset, self.pack_length)
+            return DataLoader(
+                packed,
+                batch_size=self.batch_size,
+                shuffle=train,
+                collate_fn=partial(collate_packed, pad_token_id=self.tokenizer.pad_token_id),
+                num_workers=self.num_workers,
+            )
         sampler = (
             LengthGroupedSampler(dataset.lengths, self.batch_size, self.seed)
             if train and self.bucket_by_length

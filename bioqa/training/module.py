@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
+
+from bioqa.training.memory import apply_checkpointing
 
 SCHEDULES = ("cosine", "linear", "constant")
 
@@ -29,6 +32,9 @@ class QLoRAModule(pl.LightningModule):
     """Causal-LM loss on completion-only labels; AdamW over the trainable (LoRA) parameters only.
 
     Checkpoints hold the trainable parameters only (the frozen 4-bit base is rebuilt from the model files).
+    ``gradient_checkpointing``: True (every decoder layer), False, or the indices of the layers to checkpoint
+    (:func:`bioqa.training.memory.plan_checkpointing`). Training runs without a KV cache, so packed batches
+    (``position_ids`` restarting per example, no ``attention_mask``) keep attention within each example.
     """
 
     def __init__(
@@ -39,16 +45,20 @@ class QLoRAModule(pl.LightningModule):
         betas: tuple[float, float] = (0.9, 0.999),
         warmup_ratio: float = 0.03,
         schedule: str = "cosine",
-        gradient_checkpointing: bool = False,
+        gradient_checkpointing: bool | Sequence[int] = False,
     ):
         super().__init__()
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.model = model.train()  # from_pretrained returns eval mode; LoRA dropout must be active in training
+        if not isinstance(gradient_checkpointing, bool):
+            gradient_checkpointing = [int(i) for i in gradient_checkpointing]
         self.save_hyperparameters(ignore=["model"])
         self.strict_loading = False  # checkpoints carry the adapters only
-        if gradient_checkpointing:
+        if gradient_checkpointing is True:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        elif gradient_checkpointing:
+            apply_checkpointing(model, gradient_checkpointing)
         if not any(p.requires_grad for p in model.parameters()):
             raise ValueError("the model has no trainable parameters (add LoRA adapters first)")
 
@@ -59,7 +69,7 @@ class QLoRAModule(pl.LightningModule):
         return self.model(**batch)
 
     def _loss(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        loss = self.model(**batch).loss
+        loss = self.model(**batch, use_cache=False).loss
         tokens = int((batch["labels"] != -100).sum())
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0], sync_dist=stage == "val")
         if stage == "train":

@@ -14,9 +14,13 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from bioqa.errors import ConfigError
 from bioqa.models.adapters import LoraSettings, add_lora, save_adapter
+from bioqa.models.moe import MODE_ATTRIBUTE, iter_fused_experts
 from bioqa.runs import provenance, write_json
 from bioqa.training.data import ChatDataModule
+from bioqa.training.kernels import apply_liger, compile_decoder_layers
+from bioqa.training.memory import CheckpointPlan, ModelShape, plan_checkpointing
 from bioqa.training.module import QLoRAModule
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,8 @@ class DataSettings:
     batch_size: int = 1
     bucket_by_length: bool = True
     num_workers: int = 0
+    packing: bool = False  # several examples per row, attention kept within each (position_ids restart)
+    pack_length: int | None = None  # tokens per packed row (default max_length)
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,38 @@ def prompt_builder(prompt: Any, tokenizer: PreTrainedTokenizerBase, max_length: 
     return PromptBuilder(prompt, count_tokens=count_tokens, context_window=max_length, max_new_tokens=answer_tokens)
 
 
+def checkpoint_plan(
+    model: PreTrainedModel, data: DataSettings, lora: LoraSettings, budget_gb: float | None
+) -> CheckpointPlan:
+    """``gradient_checkpointing=auto``: the planner's choice for this model, row length, batch and budget."""
+    if budget_gb is None:
+        raise ConfigError("gradient_checkpointing=auto needs memory_budget_gb (the GPU memory to plan for, in GB)")
+    experts = next((m for _, m in iter_fused_experts(model)), None)
+    plan = plan_checkpointing(
+        ModelShape.from_config(model.config),
+        seq=data.pack_length or data.max_length,
+        budget_gb=float(budget_gb),
+        batch=data.batch_size,
+        dtype_bytes=getattr(model, "dtype", torch.bfloat16).itemsize,
+        lora_r=lora.r,
+        experts_forward=getattr(experts, MODE_ATTRIBUTE, "routed"),
+    )
+    if not plan.fits:
+        log.warning(
+            "even with every layer checkpointed the estimated peak is %.1f GB, above memory_budget_gb=%s",
+            plan.peak_gb,
+            budget_gb,
+        )
+    log.info(
+        "gradient checkpointing (auto, estimate): %d of %d layers, peak ≈ %.1f GB of %s GB",
+        len(plan.layers),
+        model.config.num_hidden_layers,
+        plan.peak_gb,
+        budget_gb,
+    )
+    return plan
+
+
 def train(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -84,7 +122,10 @@ def train(
     prompt: Any = None,
     trainer_kwargs: dict[str, Any] | None = None,
     loggers: Sequence[Any] = (),
-    gradient_checkpointing: bool = False,
+    gradient_checkpointing: bool | str = False,
+    memory_budget_gb: float | None = None,
+    liger: bool = False,
+    compile_layers: bool = False,
     early_stopping_patience: int | None = 3,
     ckpt_path: str | None = None,
     resume_root: str | os.PathLike | None = None,
@@ -95,7 +136,15 @@ def train(
 
     ``prompt``: a :class:`bioqa.prompts.PromptConfig` (needed for golden-file data). ``ckpt_path``: a Lightning
     checkpoint to resume, or ``"last"`` for the newest ``last.ckpt`` under ``resume_root``.
+    ``gradient_checkpointing``: True, False or ``"auto"`` (the fewest layers that fit ``memory_budget_gb``, by
+    :func:`bioqa.training.memory.plan_checkpointing`); ``liger``: Liger-Kernel on CUDA (skipped with a warning
+    elsewhere); ``compile_layers``: ``torch.compile`` every decoder layer. What ran is recorded under ``speed`` in
+    the adapter's training info.
     """
+    if isinstance(gradient_checkpointing, str) and gradient_checkpointing != "auto":
+        raise ConfigError(f"gradient_checkpointing must be true, false or auto, got {gradient_checkpointing!r}")
+    if memory_budget_gb is not None and gradient_checkpointing != "auto":
+        log.warning("memory_budget_gb is only used with gradient_checkpointing=auto; ignored")
     lora, optim = lora or LoraSettings(), optim or OptimSettings()
     pl.seed_everything(seed, workers=True)
     output_dir = Path(output_dir)
@@ -115,12 +164,23 @@ def train(
         bucket_by_length=data.bucket_by_length,
         num_workers=data.num_workers,
         seed=seed,
+        packing=data.packing,
+        pack_length=data.pack_length,
     )
     datamodule.setup("fit")
     has_val = datamodule.val_set is not None
 
+    speed: dict[str, Any] = {"packing": data.packing, "gradient_checkpointing": gradient_checkpointing}
+    checkpointing: bool | list[int] = gradient_checkpointing
+    if gradient_checkpointing == "auto":
+        plan = checkpoint_plan(model, data, lora, memory_budget_gb)
+        checkpointing, speed["checkpoint_plan"] = plan.layers, plan.to_json()
+    if liger:
+        speed["liger"] = apply_liger(model)
     peft_model = add_lora(model, lora)
-    module = QLoRAModule(peft_model, gradient_checkpointing=gradient_checkpointing, **asdict(optim))
+    if compile_layers:
+        speed["compiled_layers"] = compile_decoder_layers(peft_model)
+    module = QLoRAModule(peft_model, gradient_checkpointing=checkpointing, **asdict(optim))
     n_trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     log.info("trainable (LoRA) parameters: %d", n_trainable)
 
@@ -175,6 +235,7 @@ def train(
             },
             "prompt": _prompt_json(prompt),
             "trainable_parameters": n_trainable,
+            "speed": speed,
             "metrics": metrics,
             "best_checkpoint": best,
             "global_step": trainer.global_step,
