@@ -90,6 +90,12 @@ def log_to_experiment_loggers(cfg: DictConfig, metrics: dict[str, Any]) -> None:
 def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResult:
     """Everything ``python infer.py ...`` does, given its composed config."""
     output_dir = Path(output_dir)
+    if cfg.task.name == "ensemble":
+        from bioqa.pipeline.ensemble import ensemble_from_config
+
+        metrics = ensemble_from_config(cfg, output_dir)
+        log_to_experiment_loggers(cfg, metrics)
+        return InferenceResult(output_dir, [], metrics, [])
     questions = select_questions(cfg.data.golden, cfg.data.limit, cfg.data.types)
     log.info("%d questions from %s", len(questions), cfg.data.golden)
     write_provenance(output_dir, [cfg.data.golden])
