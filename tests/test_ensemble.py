@@ -130,7 +130,7 @@ def test_bad_ensemble_settings_are_refused(settings, message):
 def test_bad_members_are_refused_with_the_run_named(members, tmp_path):
     runs, _ = members
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="no submission.json"):
+    with pytest.raises(ConfigError, match=r"no submission\.json"):
         run_ensemble(EnsembleConfig(runs=(str(runs[0]), str(tmp_path / "empty"))), tmp_path / "out")
     other = tmp_path / "other"
     other.mkdir()
