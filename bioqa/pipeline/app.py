@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bioqa.data import Question, Snippet, SystemAnswer, load_questions
+from bioqa.loggers import build_loggers, log_run
 from bioqa.models import Backend
 from bioqa.models.registry import build_backend
 from bioqa.pipeline.answering import AnsweringConfig
-from bioqa.pipeline.inference import EvaluationOptions, InferenceResult, run_inference
+from bioqa.pipeline.inference import PER_QUESTION, PREDICTIONS, EvaluationOptions, InferenceResult, run_inference
 from bioqa.prompts import PromptBuilder, PromptConfig
 from bioqa.runs import write_json, write_provenance
 
@@ -75,21 +77,44 @@ def with_wikipedia(cfg: DictConfig, questions: list[Question], backend: Backend)
     ]
 
 
-def log_to_experiment_loggers(cfg: DictConfig, metrics: dict[str, Any]) -> None:
-    """Send the run's config and numeric metrics to the configured loggers (W&B offline by default, CSV)."""
-    loggers = instantiate(cfg.get("logger") or {})
-    numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    for logger in loggers.values():
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        logger.log_metrics(numeric)
-        logger.finalize("success")
-        if hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
-            logger.experiment.finish()
+def log_to_experiment_loggers(cfg: DictConfig, metrics: dict[str, Any], output_dir: Path) -> None:
+    """Send the run's config, metrics (with CI bounds) and per-question scores to the configured loggers (W&B
+    offline by default, CSV); question and answer texts only with ``logger.log_texts=true``."""
+    loggers = build_loggers(cfg.get("logger"))
+    if not loggers:
+        return
+    per_question = read_jsonl(output_dir / PER_QUESTION)
+    texts = run_texts(output_dir, cfg.data.golden) if (cfg.get("logger") or {}).get("log_texts") else None
+    log_run(loggers, OmegaConf.to_container(cfg, resolve=True), metrics, per_question, texts)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file (none when it does not exist)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def run_texts(output_dir: Path, golden: str | Path) -> dict[str, dict[str, Any]]:
+    """Question, system answers and golden answers per question id (for ``logger.log_texts=true`` only)."""
+    texts: dict[str, dict[str, Any]] = {
+        q.id: {"question": q.body, "golden_exact": q.exact_answer, "golden_ideal": q.ideal_answer}
+        for q in load_questions(golden)
+    }
+    for record in read_jsonl(output_dir / PREDICTIONS):
+        texts.setdefault(record["id"], {})[f"system_{record['kind']}"] = record.get("parsed")
+    return texts
 
 
 def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResult:
     """Everything ``python infer.py ...`` does, given its composed config."""
     output_dir = Path(output_dir)
+    if cfg.task.name == "ensemble":
+        from bioqa.pipeline.ensemble import ensemble_from_config
+
+        metrics = ensemble_from_config(cfg, output_dir)
+        log_to_experiment_loggers(cfg, metrics, output_dir)
+        return InferenceResult(output_dir, [], metrics, [])
     questions = select_questions(cfg.data.golden, cfg.data.limit, cfg.data.types)
     log.info("%d questions from %s", len(questions), cfg.data.golden)
     write_provenance(output_dir, [cfg.data.golden])
@@ -118,5 +143,5 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
         )
     finally:
         backend.close()
-    log_to_experiment_loggers(cfg, result.metrics)
+    log_to_experiment_loggers(cfg, result.metrics, output_dir)
     return result

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 SUBMISSION = "submission.json"
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
+PER_QUESTION = "per_question_scores.jsonl"
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def score_submission(
         bootstrap=options.bootstrap,
         seed=options.seed,
     )
-    write_per_question(output_dir / "per_question_scores.jsonl", report)
+    write_per_question(output_dir / PER_QUESTION, report)
     print(format_table(report))
     return report.to_json()
 

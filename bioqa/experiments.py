@@ -1,0 +1,178 @@
+"""What a sweep will run, before it runs: ``python -m bioqa.experiments EXPERIMENT [override ...]``.
+
+Expands ``conf/experiment/EXPERIMENT.yaml`` (its ``hydra.sweeper.params`` plus the command line's overrides) into
+the jobs ``python infer.py -m experiment=EXPERIMENT ...`` would start, composes each job's config and builds its
+model backend without calling it, and prints one row per job: what it runs and whether it can (API key present,
+local weights found, questions file there). Exit code 0 when every job can run, 2 otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from bioqa.errors import EXIT_USAGE, ConfigError, describe
+from bioqa.runs import register_resolvers
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class Job:
+    """One combination of a sweep: its overrides, its composed config, and why it cannot run (``None``: it can)."""
+
+    overrides: list[str]
+    config: DictConfig | None
+    problem: str | None
+
+    @property
+    def ready(self) -> bool:
+        return self.problem is None
+
+
+def experiment_names() -> list[str]:
+    """The experiments in ``conf/experiment/``."""
+    return sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+def job_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[list[str]]:
+    """The override list of every job of ``experiment``, as Hydra's basic sweeper expands them: the experiment's
+    ``hydra.sweeper.params`` with the command line's overrides taking precedence, cartesian product in order."""
+    if experiment not in experiment_names():
+        raise ConfigError(f"experiment={experiment}: no such experiment; choose one of {', '.join(experiment_names())}")
+    register_resolvers()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        hydra_cfg = compose("infer", overrides=[f"experiment={experiment}", *overrides], return_hydra_config=True)
+    params = OmegaConf.to_container(hydra_cfg.hydra.sweeper.params or {}, resolve=False)
+    parser = OverridesParser.create()
+    merged: dict[str, list[str]] = {}
+    for key, values in params.items():
+        override = parser.parse_override(f"{key}={values}")
+        merged[key] = list(override.sweep_string_iterator()) if override.is_sweep_override() else [str(values)]
+    fixed = []
+    for override in parser.parse_overrides(list(overrides)):
+        if override.is_sweep_override():
+            merged[override.get_key_element()] = list(override.sweep_string_iterator())
+        elif override.get_key_element() in merged:
+            merged[override.get_key_element()] = [override.get_value_element_as_str()]
+        else:
+            fixed.append(override.input_line)
+    keys = list(merged)
+    return [
+        [f"experiment={experiment}", *fixed, *(f"{k}={v}" for k, v in zip(keys, combo, strict=True))]
+        for combo in itertools.product(*(merged[k] for k in keys))
+    ]
+
+
+def compose_job(overrides: Sequence[str]) -> DictConfig:
+    """The resolved config of one ``infer.py`` job (Hydra's own keys set as a run would set them)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    register_resolvers()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "infer", overrides=[*overrides, f"hydra.runtime.output_dir={Path.cwd()}"], return_hydra_config=True
+        )
+    HydraConfig.instance().set_config(cfg)
+    job = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"})
+    OmegaConf.resolve(job)
+    return job
+
+
+def plan_jobs(experiment: str, overrides: Sequence[str] = ()) -> list[Job]:
+    """Compose every job of ``experiment`` and build its backend (no model call, no weights loaded, nothing
+    downloaded: a model that is not on disk is reported as such)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from bioqa.models.registry import build_backend
+
+    jobs, backends = [], {}
+    for job in job_overrides(experiment, overrides):
+        try:
+            cfg = compose_job(job)
+        except Exception as error:  # a bad override: the job cannot run
+            jobs.append(Job(job, None, describe(error) or f"{type(error).__name__}: {error}"))
+            continue
+        problem = _data_problem(cfg)
+        if problem is None:
+            key = OmegaConf.to_yaml(cfg.model, resolve=False)
+            if key not in backends:
+                try:
+                    build_backend(cfg.model).close()
+                    backends[key] = None
+                except Exception as error:  # hydra wraps what the constructor raised
+                    cause = error.__cause__ or error
+                    backends[key] = describe(cause) or f"{type(cause).__name__}: {cause}"
+            problem = backends[key]
+        jobs.append(Job(job, cfg, problem))
+    return jobs
+
+
+def _data_problem(cfg: DictConfig) -> str | None:
+    try:
+        golden = Path(cfg.data.golden)
+    except OmegaConfBaseException as error:
+        return str(error).splitlines()[0]
+    return None if golden.is_file() else f"questions file not found: {golden}"
+
+
+def describe_job(job: Job) -> dict[str, Any]:
+    """The row the plan prints for ``job``."""
+    cfg = job.config
+    pick = (lambda key: OmegaConf.select(cfg, key, default="?", throw_on_resolution_failure=False)) if cfg else None
+    return {
+        "model": pick("model.name") if pick else "?",
+        "shots": pick("prompt.n_shots") if pick else "?",
+        "task": pick("task.name") if pick else "?",
+        "retrieval": _retrieval_name(cfg) if cfg else "?",
+        "batch": Path(str(pick("data.golden"))).name if pick else "?",
+        "ready": "yes" if job.ready else f"no: {job.problem}",
+    }
+
+
+def _retrieval_name(cfg: DictConfig) -> str:
+    wiki = OmegaConf.select(cfg, "retrieval.wikipedia.max_articles", default=0)
+    index = OmegaConf.select(cfg, "retrieval.index._target_", default=None)
+    parts = [index.rsplit(".", 1)[-1] if index else "golden snippets"]
+    return " + ".join([*parts, f"wikipedia×{wiki}"] if wiki else parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        print(f"usage: python -m bioqa.experiments EXPERIMENT [override ...]; experiments: {experiment_names()}")
+        return EXIT_USAGE
+    try:
+        jobs = plan_jobs(argv[0], argv[1:])
+    except Exception as error:
+        message = describe(error)
+        if message is None:
+            raise
+        print(f"bioqa.experiments: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"experiment={argv[0]}: {len(jobs)} jobs")
+    for column in ("#", "model", "shots", "task", "retrieval", "batch", "ready"):
+        table.add_column(column)
+    for number, job in enumerate(jobs):
+        table.add_row(str(number), *(str(v) for v in describe_job(job).values()))
+    Console(width=200).print(table)
+    blocked = sum(not job.ready for job in jobs)
+    print(f"{len(jobs) - blocked} of {len(jobs)} jobs can run", file=sys.stderr)
+    return 0 if not blocked else EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""Ensembles of finished runs: votes, rank fusion, ideal-answer choice, and a scored run like any other."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from bioqa.data import SystemAnswer, load_questions, write_submission
+from bioqa.errors import ConfigError
+from bioqa.evaluation import evaluate_submission
+from bioqa.pipeline.ensemble import EnsembleConfig, fuse_ranked, run_ensemble, vote_yesno
+from bioqa.resources import demo_golden_path
+from bioqa.runs import register_resolvers
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        (["yes", "yes", "no"], "yes"),
+        (["no", "yes", "no"], "no"),
+        (["no", "yes"], "no"),  # tie: the first member's answer
+        (["yes", "no", None, "no", "yes"], "yes"),  # tie 2–2: first member among the tied
+        ([None, "no", "yes"], "no"),  # tie among those who answered: first that answered
+        ([None, None], None),
+    ],
+)
+def test_yesno_majority_vote_and_tie_rule(answers, expected):
+    assert vote_yesno(answers)[0] == expected
+
+
+def test_rank_fusion_merges_surface_forms_and_orders_by_reciprocal_rank():
+    fused = fuse_ranked(
+        [["BRCA1", "TP53"], ["tp53", "brca1 "], ["TP53."]], rrf_k=0, key=lambda s: s.casefold().strip(" .")
+    )
+    assert [f["item"] for f in fused] == ["TP53", "BRCA1"]  # 1/2 + 1 + 1 > 1 + 1/2
+    assert [f["votes"] for f in fused] == [3, 2]
+    assert fused[0]["score"] == pytest.approx(2.5)
+
+
+def make_member(root: Path, name: str, golden: Path, answers: dict[str, dict], model: str) -> Path:
+    """A finished run directory: a submission over every question of ``golden``, its config and metrics."""
+    run = root / name
+    (run / ".hydra").mkdir(parents=True)
+    questions = load_questions(golden)
+    write_submission(
+        run / "submission.json",
+        [SystemAnswer(q.id, q.type, q.body, **answers.get(q.id, {})) for q in questions],
+    )
+    (run / ".hydra" / "config.yaml").write_text(f"data:\n  golden: {golden}\nmodel:\n  name: {model}\n")
+    (run / "metrics.json").write_text(json.dumps({"run.model": model, "accounting.cost_usd": 0.25}))
+    return run
+
+
+@pytest.fixture
+def members(tmp_path):
+    golden = demo_golden_path()
+    questions = {q.type: q for q in reversed(load_questions(golden))}  # the first question of each type
+    yesno, factoid, lst = questions["yesno"].id, questions["factoid"].id, questions["list"].id
+    runs = [
+        make_member(
+            tmp_path,
+            "a",
+            golden,
+            {
+                yesno: {"exact_answer": "yes", "ideal_answer": "A says yes."},
+                factoid: {"exact_answer": [["alpha"], ["beta"]]},
+                lst: {"exact_answer": [["x"], ["y"]]},
+            },
+            "model-a",
+        ),
+        make_member(
+            tmp_path,
+            "b",
+            golden,
+            {yesno: {"exact_answer": "no"}, factoid: {"exact_answer": [["Beta"]]}, lst: {"exact_answer": [["y"]]}},
+            "model-b",
+        ),
+        make_member(
+            tmp_path,
+            "c",
+            golden,
+            {
+                yesno: {"exact_answer": "no", "ideal_answer": "C says no."},
+                factoid: {"exact_answer": [["beta"], ["gamma"]]},
+                lst: {"exact_answer": [["z"], ["y"], ["x"]]},
+            },
+            "model-c",
+        ),
+    ]
+    return runs, {"yesno": yesno, "factoid": factoid, "list": lst}
+
+
+def test_ensemble_combines_members_into_an_accepted_submission(members, tmp_path):
+    runs, ids = members
+    answers, facts = run_ensemble(EnsembleConfig(runs=tuple(map(str, runs)), ideal_member=1), tmp_path / "out")
+    by_id = {a.id: a for a in answers}
+    assert by_id[ids["yesno"]].exact_answer == "no"
+    assert by_id[ids["factoid"]].exact_answer[0] == ["beta"]  # named by all three
+    assert by_id[ids["list"]].exact_answer == [["y"], ["x"]]  # z has one vote of three: below half
+    assert by_id[ids["yesno"]].ideal_answer == "A says yes."  # member 1 has none: the next member's, recorded
+    assert facts["ensemble.ideal_fallbacks"] >= 1
+    assert facts["run.model"] == "ensemble(model-a + model-b + model-c)"
+    assert facts["accounting.cost_usd"] == pytest.approx(0.75)
+    evaluate_submission(demo_golden_path(), tmp_path / "out" / "submission.json", bootstrap=0)  # never rejected
+    traces = [json.loads(line) for line in (tmp_path / "out" / "ensemble_traces.jsonl").read_text().splitlines()]
+    assert len(traces) == len(load_questions(demo_golden_path()))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"runs": ("a",)}, "at least two"),
+        ({"runs": ("a", "a")}, "listed twice"),
+        ({"runs": ("a", "b"), "list_min_votes": 0}, "list_min_votes"),
+        ({"runs": ("a", "b"), "ideal": "longest"}, "member or condense"),
+        ({"runs": ("a", "b"), "ideal_member": 2}, "ideal_member"),
+        ({"runs": ("a", "b"), "rrf_k": -1}, "rrf_k"),
+    ],
+)
+def test_bad_ensemble_settings_are_refused(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        EnsembleConfig(**settings)
+
+
+def test_bad_members_are_refused_with_the_run_named(members, tmp_path):
+    runs, _ = members
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"no submission\.json"):
+        run_ensemble(EnsembleConfig(runs=(str(runs[0]), str(tmp_path / "empty"))), tmp_path / "out")
+    other = tmp_path / "other"
+    other.mkdir()
+    submission = json.loads((runs[1] / "submission.json").read_text())
+    submission["questions"] = submission["questions"][:-1]
+    (other / "submission.json").write_text(json.dumps(submission))
+    with pytest.raises(ConfigError, match="1 missing"):
+        run_ensemble(EnsembleConfig(runs=(str(runs[0]), str(other))), tmp_path / "out")
+
+
+def test_task_ensemble_through_infer_config_writes_a_scored_run(members, tmp_path):
+    from bioqa.pipeline.app import infer_from_config
+
+    runs, _ = members
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "infer",
+            overrides=[
+                "task=ensemble",
+                f"ensemble.runs=[{','.join(map(str, runs))}]",
+                "logger=none",
+                "evaluation.bootstrap=0",
+                f"paths.root_dir={tmp_path}",
+                f"paths.output_dir={tmp_path}/run",
+            ],
+            return_hydra_config=False,
+        )
+    result = infer_from_config(cfg, tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["run.model"].startswith("ensemble(") and "yesno.macro_f1" in metrics
+    assert result.metrics == metrics
+    provenance = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert any(str(runs[0]) in path for path in provenance["data"])

@@ -1,0 +1,151 @@
+"""Experiment configs expand and validate without any API call; sweeps run in parallel (joblib) and through submitit
+with the shared completion cache and every run journal intact."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bioqa.errors import ConfigError
+from bioqa.experiments import experiment_names, job_overrides, main, plan_jobs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: experiment → (jobs, models in the grid)
+EXPERIMENTS = {
+    "paper_phase_b": (
+        48,
+        {"claude-3-opus", "gpt-3.5-turbo-0125", "mixtral-8x7b-instruct", "mixtral-8x7b-instruct-qlora"},
+    ),
+    "paper_phase_a": (
+        24,
+        {"claude-3-opus", "gpt-3.5-turbo-0125", "mixtral-8x7b-instruct", "mixtral-8x7b-instruct-qlora"},
+    ),
+    "shot_sweep": (5, {"smollm2-135m-instruct"}),
+    "open_vs_commercial": (12, {"smollm2-135m-instruct", "gpt-3.5-turbo-0125", "claude-3-opus"}),
+}
+
+
+def test_every_experiment_config_is_covered():
+    assert set(experiment_names()) == set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize(
+    "experiment",
+    [pytest.param(name, marks=pytest.mark.slow) if EXPERIMENTS[name][0] > 20 else name for name in sorted(EXPERIMENTS)],
+)
+def test_experiment_composes_and_builds_every_backend_without_calling_it(experiment, monkeypatch, shared_dir):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-key")
+    monkeypatch.delenv("BIOQA_MIXTRAL_DIR", raising=False)
+    monkeypatch.delenv("BIOQA_MIXTRAL_ADAPTER", raising=False)
+    expected_jobs, models = EXPERIMENTS[experiment]
+    jobs = plan_jobs(experiment)
+    assert len(jobs) == expected_jobs
+    assert {job.config.model.name for job in jobs if job.config is not None} | {
+        o.split("=")[1] for job in jobs if job.config is None for o in job.overrides if o.startswith("model=")
+    } >= models - {"mixtral-8x7b-instruct-qlora"}
+    for job in jobs:
+        local_mixtral = any(o.startswith("model=mixtral") for o in job.overrides)
+        # API models are ready with a key in the environment; Mixtral needs local weights (never downloaded)
+        assert job.ready != local_mixtral, (job.overrides, job.problem)
+        if local_mixtral:
+            assert any(hint in job.problem for hint in ("local weights", "model.backend.adapter")), job.problem
+
+
+def test_missing_api_key_is_named_in_the_plan(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    jobs = plan_jobs("shot_sweep", ["model=gpt-3.5-turbo", "prompt=0shot,1shot"])
+    assert len(jobs) == 2 and all("OPENAI_API_KEY" in job.problem for job in jobs)
+
+
+def test_command_line_overrides_replace_the_experiment_grid():
+    jobs = job_overrides("shot_sweep", ["prompt=0shot,10shot", "data.limit=3"])
+    assert [[o for o in job if o.startswith("prompt=")] for job in jobs] == [["prompt=0shot"], ["prompt=10shot"]]
+    assert all("data.limit=3" in job for job in jobs)
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["no_such_experiment"], 2, "no such experiment"),
+        ([], 2, "usage"),
+        (["shot_sweep", "prompt=0shot"], 0, "1 of 1 jobs can run"),
+    ],
+)
+def test_plan_command_exit_codes(argv, code, message, capsys):
+    assert main(argv) == code
+    captured = capsys.readouterr()
+    assert message in captured.out + captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_unknown_experiment_is_a_config_error():
+    with pytest.raises(ConfigError, match="shot_sweep"):
+        job_overrides("nope")
+
+
+def sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "infer.py",
+        "-m",
+        "model=tiny-llama",
+        "prompt=0shot",
+        "logger=none",
+        "evaluation.bootstrap=0",
+        "task.kinds=[exact]",
+        f"paths.log_dir={tmp_path}/logs",
+        f"paths.cache_dir={tmp_path}/cache",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        *overrides,
+    ]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+def journal(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_parallel_jobs_share_the_cache_without_lost_or_duplicated_records(tmp_path):
+    # three processes at once over overlapping questions: the same requests race into one SQLite cache
+    overrides = ["hydra/launcher=parallel", "hydra.launcher.n_jobs=3", "data.limit=4,6,8"]
+    first = sweep(tmp_path, *overrides)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "database is locked" not in first.stderr
+    runs = sorted((tmp_path / "sweep").glob("[0-9]"))
+    assert len(runs) == 3
+    hashes = set()
+    for run, limit in zip(runs, (4, 6, 8), strict=True):
+        records = journal(run)
+        keys = Counter((r["id"], r["kind"]) for r in records)
+        assert len(keys) == sum(1 for r in records) and max(keys.values()) == 1  # no duplicate
+        assert all(r["error"] is None for r in records)
+        assert len(records) == len(json.loads((run / "submission.json").read_text())["questions"][:limit]) or records
+        hashes |= {r["prompt_hash"] for r in records}
+    with sqlite3.connect(tmp_path / "cache" / "completions.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM completions").fetchone()[0] == len(hashes)
+
+    again = sweep(tmp_path, *overrides, f"hydra.sweep.dir={tmp_path}/again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    for run in sorted((tmp_path / "again").glob("[0-9]")):
+        assert all(r["cached"] for r in journal(run)), "a rerun of the sweep makes no model call"
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_the_sweep(tmp_path):
+    result = sweep(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "data.limit=2,3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted((tmp_path / "sweep").glob("[0-9]"))
+    assert len(runs) == 2
+    for run in runs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["accounting.errors"] == 0 and metrics["run.questions"] in (2, 3)
+    assert (tmp_path / "sweep" / "summary.csv").is_file()
