@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bioqa.evaluation.official import evaluate_phase_a, evaluate_phase_b
-from bioqa.evaluation.stats import MEASURES, bootstrap_ci, paired_test
+from bioqa.evaluation.registry import metric_spec
+from bioqa.evaluation.stats import bootstrap_ci, paired_test
 
 
 def _yesno_rows(outcomes: list[tuple[bool, bool]]) -> list[dict]:
@@ -24,7 +25,7 @@ def _columns(rows: list[dict], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
 def test_yesno_f1_is_recomputed_from_counts_not_averaged():
     rows = _yesno_rows([(True, True), (True, True), (True, False), (False, True), (False, False)])
     # TP_yes = 2, TP_no = 1, errors = 2: F1(yes) = 4/6, F1(no) = 2/4, macro = (4/6 + 2/4) / 2
-    stat = MEASURES["yesno.macro_f1"]
+    stat = metric_spec("yesno.macro_f1")
     value = stat.statistic(_columns(rows, stat.inputs))[0]
     assert value == pytest.approx((4 / 6 + 2 / 4) / 2)
     # a resample repeating question 0 five times: only "yes" questions answered right -> F1(no) = 0 -> macro 0.5
@@ -40,7 +41,7 @@ def test_statistics_reproduce_the_official_numbers(shared_dir: Path, system: str
     result = (evaluate_phase_a if system.startswith("A") else evaluate_phase_b)(golden, path)
     checked = 0
     for name, value in result.metrics.items():
-        measure = MEASURES[name]
+        measure = metric_spec(name)
         rows = [r for r in result.per_question if measure.member in r]
         if not rows:
             continue

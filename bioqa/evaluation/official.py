@@ -294,6 +294,12 @@ def load_json(source: str | os.PathLike | dict, label: str) -> tuple[Any, str]:
             return json.load(handle), str(source)
     except FileNotFoundError:
         raise BioASQFormatError(source, None, None, "file not found") from None
+    except IsADirectoryError:
+        raise BioASQFormatError(source, None, None, "is a directory, expected a JSON file") from None
+    except UnicodeDecodeError as err:
+        raise BioASQFormatError(source, None, None, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except RecursionError:
+        raise BioASQFormatError(source, None, None, "JSON nested too deeply to read") from None
     except json.JSONDecodeError as err:
         raise SubmissionRejected(source, None, None, f"not valid JSON ({err})") from None
 

