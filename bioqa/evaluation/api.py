@@ -7,6 +7,7 @@ import os
 from typing import Any, Literal
 
 from bioqa.data.bioasq_json import BioASQFormatError
+from bioqa.errors import ConfigError
 from bioqa.evaluation.checks import check_pair
 from bioqa.evaluation.official import DEFAULT_VERSION, VERSIONS, evaluate_phase_a, evaluate_phase_b, load_json
 from bioqa.evaluation.registry import GROUP_KEYS, iter_metrics
@@ -37,7 +38,7 @@ def detect_phases(system: dict, phase: Phase = "AB") -> tuple[bool, bool, bool]:
         return False, True, has_ideal
     if phase == "AB":
         return has_a, has_b, has_ideal
-    raise ValueError(f"phase must be 'A', 'B' or 'AB', got {phase!r}")
+    raise ConfigError(f"phase={phase!r}: expected A, B or AB")
 
 
 def _rouge_rows(golden: dict, system: dict, source: str, options: RougeOptions) -> list[dict[str, Any]]:
@@ -90,13 +91,9 @@ def evaluate_submission(
     :class:`~bioqa.data.BioASQFormatError`) where the official evaluator would crash.
     """
     if version not in VERSIONS:
-        raise BioASQFormatError(
-            None, None, "version", f"-e {version} is not a version of the official evaluator {VERSIONS}"
-        )
+        raise ConfigError(f"version={version!r}: expected a version of the official evaluator {VERSIONS}")
     if bootstrap < 0:
-        raise BioASQFormatError(
-            None, None, "bootstrap", f"the number of resamples must be >= 0 (0 = no CIs), got {bootstrap}"
-        )
+        raise ConfigError(f"bootstrap={bootstrap}: expected the number of resamples, >= 0 (0 = no CIs)")
     gold_data, gold_label = load_json(golden, "golden (dict)")
     sys_data, sys_label = load_json(system, "submission (dict)")
     warnings = check_pair(gold_data, sys_data, gold_label, sys_label)
