@@ -146,6 +146,22 @@ def test_evaluate_never_overwrites_another_runs_files(tmp_path: Path, pair):
     assert any("already holds metrics.json" in w for w in metrics["warnings"])
 
 
+def test_hydra_run_dir_of_an_infer_run_keeps_its_config_and_scores(tmp_path: Path, pair):
+    golden, system = pair
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    records = {".hydra/config.yaml": "model: infer's\n", "metrics.json": '{"yesno.acc": 0.25}', "provenance.json": "{}"}
+    for name, text in records.items():
+        (run / name).write_text(text)
+    proc = _run(tmp_path, f"golden={golden}", f"system={system}", "bootstrap=0")
+    assert proc.returncode == 0, proc.stderr
+    assert {name: (run / name).read_text() for name in records} == records
+    assert (run / ".hydra/evaluate/config.yaml").is_file()
+    (own,) = (run / "evaluations").iterdir()
+    assert json.loads((own / "metrics.json").read_text())["metrics"]["yesno.acc"] == 1.0
+    assert "already holds metrics.json, provenance.json" in proc.stderr
+
+
 BAD_OPTIONS = [
     ("no-system", ["system=???"], "system= is required"),
     ("version-7", ["version=7"], "version=7"),

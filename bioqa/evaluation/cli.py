@@ -25,6 +25,8 @@ METRICS = "metrics.json"
 PER_QUESTION = "per_question.jsonl"
 #: Per-question values of the second system of ``compare=``.
 PER_QUESTION_COMPARE = "per_question_compare.jsonl"
+#: Written by ``bioqa.runs.write_provenance``.
+PROVENANCE = "provenance.json"
 
 
 def write_per_question(output_dir: str | os.PathLike, report: EvaluationReport, name: str = PER_QUESTION) -> Path:
@@ -38,10 +40,10 @@ def write_per_question(output_dir: str | os.PathLike, report: EvaluationReport, 
 
 
 def own_output_dir(output_dir: str | os.PathLike) -> tuple[Path, str | None]:
-    """``output_dir``, or a fresh sub-directory of it when it already holds a run's scores (e.g. an infer run
-    directory): evaluate never overwrites another command's ``metrics.json``. Returns (directory, warning)."""
+    """``output_dir``, or a fresh sub-directory of it when it already holds a run's files (e.g. an infer run
+    directory): evaluate never overwrites another run's ``metrics.json``. Returns (directory, warning)."""
     output_dir = Path(output_dir)
-    taken = [name for name in (METRICS, PER_QUESTION) if (output_dir / name).exists()]
+    taken = [name for name in (METRICS, PER_QUESTION, PER_QUESTION_COMPARE, PROVENANCE) if (output_dir / name).exists()]
     if not taken:
         return output_dir, None
     own = output_dir / "evaluations" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{RUN_ID}"
