@@ -11,7 +11,7 @@ import pytest
 
 from bioqa.data import BioASQFormatError
 from bioqa.errors import BioQAError
-from bioqa.evaluation import evaluate_submission
+from bioqa.evaluation import EvaluationOptions, evaluate_submission
 
 URL = "http://www.ncbi.nlm.nih.gov/pubmed/"
 
@@ -138,3 +138,25 @@ def test_a_clean_pair_has_no_warnings(tmp_path: Path):
     golden = _write(tmp_path / "g.json", {"questions": _golden()})
     system = _write(tmp_path / "s.json", {"questions": _system(["q0", "q1", "q2", "q3"])})
     assert evaluate_submission(golden, system, bootstrap=0).warnings == []
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"version": 7}, "evaluation.version=7"),
+        ({"bootstrap": -5}, "evaluation.bootstrap=-5"),
+        ({"bootstrap": "many"}, "evaluation.bootstrap='many'"),
+        ({"rouge": "yes"}, "evaluation.rouge='yes'"),
+        ({"seed": 1.5}, "evaluation.seed=1.5"),
+        ({"enabled": 1}, "evaluation.enabled=1"),
+        ({"verison": 9}, "evaluation.verison: unknown option"),
+    ],
+)
+def test_evaluation_options_are_validated_on_construction(values: dict, message: str):
+    with pytest.raises(BioQAError) as err:
+        EvaluationOptions.from_mapping(values)
+    assert str(err.value).startswith(message)
+
+
+def test_evaluation_options_defaults_are_the_official_settings():
+    assert EvaluationOptions.from_mapping({}) == EvaluationOptions(enabled=True, version=9, bootstrap=1000, seed=0)

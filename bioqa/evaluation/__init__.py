@@ -14,6 +14,7 @@ from bioqa.evaluation.official import (
     evaluate_phase_a,
     evaluate_phase_b,
 )
+from bioqa.evaluation.options import EvaluationOptions
 from bioqa.evaluation.registry import (
     GROUP_KEYS,
     MetricSpec,
@@ -32,6 +33,7 @@ __all__ = [
     "METRIC_ORDER",
     "ROUGE_METRICS",
     "ComparisonReport",
+    "EvaluationOptions",
     "EvaluationReport",
     "MetricSpec",
     "OfficialResult",

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from bioqa.errors import ConfigError
 from bioqa.evaluation.api import Phase, compare_submissions, evaluate_submission
 from bioqa.evaluation.official import VERSIONS
+from bioqa.evaluation.options import EvaluationOptions
 from bioqa.evaluation.report import ComparisonReport, EvaluationReport, format_table
 from bioqa.runs import RUN_ID, write_json, write_provenance
 
@@ -54,25 +55,24 @@ def run_evaluation(
     golden: str | os.PathLike,
     system: str | os.PathLike,
     phase: Phase = "AB",
-    version: int = 9,
     compare: str | os.PathLike | None = None,
     output_dir: str | os.PathLike = ".",
-    bootstrap: int = 1000,
-    seed: int = 0,
-    rouge: bool = True,
+    options: EvaluationOptions = EvaluationOptions(),
 ) -> EvaluationReport | ComparisonReport:
     """Score ``system`` (and compare it with ``compare``); write ``metrics.json``, ``per_question.jsonl`` and
-    ``provenance.json`` into ``output_dir`` (a fresh sub-directory when it holds another run's scores) and print
+    ``provenance.json`` into ``output_dir`` (a fresh sub-directory when it holds another run's files) and print
     the table. Raises ``BioASQFormatError`` on rejected input; warnings go to stderr and ``metrics.json``."""
     output_dir, moved = own_output_dir(output_dir)
     if moved:
         log.warning("%s", moved)
-    options = dict(phase=phase, version=version, rouge=rouge, bootstrap=bootstrap, seed=seed)
+    kwargs = dict(
+        phase=phase, version=options.version, rouge=options.rouge, bootstrap=options.bootstrap, seed=options.seed
+    )
     if compare is None:
-        report: EvaluationReport | ComparisonReport = evaluate_submission(golden, system, **options)
+        report: EvaluationReport | ComparisonReport = evaluate_submission(golden, system, **kwargs)
         main = report
     else:
-        report = compare_submissions(golden, system, compare, **options)
+        report = compare_submissions(golden, system, compare, **kwargs)
         main = report.a
     if isinstance(report, ComparisonReport):
         main.warnings.extend(w for w in report.b.warnings if w not in main.warnings)
@@ -110,14 +110,17 @@ def evaluate_from_config(cfg: DictConfig) -> EvaluationReport | ComparisonReport
     bootstrap = _option(cfg, "bootstrap", int)
     if bootstrap < 0:
         raise ConfigError(f"bootstrap={bootstrap}: expected the number of resamples, >= 0 (0 = no CIs)")
+    options = EvaluationOptions(
+        version=_option(cfg, "version", int, VERSIONS),
+        bootstrap=bootstrap,
+        seed=_option(cfg, "seed", int),
+        rouge=_option(cfg, "rouge", bool),
+    )
     return run_evaluation(
         golden=_option(cfg, "golden", str),
         system=_option(cfg, "system", str),
         phase=_option(cfg, "phase", str, get_args(Phase)),
-        version=_option(cfg, "version", int, VERSIONS),
         compare=None if cfg.compare is None else _option(cfg, "compare", str),
         output_dir=cfg.paths.output_dir,
-        bootstrap=bootstrap,
-        seed=_option(cfg, "seed", int),
-        rouge=_option(cfg, "rouge", bool),
+        options=options,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bioqa.data import Question, SystemAnswer, write_submission
+from bioqa.evaluation.options import EvaluationOptions
 from bioqa.models import Backend
 from bioqa.pipeline.accounting import summarize_records
 from bioqa.pipeline.answering import AnsweringConfig, answer_questions, assemble_answers
@@ -25,17 +26,6 @@ log = logging.getLogger(__name__)
 SUBMISSION = "submission.json"
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
-
-
-@dataclass(frozen=True)
-class EvaluationOptions:
-    """How a run is scored when its questions carry golden answers."""
-
-    enabled: bool = True
-    version: int = 9
-    bootstrap: int = 1000
-    seed: int = 0
-    rouge: bool = True
 
 
 @dataclass
