@@ -4,8 +4,8 @@ Submissions are random perturbations of real golden files (documents dropped, re
 snippets dropped, shifted, cut and duplicated; exact answers dropped, swapped and mis-spelled). One JVM runs the
 jar's ``EvaluatorTask1b`` on all of them (a small driver compiled here). Every measure must be bit-identical, except
 GMAP: the jar's ``Math.exp`` is HotSpot's Intel-libm intrinsic, which differs from the C library's ``exp`` in the
-last bit for about 1 argument in 500 (bioqa's log is correctly rounded, as Java's is), so GMAP may be ``GMAP_ULPS``
-units in the last place off. Skipped when ``java``/``javac`` or the jar is absent (bioqa itself never needs Java).
+last bit for about 1 argument in 400 (bioqa's log is correctly rounded, as Java's is), so GMAP may be off by
+``GMAP_ULPS`` units in the last place. Skipped when ``java``/``javac`` or the jar is absent (bioqa never needs Java).
 """
 
 from __future__ import annotations
