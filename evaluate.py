@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from bioqa.errors import error_boundary
-from bioqa.evaluation.cli import run_evaluation
+from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.runs import register_resolvers
 
 register_resolvers()
@@ -15,17 +15,7 @@ register_resolvers()
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 @error_boundary
 def main(cfg: DictConfig) -> None:
-    run_evaluation(
-        golden=cfg.golden,
-        system=cfg.system,
-        phase=cfg.phase,
-        version=cfg.version,
-        compare=cfg.compare,
-        output_dir=cfg.paths.output_dir,
-        bootstrap=cfg.bootstrap,
-        seed=cfg.seed,
-        rouge=cfg.rouge,
-    )
+    evaluate_from_config(cfg)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""``evaluate.py`` end to end, in a subprocess: run directory contents, rejection message, comparison."""
+"""``evaluate.py``: end to end in a subprocess (run directory contents, rejection message, comparison), and the
+composed config through ``evaluate_from_config`` in-process (bad options and files: exit 2 and one line; another
+run's files are never overwritten)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+
+from bioqa.errors import error_boundary
+from bioqa.evaluation.cli import PER_QUESTION, evaluate_from_config
+from bioqa.runs import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = "http://www.ncbi.nlm.nih.gov/pubmed/"
@@ -96,3 +103,94 @@ def test_compare_on_a_shared_batch(tmp_path: Path, shared_dir: Path):
     noisy = cases["11B3__B_noisy__phaseB__e9"]["expected"]
     assert comparison["list.f1"]["delta"] == pytest.approx(expected["list.f1"] - noisy["list.f1"])
     assert comparison["list.f1"]["p_permutation"] < 0.05 and comparison["list.f1"]["ci"][0] > 0
+
+
+def test_compare_shows_both_systems_on_the_same_questions(tmp_path: Path, shared_dir: Path):
+    """B answers only the first 20 questions: A is shown on those 20 too, and A − B is their difference."""
+    golden = shared_dir / "golden/11B3_golden.json"
+    systems = shared_dir / "oracle/systems/11B3"
+    partial = json.loads((systems / "11B3__B_noisy.json").read_text())
+    partial["questions"] = partial["questions"][:20]
+    b = _write(tmp_path / "partial.json", partial["questions"])
+    proc = _run(tmp_path, f"golden={golden}", f"system={systems / '11B3__B_perfect.json'}", f"compare={b}",
+                "phase=B", "rouge=false", "bootstrap=100")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    for name, m in metrics["comparison"]["measures"].items():
+        assert m["a"] - m["b"] == pytest.approx(m["delta"]), name
+    yesno = metrics["comparison"]["measures"]["yesno.acc"]
+    assert yesno["a"] == 1.0 and yesno["n_questions"] < metrics["counts"]["yesno"]
+    assert "answers only 20 of the 90" in proc.stderr and any("only 20" in w for w in metrics["warnings"])
+    assert "both on the n questions counted for both" in " ".join(proc.stdout.split())
+
+
+def _compose(*overrides: str):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("evaluate", overrides=list(overrides))
+
+
+def test_evaluate_never_overwrites_another_runs_files(tmp_path: Path, pair):
+    golden, system = pair
+    infer_run = tmp_path / "infer_run"
+    infer_run.mkdir()
+    (infer_run / "metrics.json").write_text('{"accounting.errors": 0}')
+    (infer_run / PER_QUESTION).write_text("{}\n")
+    cfg = _compose(f"golden={golden}", f"system={system}", "bootstrap=0", f"paths.output_dir={infer_run}")
+    evaluate_from_config(cfg)
+    assert (infer_run / "metrics.json").read_text() == '{"accounting.errors": 0}'
+    assert (infer_run / PER_QUESTION).read_text() == "{}\n"
+    (own,) = (infer_run / "evaluations").iterdir()
+    metrics = json.loads((own / "metrics.json").read_text())
+    assert metrics["metrics"]["yesno.acc"] == 1.0 and (own / PER_QUESTION).is_file()
+    assert any("already holds metrics.json" in w for w in metrics["warnings"])
+
+
+def test_hydra_run_dir_of_an_infer_run_keeps_its_config_and_scores(tmp_path: Path, pair):
+    golden, system = pair
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    records = {".hydra/config.yaml": "model: infer's\n", "metrics.json": '{"yesno.acc": 0.25}', "provenance.json": "{}"}
+    for name, text in records.items():
+        (run / name).write_text(text)
+    proc = _run(tmp_path, f"golden={golden}", f"system={system}", "bootstrap=0")
+    assert proc.returncode == 0, proc.stderr
+    assert {name: (run / name).read_text() for name in records} == records
+    assert (run / ".hydra/evaluate/config.yaml").is_file()
+    (own,) = (run / "evaluations").iterdir()
+    assert json.loads((own / "metrics.json").read_text())["metrics"]["yesno.acc"] == 1.0
+    assert "already holds metrics.json, provenance.json" in proc.stderr
+
+
+BAD_OPTIONS = [
+    ("no-system", ["system=???"], "system= is required"),
+    ("version-7", ["version=7"], "version=7"),
+    ("version-text", ["version=abc"], "version='abc'"),
+    ("phase-C", ["phase=C"], "phase='C'"),
+    ("bootstrap-negative", ["bootstrap=-5"], "bootstrap=-5"),
+    ("bootstrap-text", ["bootstrap=many"], "bootstrap='many'"),
+    ("rouge-text", ["rouge=maybe"], "rouge='maybe'"),
+    ("system-directory", ["system={tmp}"], "is a directory"),
+    ("system-missing", ["system={tmp}/nope.json"], "file not found"),
+    ("system-is-a-list", ["system={tmp}/list.json"], "got a JSON list"),
+    ("compare-another-batch", ["compare={tmp}/other.json"], "no question id in common"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [c[1:] for c in BAD_OPTIONS], ids=[c[0] for c in BAD_OPTIONS])
+def test_bad_options_and_files_end_in_one_line(tmp_path: Path, pair, capsys, overrides: list[str], message: str):
+    golden, system = pair
+    (tmp_path / "list.json").write_text("[]")
+    _write(tmp_path / "other.json", [{"id": "x9", "type": "yesno", "exact_answer": "yes"}])
+    cfg = _compose(
+        f"golden={golden}",
+        f"system={system}",
+        f"paths.output_dir={tmp_path / 'out'}",
+        *(o.format(tmp=tmp_path) for o in overrides),
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        error_boundary(evaluate_from_config)(cfg)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in lines[0]
+    assert not (tmp_path / "out" / "metrics.json").exists()

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bioqa.evaluation.official import evaluate_phase_a, evaluate_phase_b
-from bioqa.evaluation.stats import MEASURES, bootstrap_ci, paired_test
+from bioqa.evaluation.registry import metric_spec
+from bioqa.evaluation.stats import bootstrap_ci, paired_test, pool_per_question
 
 
 def _yesno_rows(outcomes: list[tuple[bool, bool]]) -> list[dict]:
@@ -24,7 +25,7 @@ def _columns(rows: list[dict], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
 def test_yesno_f1_is_recomputed_from_counts_not_averaged():
     rows = _yesno_rows([(True, True), (True, True), (True, False), (False, True), (False, False)])
     # TP_yes = 2, TP_no = 1, errors = 2: F1(yes) = 4/6, F1(no) = 2/4, macro = (4/6 + 2/4) / 2
-    stat = MEASURES["yesno.macro_f1"]
+    stat = metric_spec("yesno.macro_f1")
     value = stat.statistic(_columns(rows, stat.inputs))[0]
     assert value == pytest.approx((4 / 6 + 2 / 4) / 2)
     # a resample repeating question 0 five times: only "yes" questions answered right -> F1(no) = 0 -> macro 0.5
@@ -40,7 +41,7 @@ def test_statistics_reproduce_the_official_numbers(shared_dir: Path, system: str
     result = (evaluate_phase_a if system.startswith("A") else evaluate_phase_b)(golden, path)
     checked = 0
     for name, value in result.metrics.items():
-        measure = MEASURES[name]
+        measure = metric_spec(name)
         rows = [r for r in result.per_question if measure.member in r]
         if not rows:
             continue
@@ -91,3 +92,29 @@ def test_paired_test_uses_only_questions_counted_for_both():
     b = _yesno_rows([(True, False)] * 5)  # questions 5..9 missing from B
     result = paired_test(a, b, ["yesno.acc"], n=100)["yesno.acc"]
     assert result.n_questions == 5 and result.delta == 1.0
+
+
+def test_paired_values_are_both_systems_on_the_paired_questions():
+    """A is scored on the questions B also answers (not on all of A's): A, B and A − B describe the same questions."""
+    a = _yesno_rows([(True, True), (True, False), (True, True)])  # A alone: accuracy 2/3
+    b = _yesno_rows([(True, True), (True, True)])  # B answers questions 0 and 1 only
+    result = paired_test(a, b, ["yesno.acc"], n=100)["yesno.acc"]
+    assert (result.a, result.b, result.delta, result.n_questions) == (0.5, 1.0, -0.5, 2)
+    assert result.a - result.b == result.delta
+
+
+def test_pooling_uses_per_question_scores_not_batch_means():
+    small = [{"index": i, "factoid.strict": 1.0, "factoid.lenient": 1.0, "factoid.rr": 1.0} for i in range(2)]
+    large = [{"index": i, "factoid.strict": 0.0, "factoid.lenient": 0.0, "factoid.rr": 0.0} for i in range(8)]
+    pooled = pool_per_question([small, large], ["factoid.mrr"], n=500)
+    assert pooled.metrics == {"factoid.mrr": 0.2}  # 2 of 10 questions, not (1.0 + 0.0) / 2
+    assert pooled.counts == {"factoid.mrr": 10} and pooled.batches == 2
+    low, high = pooled.ci["factoid.mrr"]
+    assert 0.0 <= low < 0.2 < high <= 0.6
+
+
+def test_pooled_yesno_f1_is_recomputed_on_the_pooled_questions():
+    one = _yesno_rows([(True, True), (True, True)])  # only yes questions: F1(no) = 0 -> macro 0.5
+    two = _yesno_rows([(False, True)])  # only a no question: F1(yes) = 0 -> macro 0.5
+    pooled = pool_per_question([one, two], ["yesno.macro_f1", "list.f1"], n=200)
+    assert pooled.metrics == {"yesno.macro_f1": 1.0}  # both classes right once pooled; list.f1: no questions, left out

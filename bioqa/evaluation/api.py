@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Literal
 
 from bioqa.data.bioasq_json import BioASQFormatError
-from bioqa.evaluation.official import (
-    DEFAULT_VERSION,
-    METRIC_ORDER,
-    evaluate_phase_a,
-    evaluate_phase_b,
-    load_json,
-)
+from bioqa.errors import ConfigError
+from bioqa.evaluation.checks import check_pair
+from bioqa.evaluation.official import DEFAULT_VERSION, VERSIONS, evaluate_phase_a, evaluate_phase_b, load_json
+from bioqa.evaluation.registry import GROUP_KEYS, iter_metrics
 from bioqa.evaluation.report import ComparisonReport, EvaluationReport
-from bioqa.evaluation.rouge import RougeOptions, ideal_text, mean_rouge, rouge_scores
+from bioqa.evaluation.rouge import RougeOptions, ideal_text, rouge_scores
 from bioqa.evaluation.stats import bootstrap_ci, paired_test
+
+log = logging.getLogger(__name__)
 
 Phase = Literal["A", "B", "AB"]
 Source = str | os.PathLike | dict
-
-GROUP_KEYS = {  # question group -> per-question key that marks membership
-    "concepts": "concepts.ap",
-    "documents": "documents.ap",
-    "snippets": "snippets.ap",
-    "triples": "triples.ap",
-    "yesno": "yesno.correct",
-    "factoid": "factoid.rr",
-    "list": "list.f1",
-    "ideal": "ideal.rouge2_recall",
-}
 
 
 def _questions(data: Any) -> list:
@@ -49,7 +38,7 @@ def detect_phases(system: dict, phase: Phase = "AB") -> tuple[bool, bool, bool]:
         return False, True, has_ideal
     if phase == "AB":
         return has_a, has_b, has_ideal
-    raise ValueError(f"phase must be 'A', 'B' or 'AB', got {phase!r}")
+    raise ConfigError(f"phase={phase!r}: expected A, B or AB")
 
 
 def _rouge_rows(golden: dict, system: dict, source: str, options: RougeOptions) -> list[dict[str, Any]]:
@@ -101,8 +90,15 @@ def evaluate_submission(
     ``golden``/``system`` are paths or already-parsed JSON dicts. Raises :class:`SubmissionRejected` (a
     :class:`~bioqa.data.BioASQFormatError`) where the official evaluator would crash.
     """
+    if version not in VERSIONS:
+        raise ConfigError(f"version={version!r}: expected a version of the official evaluator {VERSIONS}")
+    if bootstrap < 0:
+        raise ConfigError(f"bootstrap={bootstrap}: expected the number of resamples, >= 0 (0 = no CIs)")
     gold_data, gold_label = load_json(golden, "golden (dict)")
     sys_data, sys_label = load_json(system, "submission (dict)")
+    warnings = check_pair(gold_data, sys_data, gold_label, sys_label)
+    for warning in warnings:
+        log.warning("%s", warning)
     do_a, do_b, do_ideal = detect_phases(sys_data, phase)
     metrics: dict[str, float] = {}
     rows: list[list[dict[str, Any]]] = []
@@ -110,12 +106,12 @@ def evaluate_submission(
     for enabled, name, scorer in ((do_a, "A", evaluate_phase_a), (do_b, "B", evaluate_phase_b)):
         if enabled:
             result = scorer(golden, system, version)
-            metrics.update({k: result.metrics[k] for k in METRIC_ORDER[name]})
+            metrics.update({s.name: result.metrics[s.name] for s in iter_metrics(phase=name)})
             rows.append(result.per_question)
             phases.append(name)
     if rouge and do_ideal:
         rouge_rows = _rouge_rows(gold_data, sys_data, sys_label, rouge_options or RougeOptions())
-        metrics.update(mean_rouge(rouge_rows))
+        metrics.update({s.name: s.compute(rouge_rows) for s in iter_metrics(phase="ideal")})
         rows.append(rouge_rows)
         phases.append("ideal")
     per_question = _merge(*rows)
@@ -132,6 +128,7 @@ def evaluate_submission(
         counts=counts,
         bootstrap=bootstrap,
         seed=seed,
+        warnings=warnings,
     )
 
 
@@ -146,7 +143,8 @@ def compare_submissions(
     seed: int = 0,
     rouge_options: RougeOptions | None = None,
 ) -> ComparisonReport:
-    """Score both submissions and test A − B per measure (paired bootstrap CI and p-value, paired permutation p)."""
+    """Score both submissions; per measure, both on the questions counted for both, and A − B with a paired
+    bootstrap CI and p-value and a paired permutation p-value."""
     kwargs = dict(
         phase=phase, version=version, rouge=rouge, bootstrap=bootstrap, seed=seed, rouge_options=rouge_options
     )

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bioqa.evaluation.registry import iter_metrics
 from bioqa.evaluation.stats import PairedResult
 
 
@@ -33,6 +34,7 @@ class EvaluationReport:
     bootstrap: int = 0
     seed: int = 0
     level: float = 0.95
+    warnings: list[str] = field(default_factory=list)  # inputs a user surely did not mean (also said on stderr)
 
     def to_json(self) -> dict[str, Any]:
         """The ``metrics.json`` payload (per-question values go to ``per_question.jsonl`` separately)."""
@@ -45,12 +47,13 @@ class EvaluationReport:
             "ci": {k: [_json_float(lo), _json_float(hi)] for k, (lo, hi) in self.ci.items()},
             "counts": dict(self.counts),
             "bootstrap": {"resamples": self.bootstrap, "seed": self.seed, "level": self.level},
+            "warnings": list(self.warnings),
         }
 
 
 @dataclass
 class ComparisonReport:
-    """System A against system B on the same golden file (delta = A − B)."""
+    """System A against system B on the same golden file: both on the paired questions, delta = A − B."""
 
     a: EvaluationReport
     b: EvaluationReport
@@ -62,8 +65,8 @@ class ComparisonReport:
             "system_b": self.b.system,
             "measures": {
                 name: {
-                    "a": _json_float(self.a.metrics.get(name, math.nan)),
-                    "b": _json_float(self.b.metrics.get(name, math.nan)),
+                    "a": _json_float(r.a),
+                    "b": _json_float(r.b),
                     "delta": _json_float(r.delta),
                     "ci": [_json_float(r.ci[0]), _json_float(r.ci[1])],
                     "p_bootstrap": r.p_bootstrap,
@@ -73,11 +76,6 @@ class ComparisonReport:
                 for name, r in self.paired.items()
             },
         }
-
-
-def _group(name: str) -> str:
-    """``documents.MAP`` -> ``documents`` (the key of ``EvaluationReport.counts``)."""
-    return name.split(".", 1)[0]
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -93,14 +91,17 @@ def _render(table: Table) -> str:
 def format_table(report: EvaluationReport | ComparisonReport) -> str:
     """A plain-text table of the measures (with CIs; with deltas and p-values for a comparison)."""
     if isinstance(report, ComparisonReport):
-        table = Table(title=f"{report.a.system} (A) vs {report.b.system} (B), -e {report.a.version}")
+        table = Table(
+            title=f"{report.a.system} (A) vs {report.b.system} (B), -e {report.a.version}, "
+            "both on the n questions counted for both"
+        )
         for column in ("measure", "A", "B", "A − B", f"{report.a.level:.0%} CI of A − B", "p boot", "p perm", "n"):
             table.add_column(column, justify="left" if column == "measure" else "right")
         for name, r in report.paired.items():
             table.add_row(
                 name,
-                _fmt(report.a.metrics.get(name)),
-                _fmt(report.b.metrics.get(name)),
+                _fmt(r.a),
+                _fmt(r.b),
                 _fmt(r.delta),
                 f"[{_fmt(r.ci[0])}, {_fmt(r.ci[1])}]",
                 f"{r.p_bootstrap:.3f}",
@@ -111,10 +112,11 @@ def format_table(report: EvaluationReport | ComparisonReport) -> str:
     table = Table(title=f"{report.system}  (golden {report.golden}, -e {report.version})")
     for column in ("measure", "value", f"{report.level:.0%} CI", "n"):
         table.add_column(column, justify="left" if column == "measure" else "right")
-    for name, value in report.metrics.items():
-        n = report.counts.get(_group(name), 0)
-        if not n:
+    for spec in iter_metrics():
+        n = report.counts.get(spec.group, 0)
+        if spec.name not in report.metrics or not n:
             continue  # e.g. concepts and triples: no golden batch 7B-12B has any
-        ci = report.ci.get(name)
-        table.add_row(name, _fmt(value), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "", str(n))
+        ci = report.ci.get(spec.name)
+        value = _fmt(report.metrics[spec.name])
+        table.add_row(spec.name, value, f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "", str(n))
     return _render(table)

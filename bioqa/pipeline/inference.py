@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bioqa.data import Question, SystemAnswer, write_submission
+from bioqa.evaluation.options import EvaluationOptions
 from bioqa.models import Backend
 from bioqa.pipeline.accounting import summarize_records
 from bioqa.pipeline.answering import AnsweringConfig, answer_questions, assemble_answers
@@ -26,17 +27,6 @@ SUBMISSION = "submission.json"
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 PER_QUESTION = "per_question_scores.jsonl"
-
-
-@dataclass(frozen=True)
-class EvaluationOptions:
-    """How a run is scored when its questions carry golden answers."""
-
-    enabled: bool = True
-    version: int = 9
-    bootstrap: int = 1000
-    seed: int = 0
-    rouge: bool = True
 
 
 @dataclass
@@ -60,7 +50,7 @@ def score_submission(
     golden_path: str | Path, submission_path: str | Path, options: EvaluationOptions, phase: str, output_dir: Path
 ) -> dict[str, Any]:
     """Official measures (+ ROUGE, + bootstrap CIs) of the run's submission; prints the table and
-    writes ``per_question_scores.jsonl``. Returns ``EvaluationReport.to_json()``."""
+    writes ``per_question.jsonl`` (the file evaluate.py writes too). Returns ``EvaluationReport.to_json()``."""
     from bioqa.evaluation import evaluate_submission, format_table
     from bioqa.evaluation.cli import write_per_question
 
@@ -73,7 +63,11 @@ def score_submission(
         bootstrap=options.bootstrap,
         seed=options.seed,
     )
+<<<<<<< HEAD
     write_per_question(output_dir / PER_QUESTION, report)
+=======
+    write_per_question(output_dir, report)
+>>>>>>> evaluation
     print(format_table(report))
     return report.to_json()
 
