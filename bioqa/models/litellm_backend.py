@@ -140,14 +140,28 @@ class LiteLLMBackend(Backend):
         """Yield completions as the threads finish them (at most ``concurrency`` requests in flight)."""
         if not requests:
             return
+        refusals: list[BackendAuthError] = []
+
+        def complete_unless_refused(request: ChatRequest) -> Completion | None:
+            if refusals:  # the credentials were refused: nothing more is sent
+                return None
+            try:
+                return self.complete(request)
+            except BackendAuthError as refusal:
+                refusals.append(refusal)
+                raise
+
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests)))
         try:
-            futures = {pool.submit(self.complete, request): index for index, request in enumerate(requests)}
+            futures = {pool.submit(complete_unless_refused, request): i for i, request in enumerate(requests)}
             with tqdm(total=len(futures), desc=f"litellm {self.model}", unit="req", disable=None) as progress:
                 for future in as_completed(futures):
                     progress.update()
-                    yield futures[future], future.result()  # re-raises BackendAuthError from the worker
-        finally:  # done, auth refused, or the consumer stopped: send nothing more, wait for what is in flight
+                    completion = future.result()  # re-raises BackendAuthError from the worker
+                    if completion is None:
+                        raise refusals[0]
+                    yield futures[future], completion
+        finally:  # done, refused, or the consumer stopped: send nothing more, wait for what is in flight
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
