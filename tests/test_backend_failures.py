@@ -90,7 +90,7 @@ CASES = [
     ("choice without message", [(200, NO_MESSAGE)], False, "malformed", None, "", 1, "Invalid response object"),
     ("null content", [(200, chat(None))], False, "empty", "stop", "", 1, '"content":null'),
     ("empty content", [(200, chat(""))], False, "empty", "stop", "", 1, '"content":""'),
-    ("blank content", [(200, chat(" \n"))], True, "empty", "stop", "", 1, '"content":" \\n"'),
+    ("blank content is content", [(200, chat(" \n"))], True, None, "stop", " \n", 1, None),
     ("non-JSON body", [(200, b"<html>proxy error</html>")], False, "malformed", None, "", 1, "Expecting value"),
     ("JSON list body", [(200, [1, 2])], False, "malformed", None, "", 1, "[1, 2]"),
     ("free text cut by length", [(200, chat("The gene is", "length"))], False, None, "length", "The gene is", 1, None),

@@ -268,7 +268,7 @@ class LiteLLMBackend(Backend):
             fields["cost_usd"] = 0.0
         finish_reason = getattr(choices[0], "finish_reason", None)
         content = message.content
-        if not isinstance(content, str) or not content.strip():
+        if not isinstance(content, str) or not content:  # whitespace is what the model said: kept, as hf does
             return Completion.failure(
                 "empty",
                 f"reply content is {content!r} (finish_reason {finish_reason!r})",
