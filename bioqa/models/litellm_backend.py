@@ -206,9 +206,7 @@ class LiteLLMBackend(Backend):
                 if _status(error) in AUTH_STATUSES:
                     raise BackendAuthError(self._auth_message(error)) from error
                 kind = _kind(error)
-                if kind not in RETRYABLE.values():
-                    return self._failure(kind, error, attempt + 1, start)
-                if attempt == self.max_retries:
+                if kind not in RETRYABLE.values() or attempt == self.max_retries:
                     return self._failure(kind, error, attempt + 1, start)
                 wait = self._backoff(attempt, error)
                 if wait is None:
