@@ -6,6 +6,7 @@ Plain helpers (``compose_config``, ``in_tmp``, ``ask``, ``ScriptedBackend``) are
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -128,12 +129,14 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-#: ``respond(path, JSON body, headers) -> (HTTP status, JSON payload)``: what a loopback server answers to a POST.
-Responder = Callable[[str, Any, Message], tuple[int, Any]]
+#: ``respond(path, JSON body, headers) -> (HTTP status, payload)`` or ``(status, payload, extra headers)``: what a
+#: loopback server answers to a POST. A ``bytes`` payload is sent as it is (a broken server), anything else as JSON;
+#: a responder that sleeps delays its answer (a hanging server).
+Responder = Callable[[str, Any, Message], tuple[int, Any] | tuple[int, Any, dict[str, str]]]
 
 
 class JSONServer(ThreadingHTTPServer):
-    """Answers every POST (a JSON body) with ``respond``'s status and JSON payload."""
+    """Answers every POST (a JSON body) with ``respond``'s status, payload and headers."""
 
     def __init__(self, respond: Responder):
         self.respond = respond
@@ -145,13 +148,16 @@ class JSONHandler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        status, payload = self.server.respond(self.path, body, self.headers)
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        status, payload, *extra = self.server.respond(self.path, body, self.headers)
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up waiting (timeouts)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (extra[0] if extra else {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
 
     def log_message(self, *args):
         pass

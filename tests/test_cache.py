@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -100,8 +102,10 @@ def test_key_covers_kind_model_messages_params_and_schema():
         cache_key("hf", "m", ask("q2")),
         cache_key("hf", "m", ask("q", max_new_tokens=5)),
         cache_key("hf", "m", ChatRequest(base.messages, base.params, {"type": "object"})),
+        cache_key("hf", "m", ChatRequest(base.messages, GenerationParams(max_new_tokens=4, seed=1))),
+        cache_key("hf", "m", ChatRequest(base.messages, GenerationParams(max_new_tokens=4, seed=2))),
     }
-    assert len(keys) == 6
+    assert len(keys) == 8
     assert cache_key("hf", "m", base) == cache_key("hf", "m", ask("q"))
 
 
@@ -146,5 +150,33 @@ def test_concurrent_writers_threads_and_processes(tmp_path):
 
 def test_failed_completion_cannot_be_stored(tmp_path):
     cache = CompletionCache(tmp_path / "cache.sqlite")
-    with pytest.raises(ValueError, match="refusing"):
+    with pytest.raises(ValueError, match="refusing to cache a failed completion"):
         cache.put("k", "hf", "m", ask("q"), Completion(text="", error="boom"))
+    with pytest.raises(ValueError, match="refusing to cache an unseeded sample"):
+        sample = ChatRequest(ask("q").messages, GenerationParams(temperature=0.5))
+        cache.put("k", "hf", "m", sample, Completion(text="x"))
+    assert len(cache) == 0
+
+
+def test_a_format_1_cache_is_upgraded_and_its_rows_never_served(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as old:  # the table as format 1 wrote it, holding a null reply stored as ""
+        old.execute(
+            "CREATE TABLE completions (key TEXT PRIMARY KEY, kind TEXT NOT NULL, model_id TEXT NOT NULL,"
+            " request TEXT NOT NULL, text TEXT NOT NULL, prompt_tokens INTEGER NOT NULL,"
+            " completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, latency_s REAL NOT NULL,"
+            " created TEXT NOT NULL)"
+        )
+        old_key = hashlib.sha256(
+            json.dumps(
+                {"kind": "hf", "model_id": "m", "messages": [{"role": "user", "content": "q"}], "json_schema": None,
+                 "params": {"max_new_tokens": 4, "temperature": 0.0, "top_p": 1.0, "stop": []}},
+                sort_keys=True, separators=(",", ":"),
+            ).encode()
+        ).hexdigest()  # fmt: skip
+        old.execute("INSERT INTO completions VALUES (?, 'hf', 'm', '{}', '', 1, 0, 0.0, 0.1, 'then')", (old_key,))
+    cache = CompletionCache(path)
+    assert cache.get(cache_key("hf", "m", ask("q"))) is None and len(cache) == 1
+    cache.put(cache_key("hf", "m", ask("q")), "hf", "m", ask("q"), Completion(text="yes", finish_reason="length"))
+    hit = cache.get(cache_key("hf", "m", ask("q")))
+    assert hit is not None and (hit.text, hit.finish_reason, hit.truncated) == ("yes", "length", True)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from functools import partial
 
+import httpx
+import litellm
 import pytest
 from helpers import ask
 
 from bioqa.models.base import ChatRequest, GenerationParams
-from bioqa.models.litellm_backend import LiteLLMBackend
+from bioqa.models.litellm_backend import LiteLLMBackend, retry_after_s
 from bioqa.models.serve import free_port
 
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 5, "context_window": 4096}
@@ -61,7 +65,7 @@ def test_rate_limited_twice_then_answered(scripted):
     backend = LiteLLMBackend("openai/fixture", api_base=server.api_base, max_retries=3, **FAST)
     (completion,) = backend.generate([ask("hello")])
     assert completion.ok, completion.error
-    assert completion.text == "hello"
+    assert completion.text == "hello" and completion.finish_reason == "stop" and completion.error_kind is None
     assert (completion.prompt_tokens, completion.completion_tokens) == (11, 3)
     assert completion.cost_usd == 0.0  # not in LiteLLM's cost map
     assert len(server.bodies) == 3
@@ -72,6 +76,7 @@ def test_retries_are_bounded_and_end_in_an_error_completion(scripted):
     backend = LiteLLMBackend("openai/fixture", api_base=server.api_base, max_retries=2, **FAST)
     completions = backend.generate([ask("a"), ask("b")])
     assert all(c.error and "RateLimitError after 3 attempt(s)" in c.error and c.text == "" for c in completions)
+    assert [c.error_kind for c in completions] == ["rate_limit", "rate_limit"]
     assert len(server.bodies) == 6
 
 
@@ -80,6 +85,7 @@ def test_bad_request_is_not_retried(scripted):
     backend = LiteLLMBackend("openai/fixture", api_base=server.api_base, max_retries=3, **FAST)
     (completion,) = backend.generate([ask("a")])
     assert completion.error and "BadRequestError after 1 attempt(s)" in completion.error
+    assert completion.error_kind == "bad_request" and completion.raw and "scripted 400" in completion.raw
     assert len(server.bodies) == 1
 
 
@@ -100,13 +106,14 @@ def test_order_kept_under_concurrency(scripted):
 def test_json_mode_and_request_parameters(scripted):
     server = scripted([])
     schema = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}}
-    request = ChatRequest(({"role": "user", "content": "q"},), GenerationParams(7, 0.0, 0.9, ("\n",)), schema)
+    request = ChatRequest(({"role": "user", "content": "q"},), GenerationParams(7, 0.0, 0.9, ("\n",), 5), schema)
     LiteLLMBackend("openai/fixture", api_base=server.api_base, **FAST).generate([request])
     LiteLLMBackend("openai/fixture", api_base=server.api_base, json_mode=False, **FAST).generate([request])
     with_json, plain = server.bodies
     assert with_json["response_format"] == {"type": "json_object"}  # no schema support known: JSON mode
     assert "response_format" not in plain
     assert with_json["max_tokens"] == 7 and with_json["top_p"] == 0.9 and with_json["stop"] == ["\n"]
+    assert with_json["seed"] == 5
     assert with_json["model"] == "fixture"
 
 
@@ -125,6 +132,7 @@ def test_dead_port_gives_an_error_completion_quickly():
     backend = LiteLLMBackend("openai/x", api_base=f"http://127.0.0.1:{free_port()}/v1", max_retries=1, **FAST)
     (completion,) = backend.generate([ask("a")])
     assert completion.error and "after 2 attempt(s)" in completion.error and "onnection" in completion.error
+    assert completion.error_kind == "connection" and completion.raw is None
 
 
 def test_missing_api_key_fails_at_construction(monkeypatch):
@@ -146,3 +154,31 @@ def test_count_tokens_grows_with_the_messages():
     short = backend.count_tokens([{"role": "user", "content": "gene"}])
     long = backend.count_tokens([{"role": "user", "content": "gene " * 50}])
     assert 0 < short < long
+
+
+def in_seconds(seconds: float) -> str:
+    return format_datetime(datetime.now(timezone.utc) + timedelta(seconds=seconds), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("headers", "low", "high"),
+    [
+        ({"Retry-After": "2"}, 2, 2),
+        ({"Retry-After": "1.5"}, 1.5, 1.5),
+        ({"Retry-After": "0"}, 0, 0),
+        ({"retry-after-ms": "250", "Retry-After": "9"}, 0.25, 0.25),  # the finer header wins
+        ({"Retry-After": in_seconds(3600)}, 3000, 3600),  # an HTTP date (built at collection)
+        ({"Retry-After": in_seconds(-30)}, 0, 0),  # a date already past: retry now
+        ({"Retry-After": "-1"}, None, None),
+        ({"Retry-After": "nan"}, None, None),
+        ({"Retry-After": "inf"}, None, None),
+        ({"Retry-After": "soon"}, None, None),
+        ({"Retry-After": ""}, None, None),
+        ({}, None, None),
+    ],
+)
+def test_retry_after_header_values(headers, low, high):
+    response = httpx.Response(429, headers=headers, request=httpx.Request("POST", "http://127.0.0.1/v1"))
+    error = litellm.RateLimitError("slow", llm_provider="openai", model="m", response=response)
+    wait = retry_after_s(error)
+    assert wait is None if low is None else low <= wait <= high

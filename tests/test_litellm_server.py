@@ -39,6 +39,7 @@ def test_served_completions_match_the_local_backend(server, model_dir, monkeypat
     for remote, here in zip(served, local, strict=True):
         assert remote.ok, remote.error
         assert remote.prompt_tokens == here.prompt_tokens
+        assert remote.finish_reason == here.finish_reason  # "length" when max_new_tokens was reached, on both
         assert 0 < remote.completion_tokens <= 6
         assert remote.cost_usd == 0.0
     assert [c.text for c in served] == [c.text for c in local]  # same weights, same greedy decoding
@@ -57,3 +58,4 @@ def test_wrong_model_name_is_an_error_completion(server):
     backend = LiteLLMBackend("openai/not-served", api_base=server.api_base, max_retries=0, context_window=2048)
     (completion,) = backend.generate([ask("hi")])
     assert completion.error and "BadRequestError after 1 attempt(s)" in completion.error
+    assert completion.error_kind == "bad_request"

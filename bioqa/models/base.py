@@ -8,19 +8,57 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+#: Why a backend could not give a usable completion (``Completion.error_kind``):
+#: - ``malformed``: the reply could not be read as a completion (no choices, no message, not JSON);
+#: - ``empty``: the reply's content was null or empty;
+#: - ``truncated``: a structured (``json_schema``) request stopped at ``max_new_tokens``: its JSON cannot be valid;
+#: - ``rate_limit``, ``timeout``, ``connection``, ``server`` (5xx): transient, retried before giving up;
+#: - ``bad_request`` (4xx other than auth/rate limit), ``context_window`` (prompt too long),
+#:   ``content_filter`` (refused by the provider's policy), ``out_of_memory`` (local backends);
+#: - ``other``: anything else the backend caught (its message says what).
+#: Rejected credentials are no kind: they raise ``bioqa.errors.BackendAuthError`` and stop the run.
+ErrorKind = Literal[
+    "malformed",
+    "empty",
+    "truncated",
+    "rate_limit",
+    "timeout",
+    "connection",
+    "server",
+    "bad_request",
+    "context_window",
+    "content_filter",
+    "out_of_memory",
+    "other",
+]
+ERROR_KINDS: frozenset[str] = frozenset(get_args(ErrorKind))
+
+#: At most this many characters of a bad reply are kept in ``Completion.raw`` (for the record, not for parsing).
+RAW_LIMIT = 2000
 
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """Decoding parameters; part of the completion-cache key."""
+    """Decoding parameters; part of the completion-cache key.
+
+    ``seed`` makes sampling (``temperature > 0``) reproducible where the backend supports it; a sampled completion
+    is cached only when it is seeded (an unseeded sample must be drawn again, never served from the cache).
+    To draw several samples of one prompt, give each its own seed."""
 
     max_new_tokens: int = 256
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether a repeat of this request may be answered with the same completion (greedy, or seeded)."""
+        return self.temperature == 0 or self.seed is not None
 
 
 @dataclass(frozen=True)
@@ -38,7 +76,17 @@ class ChatRequest:
 
 @dataclass
 class Completion:
-    """A backend's answer to one request; ``error`` is set (and ``text`` empty) when it failed."""
+    """A backend's answer to one request: a usable text (``ok``), or a typed failure.
+
+    - ``error``: one line saying what went wrong (``None`` when ``ok``); ``text`` is empty then.
+    - ``error_kind``: an :data:`ErrorKind` (set exactly when ``error`` is; ``"other"`` if a caller gave none).
+    - ``finish_reason``: why generation stopped, as the backend reported it: ``"stop"`` (end of turn or a stop
+      string), ``"length"`` (``max_new_tokens`` reached), ``"content_filter"``, ...; ``None`` when unknown or when
+      no reply came. A free-text completion with ``finish_reason == "length"`` is ``ok`` but cut short
+      (:attr:`truncated`): callers flag it. A structured request cut short is an error of kind ``"truncated"``.
+    - ``raw``: for a failure with a reply (malformed, empty, truncated, HTTP error body), the first
+      :data:`RAW_LIMIT` characters of that reply, for the record.
+    """
 
     text: str
     prompt_tokens: int = 0
@@ -49,10 +97,31 @@ class Completion:
     cached: bool = False
     #: For a cache hit: what the original call cost (``cost_usd`` is 0 then, since nothing was paid this run).
     original_cost_usd: float | None = None
+    error_kind: ErrorKind | None = None
+    finish_reason: str | None = None
+    raw: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.error is not None and self.error_kind is None:
+            self.error_kind = "other"
+        if self.error_kind is not None and (self.error is None or self.error_kind not in ERROR_KINDS):
+            raise ValueError(f"error_kind {self.error_kind!r} needs an error message and one of {sorted(ERROR_KINDS)}")
+        if self.raw is not None and len(self.raw) > RAW_LIMIT:
+            self.raw = self.raw[:RAW_LIMIT]
+
+    @classmethod
+    def failure(cls, kind: ErrorKind, error: str, raw: str | None = None, **fields: Any) -> Completion:
+        """A failed completion: empty text, ``error_kind`` = ``kind``, ``raw`` cut to :data:`RAW_LIMIT`."""
+        return cls(text="", error=error, error_kind=kind, raw=raw, **fields)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def truncated(self) -> bool:
+        """A usable text that was cut at ``max_new_tokens`` (free text only; structured ones are errors)."""
+        return self.ok and self.finish_reason == "length"
 
 
 class Backend(ABC):
@@ -78,8 +147,9 @@ class Backend(ABC):
     @abstractmethod
     def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
         """Yield ``(index into requests, completion)`` for every request as soon as each is available, in any
-        order. A failed request yields a Completion with ``error`` set; only programming errors and configuration
-        errors raise. The completion cache stores each as it arrives, so a killed run keeps what it paid for."""
+        order. A failed request yields a Completion with ``error`` and ``error_kind`` set (never an exception);
+        only programming errors, configuration errors and rejected credentials (``BackendAuthError``) raise.
+        The completion cache stores each success as it arrives, so a killed run keeps what it paid for."""
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Complete every request; the completions come back in the order of ``requests``."""

@@ -2,7 +2,15 @@
 
 Cache hits are reported honestly: ``cached=True``, ``cost_usd=0`` and ``latency_s`` = the lookup time (nothing was
 paid or waited for this run); the original call's cost is kept in ``original_cost_usd`` (and its latency in the
-row). Only successful completions are stored, so failed requests are retried by the next run.
+row). Only successful completions are stored — never an error (malformed, empty, a structured reply cut at
+``max_new_tokens``, ...), so failed requests are retried by the next run — and only for requests whose answer may be
+repeated: greedy ones, or samples (``temperature > 0``) with a ``seed``. An unseeded sample is neither looked up nor
+stored, and two of them in one call are two requests. A free-text completion cut at ``max_new_tokens`` is a
+success and is stored with its ``finish_reason``, so a hit is flagged like the original.
+
+Key format 2 (``KEY_FORMAT``) adds the seed and the finish reason; rows written by format 1 (which could hold null
+or truncated replies) are never served. Several processes may share one file: WAL journal, and a busy timeout
+(``timeout_s``) so that writers wait for each other instead of failing with "database is locked".
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ from pathlib import Path
 
 from bioqa.models.base import Backend, ChatRequest, Completion, Message
 
+#: Part of every key: raised when what a key covers, or what a row means, changes.
+KEY_FORMAT = 2
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
     key TEXT PRIMARY KEY,
@@ -30,7 +41,8 @@ CREATE TABLE IF NOT EXISTS completions (
     completion_tokens INTEGER NOT NULL,
     cost_usd REAL NOT NULL,
     latency_s REAL NOT NULL,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    finish_reason TEXT
 )
 """
 
@@ -38,6 +50,7 @@ CREATE TABLE IF NOT EXISTS completions (
 def request_payload(kind: str, model_id: str, request: ChatRequest) -> str:
     """Canonical JSON of everything that determines a completion (sorted keys, no whitespace)."""
     payload = {
+        "format": KEY_FORMAT,
         "kind": kind,
         "model_id": model_id,
         "messages": [dict(message) for message in request.messages],
@@ -45,6 +58,11 @@ def request_payload(kind: str, model_id: str, request: ChatRequest) -> str:
         "json_schema": request.json_schema,
     }
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cacheable(request: ChatRequest, completion: Completion | None = None) -> bool:
+    """Whether ``request`` (and its ``completion``, when given) may be stored and served again."""
+    return request.params.deterministic and (completion is None or completion.ok)
 
 
 def cache_key(kind: str, model_id: str, request: ChatRequest) -> str:
@@ -63,7 +81,16 @@ class CompletionCache:
         self._lock = threading.Lock()
         connection = self._connection()
         connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(_SCHEMA)
+        connection.execute("BEGIN IMMEDIATE")  # one process at a time creates or upgrades the table
+        try:
+            connection.execute(_SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(completions)")}
+            if "finish_reason" not in columns:  # a format-1 file: its rows are never served (keys differ)
+                connection.execute("ALTER TABLE completions ADD COLUMN finish_reason TEXT")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -71,6 +98,7 @@ class CompletionCache:
             connection = sqlite3.connect(
                 self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
             )
+            connection.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")  # wait for other writers
             connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
             with self._lock:
@@ -80,26 +108,34 @@ class CompletionCache:
     def get(self, key: str) -> Completion | None:
         row = (
             self._connection()
-            .execute("SELECT text, prompt_tokens, completion_tokens, cost_usd FROM completions WHERE key = ?", (key,))
+            .execute(
+                "SELECT text, prompt_tokens, completion_tokens, cost_usd, finish_reason FROM completions WHERE key = ?",
+                (key,),
+            )
             .fetchone()
         )
         if row is None:
             return None
-        text, prompt_tokens, completion_tokens, cost = row
+        text, prompt_tokens, completion_tokens, cost, finish_reason = row
         return Completion(
             text=text,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cached=True,
             original_cost_usd=cost,
+            finish_reason=finish_reason,
         )
 
     def put(self, key: str, kind: str, model_id: str, request: ChatRequest, completion: Completion) -> None:
-        """Store a successful completion (committed at once); errors are refused."""
+        """Store a successful completion of a greedy or seeded request (committed at once); anything else is
+        refused with ``ValueError``."""
         if not completion.ok:
-            raise ValueError(f"refusing to cache a failed completion: {completion.error}")
+            raise ValueError(f"refusing to cache a failed completion ({completion.error_kind}): {completion.error}")
+        if not cacheable(request):
+            raise ValueError("refusing to cache an unseeded sample (temperature > 0 and no seed)")
         self._connection().execute(
-            "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO completions (key, kind, model_id, request, text, prompt_tokens, completion_tokens,"
+            " cost_usd, latency_s, created, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key,
                 kind,
@@ -111,6 +147,7 @@ class CompletionCache:
                 completion.cost_usd,
                 completion.latency_s,
                 datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                completion.finish_reason,
             ),
         )
 
@@ -127,7 +164,8 @@ class CompletionCache:
 
 class CachedBackend(Backend):
     """Wraps a backend: answers what the cache knows, sends only the misses (each distinct request once), and
-    stores every successful completion the moment the wrapped backend yields it."""
+    stores every successful completion the moment the wrapped backend yields it. Unseeded samples bypass the
+    cache (each is sent, none stored); ``bypassed`` counts them."""
 
     def __init__(self, backend: Backend, cache: CompletionCache):
         self.backend = backend
@@ -135,6 +173,7 @@ class CachedBackend(Backend):
         self.kind = backend.kind
         self.hits = 0
         self.misses = 0
+        self.bypassed = 0
 
     @property
     def model_id(self) -> str:
@@ -148,8 +187,12 @@ class CachedBackend(Backend):
         return self.backend.count_tokens(messages)
 
     def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
-        waiting: dict[str, list[int]] = {}
+        waiting: dict[str, list[int]] = {}  # key (or, for an unseeded sample, its own slot) -> request indices
         for index, request in enumerate(requests):
+            if not cacheable(request):
+                waiting[f"sample:{index}"] = [index]
+                self.bypassed += 1
+                continue
             key = cache_key(self.kind, self.model_id, request)
             if key in waiting:
                 waiting[key].append(index)
@@ -158,18 +201,18 @@ class CachedBackend(Backend):
             hit = self.cache.get(key)
             if hit is None:
                 waiting[key] = [index]
+                self.misses += 1
                 continue
             hit.latency_s = time.perf_counter() - start
             self.hits += 1
             yield index, hit
         keys = list(waiting)
-        self.misses += len(keys)
         if not keys:
             return
         misses = [requests[waiting[key][0]] for key in keys]
         for position, completion in self.backend.stream(misses):
             key = keys[position]
-            if completion.ok:
+            if cacheable(misses[position], completion):
                 self.cache.put(key, self.kind, self.model_id, misses[position], completion)
             first, *duplicates = waiting[key]
             yield first, completion

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections import defaultdict
@@ -204,11 +205,11 @@ class HFBackend(Backend):
             if budget > self.context_window:
                 yield (
                     index,
-                    Completion(
-                        text="",
-                        prompt_tokens=lengths[index],
-                        error=f"prompt of {lengths[index]} tokens + max_new_tokens {request.params.max_new_tokens} "
+                    Completion.failure(
+                        "context_window",
+                        f"prompt of {lengths[index]} tokens + max_new_tokens {request.params.max_new_tokens} "
                         f"exceeds the context window of {self.context_window}",
+                        prompt_tokens=lengths[index],
                     ),
                 )
             else:
@@ -235,7 +236,7 @@ class HFBackend(Backend):
         except torch.cuda.OutOfMemoryError as error:
             torch.cuda.empty_cache()
             if len(batch) == 1:
-                yield batch[0], Completion(text="", error=f"out of memory: {error}")
+                yield batch[0], Completion.failure("out_of_memory", f"out of memory: {error}")
                 return
             half = len(batch) // 2  # retry in halves until one request alone does not fit
             yield from self._generate_batch(params, batch[:half], prompts, requests)
@@ -251,36 +252,58 @@ class HFBackend(Backend):
         schemas = [requests[i].json_schema for i in batch]
         processors = [self._schemas.logits_processor(schemas)] if any(s is not None for s in schemas) else None
         sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
-        output = self.model.generate(
-            **inputs,
-            max_new_tokens=params.max_new_tokens,
-            **(sampling if params.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None}),
-            top_k=None,
-            stop_strings=list(params.stop) or None,
-            tokenizer=self.tokenizer if params.stop else None,
-            logits_processor=processors,
-            eos_token_id=self._eos_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
+        with _seeded(params.seed if params.temperature > 0 else None, self.model.device):
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=params.max_new_tokens,
+                **(sampling if params.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None}),
+                top_k=None,
+                stop_strings=list(params.stop) or None,
+                tokenizer=self.tokenizer if params.stop else None,
+                logits_processor=processors,
+                eos_token_id=self._eos_ids,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
         latency = time.perf_counter() - start
         generated = output[:, inputs["input_ids"].shape[1] :].tolist()
         for row, index in enumerate(batch):
             tokens = _until_eos(generated[row], self._eos_ids)
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            yield (
-                index,
-                Completion(
-                    text=_cut_at_stop(text, params.stop),
-                    prompt_tokens=int(inputs["attention_mask"][row].sum()),
-                    completion_tokens=len(tokens),
-                    latency_s=latency,
-                ),
-            )
+            cut = _cut_at_stop(text, params.stop)
+            ended = (bool(tokens) and tokens[-1] in self._eos_ids) or any(stop in text for stop in params.stop)
+            finish_reason = "stop" if ended or len(tokens) < params.max_new_tokens else "length"
+            fields: dict[str, Any] = {
+                "prompt_tokens": int(inputs["attention_mask"][row].sum()),
+                "completion_tokens": len(tokens),
+                "latency_s": latency,
+                "finish_reason": finish_reason,
+            }
+            if finish_reason == "length" and requests[index].json_schema is not None:
+                completion = Completion.failure(
+                    "truncated",
+                    f"structured output cut at max_new_tokens={params.max_new_tokens} before its end",
+                    raw=text,
+                    **fields,
+                )
+            else:
+                completion = Completion(text=cut, **fields)
+            yield index, completion
 
     def close(self) -> None:
         self._model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Sample from ``torch.manual_seed(seed)`` without touching the caller's random state (nothing when None)."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def _until_eos(tokens: list[int], eos_ids: Sequence[int]) -> list[int]:
