@@ -94,7 +94,7 @@ def run_identity(cfg: DictConfig, prompt: PromptConfig, backend: Backend, answer
     types = cfg.data.types
     submission = cfg.task.phase_a_submission
     return {
-        "model": {"backend": backend.kind, "model_id": backend.model_id},
+        "backend": {"kind": backend.kind, "model_id": backend.model_id},
         "prompt": dataclasses.asdict(dataclasses.replace(prompt, pool_path=None) if prompt.pool == "demo" else prompt),
         "data": {
             "sha256": file_sha256(cfg.data.golden),
