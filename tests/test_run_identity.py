@@ -270,6 +270,15 @@ def test_a_missing_shot_pool_is_an_error_unless_the_fallback_is_asked_for(tmp_pa
     assert metrics["run.shot_pool"] == "demo"
 
 
+def test_phase_a_alone_needs_no_shot_pool(tmp_path, backends):
+    golden = tmp_path / "golden.json"
+    shutil.copy(demo_golden_path(), golden)
+    overrides = [f"data.golden={golden}", f"prompt.pool_path={tmp_path}/missing", "task=phase_a", "retrieval=bm25"]
+    result = run(tmp_path, *overrides)
+    assert result.metrics["run.shot_pool"] is None and result.metrics["accounting.requests"] == 0
+    assert json.loads((tmp_path / "run" / IDENTITY_FILE).read_text())["identity"]["prompt"] is None
+
+
 def test_phase_a_plus_prompts_carry_phase_a_snippets_and_wikipedia_context(tmp_path, backends, monkeypatch):
     def reply(request):
         if request.json_schema and "articles" in request.json_schema.get("properties", {}):

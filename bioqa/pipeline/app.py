@@ -51,10 +51,12 @@ def select_questions(path: str | Path, limit: Any = None, types: Any = None) -> 
     return questions
 
 
-def prompt_config(cfg_prompt: DictConfig, shot_pool: str | None, fallback: str | None = None) -> PromptConfig:
+def prompt_config(
+    cfg_prompt: DictConfig, shot_pool: str | None, fallback: str | None = None, answering: bool = True
+) -> PromptConfig:
     """The prompt settings; ``shot_pool`` overrides the pool. A few-shot pool whose files are missing is an
     error, unless ``fallback="demo"`` asks for the embedded demo pool instead (with a warning; the returned
-    config names the pool actually used)."""
+    config names the pool actually used), or no answer is asked for (``answering=False``: Phase A only)."""
     if fallback not in POOL_FALLBACKS:
         raise ConfigError(f"data.shot_pool_fallback must be null or demo, got {fallback!r}")
     try:
@@ -62,7 +64,8 @@ def prompt_config(cfg_prompt: DictConfig, shot_pool: str | None, fallback: str |
     except (TypeError, ValueError) as error:
         raise ConfigError(f"prompt: {error}") from None
     pool = shot_pool or config.pool
-    if config.n_shots and pool != "demo" and not (config.pool_path and Path(config.pool_path).exists()):
+    missing = not (config.pool_path and Path(config.pool_path).exists())
+    if answering and config.n_shots and pool != "demo" and missing:
         if fallback != "demo":
             raise ConfigError(
                 f"few-shot pool {pool!r} not found at {config.pool_path}: set prompt.pool_path (or BIOQA_SHARED), "
@@ -87,6 +90,13 @@ def _retrieval_identity(cfg: DictConfig) -> dict[str, Any]:
     return used
 
 
+def _prompt_identity(prompt: PromptConfig) -> dict[str, Any]:
+    """The prompt settings that shape the prompts (no pool when there are no shots; no path for the demo pool)."""
+    if not prompt.n_shots:
+        prompt = dataclasses.replace(prompt, selection="first_n", pool="demo")
+    return dataclasses.asdict(dataclasses.replace(prompt, pool_path=None) if prompt.pool == "demo" else prompt)
+
+
 def run_identity(cfg: DictConfig, prompt: PromptConfig, backend: Backend, answering: AnsweringConfig) -> dict[str, Any]:
     """Everything that determines a run's answers: model, the prompt config actually used, the question file's
     content and selection, decoding, task and retrieval. Scoring options are not part of it (a resume may
@@ -95,7 +105,7 @@ def run_identity(cfg: DictConfig, prompt: PromptConfig, backend: Backend, answer
     submission = cfg.task.phase_a_submission
     return {
         "backend": {"kind": backend.kind, "model_id": backend.model_id},
-        "prompt": dataclasses.asdict(dataclasses.replace(prompt, pool_path=None) if prompt.pool == "demo" else prompt),
+        "prompt": _prompt_identity(prompt) if answering.kinds else None,
         "data": {
             "sha256": file_sha256(cfg.data.golden),
             "limit": cfg.data.limit,
@@ -171,8 +181,8 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
         {**OmegaConf.to_container(cfg.answering, resolve=True), "kinds": tuple(cfg.task.kinds)}
     )
     requested_pool = cfg.data.shot_pool or cfg.prompt.pool
-    prompt = prompt_config(cfg.prompt, cfg.data.shot_pool, cfg.data.get("shot_pool_fallback"))
-    run_info = {"run.shot_pool": prompt.pool if prompt.n_shots else None}
+    prompt = prompt_config(cfg.prompt, cfg.data.shot_pool, cfg.data.get("shot_pool_fallback"), bool(answering.kinds))
+    run_info = {"run.shot_pool": prompt.pool if prompt.n_shots and answering.kinds else None}
     if prompt.n_shots and prompt.pool != requested_pool:
         run_info["run.shot_pool_requested"] = requested_pool
     with RunDirectory(output_dir) as run:
