@@ -190,16 +190,21 @@ class RunDirectory:
 
     def recorded(self) -> dict[str, Any] | None:
         """The identity file's content, or ``None`` when the directory has never been bound."""
+        from bioqa.errors import RunConflictError
+
         if not self.identity_path.exists():
             return None
         try:
-            return json.loads(self.identity_path.read_text(encoding="utf-8"))
+            recorded = json.loads(self.identity_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            from bioqa.errors import RunConflictError
-
             raise RunConflictError(
-                f"{self.identity_path}: unreadable run identity ({error}); choose a new hydra.run.dir"
+                f"{self.identity_path}: unreadable run identity ({error}); choose another hydra.run.dir"
             ) from None
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("identity"), dict):
+            raise RunConflictError(
+                f"{self.identity_path}: not a run identity (no 'identity' object); choose another hydra.run.dir"
+            )
+        return recorded
 
     def _restore_hydra_files(self) -> None:
         """Put back the Hydra config files of the run this directory belongs to (Hydra has just overwritten
@@ -251,10 +256,10 @@ class RunDirectory:
         identity = json.loads(json.dumps(identity, default=str))  # compared as the file will hold it
         recorded = self.recorded()
         if recorded is not None:
-            differing = identity_differences(recorded.get("identity", {}), identity)
+            differing = identity_differences(recorded["identity"], identity)
             if differing:
                 self._restore_hydra_files()
-                old, new = flatten(recorded.get("identity", {})), flatten(identity)
+                old, new = flatten(recorded["identity"]), flatten(identity)
                 shown = "; ".join(
                     f"{key}: {_short(old.get(key, '<absent>'))} → {_short(new.get(key, '<absent>'))}"
                     for key in differing[:4]

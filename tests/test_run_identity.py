@@ -140,6 +140,24 @@ def test_a_refused_run_puts_back_hydras_record_of_the_run(tmp_path):
     assert (hydra / "config.yaml").read_text() == "prompt: {n_shots: 1}\n"
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"identity": {"prompt": ', "unreadable run identity"),
+        (b"\xff\xfe not UTF-8", "unreadable run identity"),
+        (b"[1, 2]", "not a run identity"),
+        (b'{"identity": null}', "not a run identity"),
+        (b"", "unreadable run identity"),
+    ],
+)
+def test_a_damaged_identity_file_is_one_clear_error(tmp_path, content, expected):
+    (tmp_path / IDENTITY_FILE).write_bytes(content)
+    match = rf"{IDENTITY_FILE}: {expected}.*choose another hydra\.run\.dir"
+    with pytest.raises(RunConflictError, match=match), RunDirectory(tmp_path) as held:
+        held.bind({"prompt": {"n_shots": 1}})
+    assert (tmp_path / IDENTITY_FILE).read_bytes() == content  # left as found
+
+
 HOLD = """
 import sys
 from bioqa.runs import RunDirectory
