@@ -117,6 +117,14 @@ def test_a_resume_with_another_config_is_refused_naming_what_differs(tmp_path, b
     assert backends.calls == 4 and snapshot(tmp_path / "run") == before  # nothing called, nothing written
 
 
+def test_phase_a_plus_runs_are_bound_to_their_retrieval_settings(tmp_path, backends):
+    base = ["task=phase_a_plus", "retrieval=bm25", "task.kinds=[exact]"]
+    run(tmp_path, *base)
+    run(tmp_path, *base, "retrieval.index.show_progress=false")  # display only: resumes
+    with pytest.raises(RunConflictError, match=r"retrieval\.phase_a\.max_snippets: 10 → 5"):
+        run(tmp_path, *base, "retrieval.phase_a.max_snippets=5")
+
+
 def test_another_question_file_is_another_run(tmp_path, backends):
     golden = tmp_path / "golden.json"
     shutil.copy(demo_golden_path(), golden)

@@ -83,7 +83,8 @@ def _retrieval_identity(cfg: DictConfig) -> dict[str, Any]:
     node = OmegaConf.to_container(cfg.retrieval, resolve=True) or {}
     used: dict[str, Any] = {}
     if cfg.task.snippets == "phase_a" and not cfg.task.phase_a_submission:
-        used = {"index": node.get("index"), "phase_a": node.get("phase_a")}
+        index = {k: v for k, v in (node.get("index") or {}).items() if k != "show_progress"}
+        used = {"index": index, "phase_a": node.get("phase_a")}
     wiki = node.get("wikipedia") or {}
     if wiki.get("max_articles"):
         used["wikipedia"] = {k: v for k, v in wiki.items() if k not in ("user_agent", "timeout_s", "max_retries")}
