@@ -21,15 +21,15 @@ def _rec(qid, kind="exact", error=None, **extra):
     return {**base, "prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.5, "latency_s": 1.0, **extra}
 
 
-def test_records_survive_reopen_and_errors_are_not_done(tmp_path):
+def test_records_survive_reopen_and_the_latest_one_counts(tmp_path):
     path = tmp_path / "predictions.jsonl"
     with PredictionJournal(path) as journal:
         journal.append(_rec("q1"))
         journal.append(_rec("q2", error="timeout"))
     reopened = PredictionJournal(path)
-    assert reopened.done("q1", "exact")["id"] == "q1"
-    assert reopened.done("q2", "exact") is None  # failed: retried next run
-    assert reopened.done("q1", "ideal") is None
+    assert reopened.latest("q1", "exact")["error"] is None
+    assert reopened.latest("q2", "exact")["error"] == "timeout"  # kept for the record
+    assert reopened.latest("q1", "ideal") is None
     reopened.append(_rec("q2"))
     reopened.close()
     latest = {r["id"]: r for r in PredictionJournal(path).records()}
@@ -40,8 +40,8 @@ def test_truncated_last_line_from_a_kill_is_ignored(tmp_path):
     path = tmp_path / "predictions.jsonl"
     path.write_text(json.dumps(_rec("q1")) + "\n" + '{"id": "q2", "kind": "ex')
     with PredictionJournal(path) as journal:
-        assert journal.done("q1", "exact") is not None
-        assert journal.done("q2", "exact") is None
+        assert journal.latest("q1", "exact") is not None
+        assert journal.latest("q2", "exact") is None
         journal.append(_rec("q2"))
     lines = path.read_text().splitlines()
     assert json.loads(lines[-1])["id"] == "q2"  # the new record starts on its own line
