@@ -137,3 +137,149 @@ def write_provenance(run_dir: str | os.PathLike, data_files: Iterable[str | os.P
     info = provenance(data_files)
     write_json(Path(run_dir) / "provenance.json", info)
     return info
+
+
+#: What binds a run directory to the config that produced its answers (see :class:`RunDirectory`).
+IDENTITY_FILE = "run_identity.json"
+LOCK_FILE = ".run.lock"
+HOLDER_FILE = ".run.holder.json"
+#: Hydra's record of the config, which Hydra rewrites before any bioqa code runs; kept in the identity file so that
+#: a refused run can put the live run's copies back.
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists and scalars are leaves."""
+    if not isinstance(tree, dict) or not tree:
+        return {prefix: tree} if prefix else {}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def identity_differences(recorded: dict[str, Any], planned: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two identities (present in one only counts as differing)."""
+    old, new = flatten(recorded), flatten(planned)
+    return sorted(key for key in old.keys() | new.keys() if old.get(key, "<absent>") != new.get(key, "<absent>"))
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class RunDirectory:
+    """A run directory held by one live process and bound to one run identity.
+
+    ``with RunDirectory(path) as run: run.bind(identity)``: entering takes an exclusive lock (``filelock``; a
+    second process gets :class:`RunConflictError` naming the holder); ``bind`` writes ``run_identity.json`` on
+    the first run and, on a resume, refuses an identity that differs from the recorded one, naming the keys.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        from filelock import FileLock
+
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(self.path / LOCK_FILE, timeout=0)
+
+    @property
+    def identity_path(self) -> Path:
+        return self.path / IDENTITY_FILE
+
+    def recorded(self) -> dict[str, Any] | None:
+        """The identity file's content, or ``None`` when the directory has never been bound."""
+        from bioqa.errors import RunConflictError
+
+        if not self.identity_path.exists():
+            return None
+        try:
+            recorded = json.loads(self.identity_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RunConflictError(
+                f"{self.identity_path}: unreadable run identity ({error}); choose another hydra.run.dir"
+            ) from None
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("identity"), dict):
+            raise RunConflictError(
+                f"{self.identity_path}: not a run identity (no 'identity' object); choose another hydra.run.dir"
+            )
+        return recorded
+
+    def _restore_hydra_files(self) -> None:
+        """Put back the Hydra config files of the run this directory belongs to (Hydra has just overwritten
+        them with the refused command's config)."""
+        try:
+            saved = (self.recorded() or {}).get("hydra_files") or {}
+        except Exception:  # an unreadable identity: nothing to restore
+            return
+        for name, text in saved.items():
+            if name in HYDRA_FILES and text is not None:
+                (self.path / ".hydra" / name).write_text(text, encoding="utf-8")
+
+    def __enter__(self) -> RunDirectory:
+        from filelock import Timeout
+
+        from bioqa.errors import RunConflictError
+
+        try:
+            self._lock.acquire()
+        except Timeout:
+            holder = self.path / HOLDER_FILE
+            try:
+                info = json.loads(holder.read_text(encoding="utf-8"))
+                who = f"pid {info['pid']} on {info['host']}, started {info['started']}"
+            except (OSError, ValueError, KeyError):
+                who = "another process"
+            self._restore_hydra_files()
+            raise RunConflictError(
+                f"{self.path} is in use by {who}: wait for that run to end, or choose another hydra.run.dir"
+            ) from None
+        write_json(
+            self.path / HOLDER_FILE,
+            {
+                "pid": os.getpid(),
+                "host": platform.node(),
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        (self.path / HOLDER_FILE).unlink(missing_ok=True)
+        self._lock.release()
+
+    def bind(self, identity: dict[str, Any]) -> None:
+        """Record ``identity`` for this directory, or refuse it when the directory holds another one's run."""
+        from bioqa.errors import RunConflictError
+
+        identity = json.loads(json.dumps(identity, default=str))  # compared as the file will hold it
+        recorded = self.recorded()
+        if recorded is not None:
+            differing = identity_differences(recorded["identity"], identity)
+            if differing:
+                self._restore_hydra_files()
+                old, new = flatten(recorded["identity"]), flatten(identity)
+                shown = "; ".join(
+                    f"{key}: {_short(old.get(key, '<absent>'))} → {_short(new.get(key, '<absent>'))}"
+                    for key in differing[:4]
+                )
+                more = f" (+{len(differing) - 4} more)" if len(differing) > 4 else ""
+                raise RunConflictError(
+                    f"{self.path} holds a run of another config, so its answers cannot be reused: {shown}{more}. "
+                    "Rerun with the recorded settings to resume, or choose another hydra.run.dir"
+                )
+            return
+        hydra_dir = self.path / ".hydra"
+        write_json(
+            self.identity_path,
+            {
+                "identity": identity,
+                "fingerprint": hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "hydra_files": {
+                    name: (hydra_dir / name).read_text(encoding="utf-8") if (hydra_dir / name).is_file() else None
+                    for name in HYDRA_FILES
+                },
+            },
+        )

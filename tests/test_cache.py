@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import ask
 
-from bioqa.models.base import ChatRequest, Completion
+from bioqa.models.base import ChatRequest, Completion, GenerationParams
 from bioqa.models.cache import CachedBackend, CompletionCache, cache_key
 from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend

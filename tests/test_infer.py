@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -106,6 +108,70 @@ def test_killed_run_resumes_without_recomputing_or_paying_twice(tmp_path):
     run_infer(tmp_path, *overrides[:-1], f"hydra.run.dir={fresh}")  # new run dir, same cache: no model calls
     metrics = json.loads((fresh / "metrics.json").read_text())
     assert metrics["accounting.cached"] == metrics["accounting.requests"] == 28
+
+
+def chat_reply(content: str) -> dict:
+    """An OpenAI chat completion as a server returns it."""
+    message = {"role": "assistant", "content": content}
+    usage = {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "local-model",
+        "usage": usage,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+
+
+def test_a_second_process_is_refused_while_the_first_holds_the_run_dir(tmp_path, json_server):
+    asked, release = threading.Event(), threading.Event()
+
+    def respond(path, body, headers):
+        asked.set()
+        release.wait(timeout=300)  # the first run stays live, in the middle of its requests, until released
+        return 200, chat_reply('{"answer": "yes"}')
+
+    url = json_server(respond)
+    run_dir = tmp_path / "run"
+    cmd = infer_cmd(tmp_path, "data.limit=2", f"hydra.run.dir={run_dir}", "evaluation.bootstrap=0")
+    cmd[2] = "model=openai-compatible"
+    cmd += [f"model.backend.api_base={url}/v1", "+model.backend.max_retries=0", "+model.backend.timeout_s=300"]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert asked.wait(timeout=300), "the first run never called the model"
+        second = subprocess.run(
+            [*cmd, "answering.temperature=0.5"], cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
+    finally:
+        release.set()
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
+    assert second.returncode == 2
+    assert re.fullmatch(
+        rf"infer\.py: error: {run_dir} is in use by pid {first.pid} .*", second.stderr.strip().splitlines()[-1]
+    )
+    keys = [(r["id"], r["kind"]) for r in lines(run_dir / "predictions.jsonl")]
+    assert len(keys) == len(set(keys)) == 4  # each request made and journaled once
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    assert (
+        "temperature: 0.0" in config and "temperature: 0.5" not in config
+    )  # the refused run put back the first run's record
+
+
+def test_a_run_whose_requests_all_failed_exits_3_after_writing_its_outputs(tmp_path, json_server):
+    url = json_server(lambda path, body, headers: (500, {"error": {"message": "overloaded", "type": "server_error"}}))
+    run_dir = tmp_path / "run"
+    cmd = infer_cmd(tmp_path, "data.limit=2", f"hydra.run.dir={run_dir}", "evaluation.bootstrap=0")
+    cmd[2] = "model=openai-compatible"
+    cmd += [f"model.backend.api_base={url}/v1", "+model.backend.max_retries=0"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 3, result.stderr[-3000:]
+    summary, error = result.stderr.strip().splitlines()[-2:]
+    assert summary == "run: requests: 4 — answered 0, failed 4, cached 0, resumed 0, truncated 0"
+    assert error.startswith("infer.py: error: 4 of 4 requests failed (allowed: errors.max_fraction=0)")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["accounting.errors"] == 4 and metrics["accounting.questions_per_minute"] == 0.0
+    assert (run_dir / "submission.json").exists() and len(lines(run_dir / "predictions.jsonl")) == 4
 
 
 def test_phase_a_plus_answers_from_our_own_retrieval(tmp_path):

@@ -1,4 +1,5 @@
-"""Run accounting from prediction records: tokens, cost, latency percentiles, parse failures."""
+"""Run accounting from prediction records: outcomes, tokens, cost, latency percentiles, parse failures — and
+the run's verdict on failed requests."""
 
 from __future__ import annotations
 
@@ -8,9 +9,16 @@ from typing import Any
 
 import numpy as np
 
+from bioqa.errors import ConfigError, TooManyFailures
+
 
 def _rate(failures: int, total: int) -> float:
     return failures / total if total else 0.0
+
+
+def truncated(record: dict[str, Any]) -> bool:
+    """Whether the model stopped at the token limit (``finish_reason == "length"``) on an answer it returned."""
+    return not record.get("error") and record.get("finish_reason") == "length"
 
 
 def summarize_records(
@@ -20,28 +28,45 @@ def summarize_records(
 ) -> dict[str, Any]:
     """Totals over a run's records; ``cost_usd`` counts only calls made (cache hits cost nothing again).
 
-    ``resumed``: ``(question id, kind)`` of records an interrupted earlier run had already journaled; throughput
-    counts only the questions answered within ``wall_time_s``.
+    ``answered`` + ``errors`` = ``requests``; ``resumed``: ``(question id, kind)`` of records an earlier run into
+    the same directory had already journaled (answered, no call this run); ``cached``: answers of this run served
+    by the completion cache; ``truncated``: answers cut at the token limit (``truncated_ideal`` of them ideal).
+    Throughput counts only work done within ``wall_time_s``: requests answered (not failed, not resumed), and
+    questions all of whose requests of this run were answered.
     """
     records = list(records)
-    latencies = [r["latency_s"] for r in records if not r.get("cached") and not r.get("error")]
+    fresh = [r for r in records if (r["id"], r["kind"]) not in resumed]
+    latencies = [r["latency_s"] for r in fresh if not r.get("cached") and not r.get("error")]
     summary: dict[str, Any] = {
         "requests": len(records),
-        "resumed": sum((r["id"], r["kind"]) in resumed for r in records),
-        "cached": sum(bool(r.get("cached")) for r in records),
+        "answered": sum(not r.get("error") for r in records),
         "errors": sum(bool(r.get("error")) for r in records),
+        "resumed": len(records) - len(fresh),
+        "cached": sum(bool(r.get("cached")) and not r.get("error") for r in fresh),
+        "truncated": sum(truncated(r) for r in records),
+        "truncated_ideal": sum(truncated(r) and r["kind"] == "ideal" for r in records),
         "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in records),
         "completion_tokens": sum(r.get("completion_tokens", 0) for r in records),
         "cost_usd": round(sum(r.get("cost_usd", 0.0) for r in records), 6),
         "dropped_shots": sum(r.get("dropped", {}).get("shots", 0) for r in records),
         "dropped_snippets": sum(r.get("dropped", {}).get("snippets", 0) for r in records),
     }
+    errors_by_kind: dict[str, int] = defaultdict(int)
+    for r in records:
+        if r.get("error"):
+            errors_by_kind[r.get("error_kind") or "unknown"] += 1
+    for kind, count in sorted(errors_by_kind.items()):
+        summary[f"errors.{kind}"] = count
     for q in (50, 90, 99):
         summary[f"latency_p{q}_s"] = float(np.percentile(latencies, q)) if latencies else 0.0
     if wall_time_s is not None:
         summary["wall_time_s"] = round(wall_time_s, 3)
-        answered = {r["id"] for r in records if (r["id"], r["kind"]) not in resumed}
-        summary["questions_per_minute"] = round(60 * len(answered) / wall_time_s, 2) if wall_time_s else 0.0
+        failed_ids = {r["id"] for r in fresh if r.get("error")}
+        answered_ids = {r["id"] for r in fresh} - failed_ids
+        answered_requests = sum(not r.get("error") for r in fresh)
+        per_minute = 60 / wall_time_s if wall_time_s else 0.0
+        summary["questions_per_minute"] = round(per_minute * len(answered_ids), 2)
+        summary["requests_per_minute"] = round(per_minute * answered_requests, 2)
     failures: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in records:
         if r.get("error"):
@@ -53,3 +78,27 @@ def summarize_records(
     for key, (failed, total) in sorted(failures.items()):
         summary[f"parse_failure_rate.{key}"] = _rate(failed, total)
     return summary
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """The one line a run ends with: what happened to each of its requests."""
+    return (
+        f"requests: {summary['requests']} — answered {summary['answered']}, failed {summary['errors']}, "
+        f"cached {summary['cached']}, resumed {summary['resumed']}, truncated {summary['truncated']}"
+    )
+
+
+def check_max_fraction(value: Any) -> float:
+    """``errors.max_fraction`` as a number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"errors.max_fraction must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_failures(failed: int, total: int, max_fraction: float, where: Any) -> None:
+    """Raise :class:`TooManyFailures` (exit 3) when more than ``max_fraction`` of the ``total`` requests failed."""
+    if failed and failed > max_fraction * total:
+        raise TooManyFailures(
+            f"{failed} of {total} requests failed (allowed: errors.max_fraction={max_fraction:g}); outputs are in "
+            f"{where}; rerun the same command to retry the failed requests (answered ones are reused)"
+        )

@@ -1,4 +1,4 @@
-"""Phase A+/B answering: prompts → backend → parsed answers, journaled per question as they arrive."""
+"""Phase A+/B answering: prompts → backend → parsed answers, journaled one by one as they arrive."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 
 from bioqa.answers import style_for
 from bioqa.data import Question, SystemAnswer
-from bioqa.models import Backend, ChatRequest, GenerationParams
+from bioqa.errors import ConfigError
+from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import EXACT_TYPES, AnswerKind, BuiltPrompt
 
@@ -24,7 +25,19 @@ class AnsweringConfig:
     kinds: tuple[AnswerKind, ...] = ("exact", "ideal")
     max_new_tokens: dict[str, int] = field(default_factory=lambda: {"exact": 96, "ideal": 200})
     temperature: float = 0.0
-    chunk_size: int = 16  # requests per backend call; each finished chunk is journaled at once
+    chunk_size: int = 16  # requests handed to the backend at once; every answer is journaled as it arrives
+
+    def __post_init__(self) -> None:
+        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise ConfigError(f"answering.chunk_size must be an integer >= 1, got {self.chunk_size!r}")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float) or self.temperature < 0:
+            raise ConfigError(f"answering.temperature must be a number >= 0, got {self.temperature!r}")
+        for kind in self.kinds:
+            if kind not in ("exact", "ideal"):
+                raise ConfigError(f"task.kinds: unknown answer kind {kind!r}; expected exact and/or ideal")
+            tokens = self.max_new_tokens.get(kind)
+            if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+                raise ConfigError(f"answering.max_new_tokens.{kind} must be an integer >= 1, got {tokens!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AnsweringConfig:
@@ -74,7 +87,7 @@ def plan_requests(
     return items
 
 
-def _record(item: _Item, completion) -> dict[str, Any]:
+def _record(item: _Item, completion: Completion, model_id: str) -> dict[str, Any]:
     question = item.question
     style = style_for(question.type, item.kind, item.answer_style)
     parsed = style.parse(completion.text) if completion.ok else None
@@ -82,6 +95,7 @@ def _record(item: _Item, completion) -> dict[str, Any]:
         "id": question.id,
         "type": question.type,
         "kind": item.kind,
+        "model": model_id,
         "prompt_hash": prompt_hash(item.request),
         **item.prompt_info,
         "completion": completion.text,
@@ -97,7 +111,20 @@ def _record(item: _Item, completion) -> dict[str, Any]:
         "latency_s": completion.latency_s,
         "cached": completion.cached,
         "error": completion.error,
+        "error_kind": getattr(completion, "error_kind", None),
+        "finish_reason": getattr(completion, "finish_reason", None),
     }
+
+
+def reusable(record: dict[str, Any] | None, item: _Item, model_id: str) -> bool:
+    """Whether a journaled record answers this very request: finished, same prompt hash (messages, decoding,
+    schema) and same model. A record of the same question and kind made for another request is recomputed."""
+    return (
+        record is not None
+        and not record.get("error")
+        and record.get("prompt_hash") == prompt_hash(item.request)
+        and record.get("model", model_id) == model_id
+    )
 
 
 def answer_questions(
@@ -108,21 +135,28 @@ def answer_questions(
     config: AnsweringConfig | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Answer every question; items already finished in ``journal`` are skipped (resume).
+    """Answer every question; items whose request ``journal`` already answered are skipped (resume).
 
-    Each chunk's records are journaled as soon as the backend returns them, so a killed run keeps
-    everything computed so far. Returns the latest record of each of this call's items (the journal may hold
-    more, e.g. from an earlier run over more questions).
+    Requests go to ``backend.stream`` ``config.chunk_size`` at a time and every record is journaled the moment
+    its completion arrives, so a killed or crashed run keeps every answer it received. Returns the latest
+    record of each of this call's items (the journal may hold more, e.g. from an earlier run over more questions).
     """
     config = config or AnsweringConfig()
+    model_id = backend.model_id
     items = plan_requests(questions, build_prompt, config)
-    todo = [item for item in items if journal.done(item.question.id, item.kind) is None]
-    with tqdm(total=len(todo), desc=f"answering ({backend.model_id})", unit="req", disable=not progress) as bar:
+    todo = [item for item in items if not reusable(journal.latest(item.question.id, item.kind), item, model_id)]
+    with tqdm(total=len(todo), desc=f"answering ({model_id})", unit="req", disable=not progress) as bar:
         for start in range(0, len(todo), config.chunk_size):
             chunk = todo[start : start + config.chunk_size]
-            for item, completion in zip(chunk, backend.generate([i.request for i in chunk]), strict=True):
-                journal.append(_record(item, completion))
-            bar.update(len(chunk))
+            pending = set(range(len(chunk)))
+            for index, completion in backend.stream([item.request for item in chunk]):
+                journal.append(_record(chunk[index], completion, model_id))
+                pending.discard(index)
+                bar.update(1)
+            for index in sorted(pending):  # a backend that broke its contract: retried on the next run
+                missing = Completion(text="", error="the backend returned no completion for this request")
+                journal.append(_record(chunk[index], missing, model_id))
+                bar.update(1)
     return [journal.latest(item.question.id, item.kind) for item in items]
 
 

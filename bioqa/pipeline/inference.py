@@ -6,16 +6,17 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bioqa.data import Question, SystemAnswer, write_submission
+from bioqa.data import Question, Snippet, SystemAnswer, write_submission
 from bioqa.evaluation.options import EvaluationOptions
 from bioqa.models import Backend
-from bioqa.pipeline.accounting import summarize_records
+from bioqa.pipeline.accounting import summarize_records, summary_line
 from bioqa.pipeline.answering import AnsweringConfig, answer_questions, assemble_answers
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import AnswerKind, BuiltPrompt
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 SUBMISSION = "submission.json"
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
-PER_QUESTION = "per_question_scores.jsonl"
 
 
 @dataclass
@@ -46,6 +46,11 @@ def with_snippets(questions: Sequence[Question], phase_a: dict[str, SystemAnswer
     ]
 
 
+def with_context(questions: Sequence[Question], context: Mapping[str, Sequence[Snippet]]) -> list[Question]:
+    """Questions with extra context snippets (e.g. Wikipedia introductions) appended to their own."""
+    return [replace(q, snippets=[*q.snippets, *context.get(q.id, ())]) for q in questions]
+
+
 def score_submission(
     golden_path: str | Path, submission_path: str | Path, options: EvaluationOptions, phase: str, output_dir: Path
 ) -> dict[str, Any]:
@@ -63,11 +68,7 @@ def score_submission(
         bootstrap=options.bootstrap,
         seed=options.seed,
     )
-<<<<<<< HEAD
-    write_per_question(output_dir / PER_QUESTION, report)
-=======
     write_per_question(output_dir, report)
->>>>>>> evaluation
     print(format_table(report))
     return report.to_json()
 
@@ -82,6 +83,8 @@ def run_inference(
     golden_path: str | Path | None = None,
     evaluation: EvaluationOptions = EvaluationOptions(),
     phase_a: dict[str, SystemAnswer] | None = None,
+    context: Mapping[str, Sequence[Snippet]] | None = None,
+    run_info: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> InferenceResult:
     """Answer ``questions`` and write the run's outputs into ``output_dir``.
@@ -90,31 +93,45 @@ def run_inference(
     ``submission.json`` (official format) and ``metrics.json`` (official measures with CIs when
     ``golden_path`` has answers, plus accounting). Rerunning into the same directory resumes.
     When ``phase_a`` is given, answers use its snippets and the submission carries its documents and
-    snippets too (Phase A+).
+    snippets too (Phase A+). ``context`` (question id → snippets, e.g. Wikipedia) is added to the prompts'
+    snippets after that, never to the submission. ``run_info`` (e.g. the shot pool actually used) goes into
+    ``metrics.json`` as is. Ends with one summary line on stderr.
     """
     answering = answering or AnsweringConfig()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if phase_a is not None:
         questions = with_snippets(questions, phase_a)
+    prompted = with_context(questions, context) if context else list(questions)
     started = time.perf_counter()
     with PredictionJournal(output_dir / PREDICTIONS) as journal:
-        resumed = {(r["id"], r["kind"]) for r in journal.records() if not r.get("error")}
-        records = answer_questions(questions, backend, build_prompt, journal, answering, progress=progress)
+        before = {(r["id"], r["kind"]): r for r in journal.records()}
+        records = answer_questions(prompted, backend, build_prompt, journal, answering, progress=progress)
     wall = time.perf_counter() - started
+    resumed = {(r["id"], r["kind"]) for r in records if before.get((r["id"], r["kind"])) is r}
     answers = assemble_answers(questions, records, phase_a)
     write_submission(output_dir / SUBMISSION, answers)
 
-    metrics: dict[str, Any] = {f"accounting.{k}": v for k, v in summarize_records(records, wall, resumed).items()}
+    summary = summarize_records(records, wall, resumed)
+    metrics: dict[str, Any] = {f"accounting.{k}": v for k, v in summary.items()}
     metrics["run.model"] = backend.model_id
     metrics["run.questions"] = len(questions)
-    errors = metrics["accounting.errors"]
-    if errors:
-        log.warning("%d request(s) failed; rerun the same command to retry them (others come from cache)", errors)
+    metrics.update(run_info or {})
+    if summary["errors"]:
+        log.warning(
+            "%d request(s) failed; rerun the same command to retry them (others come from cache)", summary["errors"]
+        )
+    if summary["truncated_ideal"]:
+        log.warning(
+            "%d ideal answer(s) were cut at answering.max_new_tokens.ideal and are submitted truncated; "
+            "raise the limit to let them finish",
+            summary["truncated_ideal"],
+        )
     if golden_path is not None and evaluation.enabled and any(q.has_golden_answer for q in questions):
         phase = "AB" if phase_a is not None else "B"
         report = score_submission(golden_path, output_dir / SUBMISSION, evaluation, phase, output_dir)
         metrics.update(report["metrics"])
         metrics["ci"] = report.get("ci", {})
     write_json(output_dir / METRICS, metrics)
+    print(f"{output_dir.name}: {summary_line(summary)}", file=sys.stderr)
     return InferenceResult(output_dir, answers, metrics, records)

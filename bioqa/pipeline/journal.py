@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 class PredictionJournal:
     """Append-only JSONL of prediction records keyed by ``(question id, kind)``.
 
-    Records with an ``error`` are kept for the record but are not *done*: the next run retries them.
+    Records with an ``error`` are kept for the record; answering reuses a record only when it succeeded and was
+    made for the very request planned now (:func:`bioqa.pipeline.answering.reusable`), else recomputes it.
     A line cut short by a kill is ignored (with a warning) and its item is recomputed.
     """
 
@@ -41,11 +42,6 @@ class PredictionJournal:
         if text and not text.endswith("\n"):
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write("\n")
-
-    def done(self, qid: str, kind: str) -> dict[str, Any] | None:
-        """The finished record for this item, or ``None`` when it must be (re)computed."""
-        record = self._records.get((qid, kind))
-        return record if record is not None and not record.get("error") else None
 
     def latest(self, qid: str, kind: str) -> dict[str, Any] | None:
         """The newest record of this item, failed or not (``None`` if never attempted)."""
