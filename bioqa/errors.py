@@ -25,6 +25,11 @@ class ConfigError(BioQAError, ValueError):
     """A config value that is missing, of the wrong type, out of range, or incompatible with another."""
 
 
+class DataFileError(BioQAError, ValueError):
+    """An input file (questions, submission, training data) that is missing, a directory, empty, not UTF-8, not
+    valid JSON or not of the expected shape; the message names the config key and the file."""
+
+
 class RunConflictError(BioQAError):
     """A run directory that belongs to another config, or that another live process holds."""
 
@@ -49,10 +54,16 @@ def verbose() -> bool:
 
 def describe(error: BaseException) -> str | None:
     """The one line a user sees for ``error``, or ``None`` when it is a programming error (keep its traceback)."""
+    from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
     from bioqa.data import BioASQFormatError  # here: bioqa.data imports this module's siblings
 
-    if isinstance(error, BioQAError | BioASQFormatError):
+    if isinstance(error, (BioQAError, BioASQFormatError, *_example_error())):
         return str(error)
+    if isinstance(error, MissingMandatoryValue):
+        return f"{error.full_key} is missing (???): pass {error.full_key}=..."
+    if isinstance(error, InterpolationResolutionError):
+        return f"{error.full_key}: {str(error).splitlines()[0]}"
     if isinstance(error, IsADirectoryError):
         return f"{error.filename}: is a directory, expected a file"
     if isinstance(error, NotADirectoryError):
@@ -70,6 +81,13 @@ def describe(error: BaseException) -> str | None:
     if isinstance(error, RecursionError):
         return "input nested too deeply to read (recursion limit)"
     return None
+
+
+def _example_error() -> tuple[type[Exception], ...]:
+    """Training data's own error (bioqa.training.data.ExampleError), when that module is loaded: importing it
+    here would import torch into every entry point, and an ExampleError cannot exist before it is imported."""
+    module = sys.modules.get("bioqa.training.data")
+    return (module.ExampleError,) if module is not None else ()
 
 
 def error_boundary(entry: F) -> F:

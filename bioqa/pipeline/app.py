@@ -10,6 +10,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from bioqa.config.infer import validate_infer_config
 from bioqa.data import Question, Snippet, SystemAnswer, load_questions
 from bioqa.models import Backend
 from bioqa.models.registry import build_backend
@@ -89,6 +90,7 @@ def log_to_experiment_loggers(cfg: DictConfig, metrics: dict[str, Any]) -> None:
 
 def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResult:
     """Everything ``python infer.py ...`` does, given its composed config."""
+    validate_infer_config(cfg)
     output_dir = Path(output_dir)
     questions = select_questions(cfg.data.golden, cfg.data.limit, cfg.data.types)
     log.info("%d questions from %s", len(questions), cfg.data.golden)
