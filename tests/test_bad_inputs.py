@@ -106,6 +106,8 @@ CASES = [
     infer("answering.max_new_tokens.ideal=0", expect="answering.max_new_tokens.ideal=0"),
     infer("~answering.max_new_tokens.ideal", expect="answering.max_new_tokens has no entry for ['ideal']"),
     infer("answering.temperature=-1", expect="answering.temperature=-1"),
+    infer("+answering.max_new_tokens.summary=5", expect="answering.max_new_tokens.summary=summary: Input should be"),
+    infer("model.adapter={directory}", expect="model.adapter={directory}: not a PEFT adapter directory"),
     infer("prompt.selection=bogus", expect="prompt.selection=bogus: Input should be 'first_n' or 'knn'"),
     infer("prompt.pool=bogus", expect="prompt.pool=bogus"),
     infer("prompt.n_shots=-1", expect="prompt.n_shots=-1: Input should be greater than or equal to 0"),
@@ -230,15 +232,22 @@ def base_overrides(case: Case, tmp_path: Path) -> list[str]:
     return {"infer": ["model=tiny-llama", "logger=none"], "train": ["logger=none"], "evaluate": []}[case.script] + paths
 
 
-@pytest.fixture
-def no_model_built(monkeypatch):
-    """Building a backend or a training model fails the test (validation must refuse first)."""
+#: What each script must not reach before refusing a bad input: building a model, or scoring.
+WORK = {
+    "infer": ("bioqa.pipeline.app", "build_backend"),
+    "train": ("bioqa.training.app", "instantiate"),
+    "evaluate": (None, "run_evaluation"),
+}
 
-    def built(*args, **kwargs):
-        pytest.fail("a model was built before the bad input was refused")
 
-    monkeypatch.setattr("bioqa.pipeline.app.build_backend", built)
-    monkeypatch.setattr("bioqa.training.app.instantiate", built)
+def forbid_work(monkeypatch, name: str) -> None:
+    """Building a backend or training model (or, for evaluate, scoring) fails the test: validation refuses first."""
+
+    def started(*args, **kwargs):
+        pytest.fail(f"{name}.py started work before refusing the bad input")
+
+    module, attribute = WORK[name]
+    monkeypatch.setattr(importlib.import_module(module) if module else script(name), attribute, started)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.delenv("BIOQA_VERBOSE", raising=False)
 
@@ -252,7 +261,8 @@ def assert_one_line(code: int | str | None, stderr: str, expect: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
-def test_bad_input_ends_in_one_line_and_loses_nothing(case: Case, tmp_path, capsys, no_model_built):
+def test_bad_input_ends_in_one_line_and_loses_nothing(case: Case, tmp_path, capsys, monkeypatch):
+    forbid_work(monkeypatch, case.script)
     files = write_inputs(tmp_path / "in")
     run_dir = tmp_path / "logs" / "run"
     write_previous_run(run_dir, tmp_path / "cache")

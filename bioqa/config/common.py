@@ -37,6 +37,16 @@ def _existing_file(value: str) -> str:
 ExistingFile = Annotated[str, AfterValidator(_existing_file)]
 
 
+def _adapter_dir(value: str) -> str:
+    if not (Path(value).expanduser() / "adapter_config.json").is_file():
+        raise ValueError("not a PEFT adapter directory (no adapter_config.json)")
+    return value
+
+
+#: A directory holding a PEFT adapter (what ``train.py`` writes to ``<run>/adapter``).
+AdapterDir = Annotated[str, AfterValidator(_adapter_dir)]
+
+
 class Section(BaseModel):
     """A config node: the keys it knows are typed and checked; other keys are kept as they are (config options
     and newer code add theirs, and the code using them checks them)."""
@@ -83,7 +93,7 @@ def validated(schema: type[S], cfg: DictConfig, prefix: str = "") -> S:
 def one_line(error: ValidationError, schema: type[BaseModel], prefix: str = "") -> str:
     """The first problem of a pydantic ``error``: ``key=value: message (what is allowed)``."""
     problem = error.errors()[0]
-    loc = problem["loc"]
+    loc = [part for part in problem["loc"] if part != "[key]"]  # "[key]": pydantic's mark of a bad dict key
     key = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
     message = str(problem["ctx"]["error"]) if problem["type"] == "value_error" else problem["msg"]
     if problem["type"] == "missing":

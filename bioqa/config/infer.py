@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from pydantic import Field
 
 from bioqa.config.common import (
+    AdapterDir,
     Count,
     ExistingFile,
     Flag,
@@ -24,6 +25,11 @@ from bioqa.data import QUESTION_TYPES
 from bioqa.errors import ConfigError
 from bioqa.evaluation.official import VERSIONS
 from bioqa.prompts.config import ANSWER_KINDS, POOLS
+
+
+class Model(Section):
+    name: str
+    adapter: AdapterDir | None = Field(None, description="a directory written by train.py (<run>/adapter), or null")
 
 
 class Data(Section):
@@ -73,6 +79,7 @@ class Cache(Section):
 
 
 class InferConfig(Section):
+    model: Model
     data: Data
     answering: Answering
     task: Task
