@@ -5,6 +5,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from bioqa.config.evaluate import validate_evaluate_config
 from bioqa.errors import error_boundary
 from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.runs import register_resolvers
@@ -15,6 +16,7 @@ register_resolvers()
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 @error_boundary
 def main(cfg: DictConfig) -> None:
+    validate_evaluate_config(cfg)
     evaluate_from_config(cfg)
 
 

@@ -25,6 +25,11 @@ class ConfigError(BioQAError, ValueError):
     """A config value that is missing, of the wrong type, out of range, or incompatible with another."""
 
 
+class DataFileError(BioQAError, ValueError):
+    """An input file (questions, submission, training data) that is missing, a directory, empty, not UTF-8, not
+    valid JSON or not of the expected shape; the message names the config key and the file."""
+
+
 class RunConflictError(BioQAError):
     """A run directory that belongs to another config, or that another live process holds."""
 
@@ -49,8 +54,14 @@ def verbose() -> bool:
 
 def describe(error: BaseException) -> str | None:
     """The one line a user sees for ``error``, or ``None`` when it is a programming error (keep its traceback)."""
-    if isinstance(error, BioQAError):  # bioqa.data's BioASQFormatError included
+    from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+    if isinstance(error, BioQAError):  # bioqa.data's BioASQFormatError and training's ExampleError included
         return str(error)
+    if isinstance(error, MissingMandatoryValue):
+        return f"{error.full_key} is missing (???): pass {error.full_key}=..."
+    if isinstance(error, InterpolationResolutionError):
+        return f"{error.full_key}: {str(error).splitlines()[0]}"
     if isinstance(error, IsADirectoryError):
         return f"{error.filename}: is a directory, expected a file"
     if isinstance(error, NotADirectoryError):

@@ -12,6 +12,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from bioqa.config.infer import validate_infer_config
 from bioqa.data import QUESTION_TYPES, Question, Snippet, SystemAnswer, load_questions
 from bioqa.errors import ConfigError
 from bioqa.evaluation.cli import PER_QUESTION
@@ -202,6 +203,7 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
             metrics = ensemble_from_config(cfg, output_dir)
         log_to_experiment_loggers(cfg, metrics, output_dir)
         return InferenceResult(output_dir, [], metrics, [])
+    validate_infer_config(cfg)
     max_fraction = check_max_fraction((cfg.get("errors") or {}).get("max_fraction", 0.0))
     questions = select_questions(cfg.data.golden, cfg.data.limit, cfg.data.types)
     log.info("%d questions from %s", len(questions), cfg.data.golden)

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import PreTrainedTokenizerBase
 
 from bioqa.data import load_questions
+from bioqa.errors import BioQAError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ Message = dict[str, str]
 DATA_FORMATS = ("golden", "chat_jsonl")
 
 
-class ExampleError(ValueError):
+class ExampleError(BioQAError, ValueError):
     """A training example that cannot be used (names its source)."""
 
 

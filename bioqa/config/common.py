@@ -1,0 +1,203 @@
+"""What the config schemas share: typed sections, value types, the one-line error, and file readers that name
+the config key and the file in every error."""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from bioqa.data import BioASQFormatError, Question, load_questions
+from bioqa.errors import ConfigError, DataFileError
+from bioqa.prompts.config import POOLS, SELECTIONS, SNIPPET_FORMATS, PromptConfig
+
+#: A count of at least one (strict: ``abc``, ``1.5`` and ``true`` are refused, not converted).
+Count = Annotated[int, Field(strict=True, ge=1)]
+#: Zero or more.
+NonNegative = Annotated[int, Field(strict=True, ge=0)]
+Seed = Annotated[int, Field(strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
+
+
+def _existing_file(value: str) -> str:
+    path = Path(value)
+    if path.is_dir():
+        raise ValueError("is a directory, expected a file")
+    if not path.is_file():
+        raise ValueError("no such file")
+    return value
+
+
+#: A path that must name an existing file (not a directory).
+ExistingFile = Annotated[str, AfterValidator(_existing_file)]
+
+
+def _adapter_dir(value: str) -> str:
+    if not (Path(value).expanduser() / "adapter_config.json").is_file():
+        raise ValueError("not a PEFT adapter directory (no adapter_config.json)")
+    return value
+
+
+#: A directory holding a PEFT adapter (what ``train.py`` writes to ``<run>/adapter``).
+AdapterDir = Annotated[str, AfterValidator(_adapter_dir)]
+
+
+class Section(BaseModel):
+    """A config node: the keys it knows are typed and checked; other keys are kept as they are (config options
+    and newer code add theirs, and the code using them checks them)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class PromptSection(Section):
+    """``conf/prompt``: shot count, selection and pool (templates are checked by :class:`PromptConfig`)."""
+
+    n_shots: NonNegative = Field(description="shots per prompt, 0 or more")
+    selection: Literal[SELECTIONS] = Field(description=f"one of {', '.join(SELECTIONS)}")
+    pool: Literal[POOLS] = Field(description=f"one of {', '.join(POOLS)}")
+    pool_path: str | None = None
+    snippet_format: Literal[SNIPPET_FORMATS] = Field(description=f"one of {', '.join(SNIPPET_FORMATS)}")
+    structured: Flag
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def validated(schema: type[S], cfg: DictConfig, prefix: str = "") -> S:
+    """``cfg``'s keys that ``schema`` declares, resolved and checked; the first problem becomes one
+    :class:`ConfigError` line: ``key=value: what is wrong (what is allowed)``."""
+    values = {}
+    present = list(cfg.keys())  # with the ``???`` ones (``name in cfg`` is False for those)
+    for name, field in schema.model_fields.items():
+        if name not in present:
+            continue
+        if OmegaConf.is_missing(cfg, name):
+            example = field.examples[0] if field.examples else "..."
+            hint = f" ({field.description})" if field.description else ""
+            raise ConfigError(f"{prefix}{name} is missing: pass {prefix}{name}={example}{hint}")
+        value = cfg[name]
+        values[name] = (
+            OmegaConf.to_container(value, resolve=True, throw_on_missing=True) if OmegaConf.is_config(value) else value
+        )
+    try:
+        return schema.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(one_line(error, schema, prefix)) from None
+
+
+def one_line(error: ValidationError, schema: type[BaseModel], prefix: str = "") -> str:
+    """The first problem of a pydantic ``error``: ``key=value: message (what is allowed)``."""
+    problem = error.errors()[0]
+    loc = [part for part in problem["loc"] if part != "[key]"]  # "[key]": pydantic's mark of a bad dict key
+    key = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    message = str(problem["ctx"]["error"]) if problem["type"] == "value_error" else problem["msg"]
+    if problem["type"] == "missing":
+        return f"{key} is missing"
+    hint = _description(schema, loc)
+    return f"{key}={show(problem['input'])}: {message}" + (f" (allowed: {hint})" if hint else "")
+
+
+def _description(schema: type[BaseModel], loc: Sequence[Any]) -> str | None:
+    """The ``description`` of the field at ``loc`` (walking nested sections), if it has one."""
+    description, model = None, schema
+    for part in loc:
+        field = model.model_fields.get(part) if model is not None and isinstance(part, str) else None
+        if field is None:
+            break
+        description = field.description
+        annotation = field.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return description
+
+
+def show(value: Any) -> str:
+    """A config value as a user would type it on the command line."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return value if value and value.strip() == value and "," not in value else repr(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(show(v) for v in value) + "]"
+    return str(value)
+
+
+def check_prompt(cfg_prompt: DictConfig, pool: str | None = None) -> PromptConfig:
+    """The prompt settings (``pool`` overrides ``prompt.pool``), checked whole: types, enums, templates."""
+    validated(PromptSection, cfg_prompt, "prompt.")
+    settings = OmegaConf.to_container(cfg_prompt, resolve=True)
+    if pool is not None:
+        settings["pool"] = pool
+    try:
+        return PromptConfig.from_dict(settings)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"prompt: {error}") from None
+
+
+def check_file(key: str, path: str) -> str:
+    """``path`` (the value of config ``key``) names an existing file."""
+    try:
+        return _existing_file(path)
+    except ValueError as error:
+        raise DataFileError(f"{key}={path}: {error}") from None
+
+
+def expand_files(key: str, patterns: Sequence[str]) -> list[str]:
+    """Files named by paths or glob patterns (sorted per pattern); a pattern matching nothing, a missing path or a
+    directory is an error naming ``key``."""
+    files = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise DataFileError(f"{key}: {pattern} matches no file")
+        files += [check_file(key, match) for match in matches]
+    return files
+
+
+def read_text(key: str, path: str) -> str:
+    """The UTF-8 text of the file ``path`` (config ``key``); empty or undecodable files are refused."""
+    raw = Path(check_file(key, path)).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataFileError(f"{key}={path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    if not text.strip():
+        raise DataFileError(f"{key}={path}: empty file")
+    return text
+
+
+def read_json_file(key: str, path: str) -> Any:
+    """The parsed JSON of ``path`` (config ``key``); truncated, undecodable or too deeply nested files are refused."""
+    text = read_text(key, path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataFileError(
+            f"{key}={path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from None
+    except RecursionError:
+        raise DataFileError(f"{key}={path}: JSON nested too deeply to read") from None
+
+
+def read_bioasq_json(key: str, path: str) -> dict:
+    """A BioASQ JSON file: an object holding a ``questions`` list (questions themselves are not checked)."""
+    data = read_json_file(key, path)
+    if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
+        found = type(data).__name__ if not isinstance(data, dict) else "an object without a 'questions' list"
+        raise DataFileError(f'{key}={path}: expected a BioASQ JSON object {{"questions": [...]}}, got {found}')
+    return data
+
+
+def read_questions(key: str, path: str) -> list[Question]:
+    """The questions of a golden file or test set, every field checked (:func:`bioqa.data.load_questions`)."""
+    read_bioasq_json(key, path)
+    try:
+        return load_questions(path)
+    except BioASQFormatError as error:
+        raise DataFileError(f"{key}: {error}") from None

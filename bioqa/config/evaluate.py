@@ -1,0 +1,32 @@
+"""The schema of ``evaluate.py``'s composed config (``conf/evaluate.yaml``), checked before anything is scored."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from omegaconf import DictConfig
+from pydantic import Field
+
+from bioqa.config.common import ExistingFile, Flag, NonNegative, Section, Seed, read_bioasq_json, validated
+from bioqa.evaluation.official import VERSIONS
+
+
+class EvaluateConfig(Section):
+    golden: ExistingFile = Field(description="a BioASQ golden file", examples=["PATH"])
+    system: ExistingFile = Field(description="a submission in the official format", examples=["PATH"])
+    compare: ExistingFile | None = Field(description="a second submission, or null")
+    phase: Literal["A", "B", "AB"] = Field(description="A, B or AB")
+    version: Literal[VERSIONS] = Field(description=f"the official evaluator's -e: {', '.join(map(str, VERSIONS))}")
+    bootstrap: NonNegative = Field(description="0 or more resamples for the 95% CIs; 0: no CIs")
+    seed: Seed
+    rouge: Flag
+
+
+def validate_evaluate_config(cfg: DictConfig) -> EvaluateConfig:
+    """Check ``evaluate.py``'s config and read its golden file and submissions as JSON (named one-line errors for
+    missing, directory, empty, non-UTF-8, truncated, too deeply nested or non-BioASQ files)."""
+    checked = validated(EvaluateConfig, cfg)
+    for key in ("golden", "system", "compare"):
+        if getattr(checked, key) is not None:
+            read_bioasq_json(key, getattr(checked, key))
+    return checked

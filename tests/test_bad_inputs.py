@@ -1,0 +1,365 @@
+"""Bad inputs × entry points: every case ends in exit code 2 and exactly one stderr line without a traceback, before
+any model is built, and leaves every file it found (inputs, a previous run's outputs, the cache) as it was.
+
+Most cases run in-process: the real configs composed with Hydra's compose API, passed to each script's real
+``main`` (``@hydra.main`` hands a given config straight to the error-boundary-wrapped body). One subprocess smoke
+case per script proves the command-line wiring. The validators also accept every real config option (no false
+alarms), and a single-string ``data.train_files`` is one file, never its characters.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from bioqa.config.evaluate import validate_evaluate_config
+from bioqa.config.infer import validate_infer_config
+from bioqa.errors import EXIT_USAGE
+from bioqa.resources import demo_golden_path
+from bioqa.runs import register_resolvers
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+ERROR_LINE = re.compile(r"^[\w.-]+: error: \S")
+CHAT = [{"role": "user", "content": "Is water wet?"}, {"role": "assistant", "content": "yes"}]
+
+
+@dataclass(frozen=True)
+class Case:
+    """``script`` run with ``overrides`` (``{name}`` = a file of :func:`write_inputs`) must fail with a line
+    containing ``expect``."""
+
+    script: str
+    overrides: tuple[str, ...]
+    expect: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.script}:{' '.join(self.overrides) or 'defaults'}"
+
+
+def infer(*overrides: str, expect: str) -> Case:
+    return Case("infer", overrides, expect)
+
+
+def train(*overrides: str, expect: str) -> Case:
+    return Case("train", overrides, expect)
+
+
+def evaluate(*overrides: str, expect: str, golden: str | None = "{golden}", system: str | None = "{system}") -> Case:
+    files = tuple(f"{key}={value}" for key, value in (("golden", golden), ("system", system)) if value is not None)
+    return Case("evaluate", files + overrides, expect)
+
+
+CASES = [
+    # evaluate.py: unusable files, bad options, missing arguments
+    evaluate(system="{non_utf8}", expect="not UTF-8 text"),
+    evaluate(system="{directory}", expect="is a directory"),
+    evaluate(system="{nested}", expect="nested too deeply"),
+    evaluate(system="{truncated}", expect="not valid JSON"),
+    evaluate(system="{empty}", expect="empty file"),
+    evaluate(system="{json_list}", expect='expected a BioASQ JSON object {"questions": [...]}, got list'),
+    evaluate(system="{missing}", expect="no such file"),
+    evaluate(system=None, expect="system is missing: pass system=PATH"),
+    evaluate(golden=None, expect="golden is missing: pass golden=PATH"),
+    evaluate(golden="{missing}", expect="golden={missing}: no such file"),
+    evaluate(golden="{directory}", expect="is a directory"),
+    evaluate(golden="{non_utf8}", expect="not UTF-8 text"),
+    evaluate("compare={truncated}", expect="compare={truncated}: not valid JSON"),
+    evaluate("phase=C", expect="phase=C: Input should be 'A', 'B' or 'AB'"),
+    evaluate("version=7", expect="version=7: Input should be 2, 3, 5, 8 or 9"),
+    evaluate("bootstrap=-5", expect="bootstrap=-5: Input should be greater than or equal to 0"),
+    evaluate("bootstrap=abc", expect="bootstrap=abc: Input should be a valid integer"),
+    # infer.py: data selection
+    infer("data.limit=abc", expect="data.limit=abc: Input should be a valid integer"),
+    infer("data.limit=0", expect="data.limit=0: Input should be greater than or equal to 1"),
+    infer("data.limit=-1", expect="data.limit=-1: Input should be greater than or equal to 1"),
+    infer("data.limit=1.5", expect="data.limit=1.5: Input should be a valid integer"),
+    infer("data.types=[foo]", expect="data.types[0]=foo: Input should be 'yesno', 'factoid', 'list' or 'summary'"),
+    infer("data.types=yesno", expect="data.types=yesno: Input should be a valid list"),
+    infer("data.types=[]", expect="data.types=[]: List should have at least 1 item"),
+    infer("data.golden={yesno_only}", "data.types=[summary]", expect="no question of these types"),
+    infer("data.shot_pool=bogus", expect="data.shot_pool=bogus: Input should be 'fewshot', 'golden' or 'demo'"),
+    # infer.py: the questions file
+    infer("data.golden={malformed_golden}", expect="question q2, field 'type': unknown question type"),
+    infer("data.golden={non_utf8}", expect="data.golden={non_utf8}: not UTF-8 text"),
+    infer("data.golden={directory}", expect="data.golden={directory}: is a directory"),
+    infer("data.golden={missing}", expect="data.golden={missing}: no such file"),
+    infer("data.golden={empty}", expect="empty file"),
+    infer("data.golden={truncated}", expect="not valid JSON"),
+    infer("data.golden={nested}", expect="nested too deeply"),
+    infer("data.golden=???", expect="data.golden is missing (???): pass data.golden=..."),
+    # infer.py: answering, prompt, task, retrieval, evaluation, cache
+    infer("answering.chunk_size=0", expect="answering.chunk_size=0: Input should be greater than or equal to 1"),
+    infer("answering.max_new_tokens.ideal=0", expect="answering.max_new_tokens.ideal=0"),
+    infer("~answering.max_new_tokens.ideal", expect="answering.max_new_tokens has no entry for ['ideal']"),
+    infer("answering.temperature=-1", expect="answering.temperature=-1"),
+    infer("+answering.max_new_tokens.summary=5", expect="answering.max_new_tokens.summary=summary: Input should be"),
+    infer("model.adapter={directory}", expect="model.adapter={directory}: not a PEFT adapter directory"),
+    infer("prompt.selection=bogus", expect="prompt.selection=bogus: Input should be 'first_n' or 'knn'"),
+    infer("prompt.pool=bogus", expect="prompt.pool=bogus"),
+    infer("prompt.n_shots=-1", expect="prompt.n_shots=-1: Input should be greater than or equal to 0"),
+    infer("task=phase_a_plus", expect="task=phase_a_plus needs a search index for Phase A"),
+    infer("task=phase_a", expect="task=phase_a needs a search index for Phase A"),
+    infer("task=phase_a_plus", "task.phase_a_submission={missing}", expect="task.phase_a_submission={missing}"),
+    infer("task=phase_a_plus", "task.phase_a_submission={truncated}", expect="not valid JSON"),
+    infer("task=phase_a_plus", "retrieval=tantivy", "retrieval.index.corpus_path={missing}", expect="no such file"),
+    infer("cache.path={directory}", expect="cache.path={directory}: is a directory"),
+    infer("cache.path={empty}/completions.sqlite", expect="is not a directory"),
+    infer("evaluation.version=7", expect="evaluation.version=7: Input should be 2, 3, 5, 8 or 9"),
+    infer("evaluation.bootstrap=-5", expect="evaluation.bootstrap=-5: Input should be greater than or equal to 0"),
+    infer("evaluation.enabled=maybe", expect="evaluation.enabled=maybe: Input should be a valid boolean"),
+    # train.py: data files (a single string is one path or pattern)
+    train("data.train_files={missing}", expect="data.train_files={missing}: no such file"),
+    train("data.train_files=[{directory}/nothing*.json]", expect="matches no file"),
+    train("data.train_files=[{directory}]", expect="is a directory"),
+    train("data.train_files={truncated}", expect="not valid JSON"),
+    train("data.train_files={malformed_golden}", expect="question q2, field 'type'"),
+    train("data.train_files={summary_only}", "data.kinds=[exact]", expect="no training examples"),
+    train("data.train_files={one_question}", "data.kinds=[ideal]", expect="hold out the only training example"),
+    train("data.val_files={empty}", expect="data.val_files={empty}: empty file"),
+    train("data.format=chat_jsonl", "data.train_files={bad_chat}", expect=":2: the last message must be"),
+    train("data.format=chat_jsonl", "data.train_files={non_utf8}", expect="not UTF-8 text"),
+    train("data.format=chat_jsonl", expect="data.format=chat_jsonl needs data.train_files"),
+    # train.py: settings
+    train("data.batch_size=0", expect="data.batch_size=0: Input should be greater than or equal to 1"),
+    train("data.batch_size=abc", expect="data.batch_size=abc: Input should be a valid integer"),
+    train("data.val_fraction=1.0", expect="data.val_fraction=1.0: Input should be less than 1"),
+    train("data.val_fraction=-0.1", expect="data.val_fraction=-0.1"),
+    train("data.format=bogus", expect="data.format=bogus: Input should be 'golden' or 'chat_jsonl'"),
+    train("data.kinds=[foo]", expect="data.kinds[0]=foo"),
+    train("model=gpt-4o", expect="model=gpt-4o has no `train:` block"),
+    train("model.train.lora.r=0", expect="model.train.lora.r=0"),
+    train("model.train.optim.schedule=bogus", expect="model.train.optim.schedule=bogus"),
+    train("+model.train.lora.rank=8", expect="model.train.lora: LoraSettings"),
+    train("prompt.selection=bogus", expect="prompt.selection=bogus"),
+    train("ckpt_path={missing}", expect="ckpt_path={missing}: no such file"),
+    train("ckpt_path=last", "resume_root={directory}", expect="ckpt_path=last: no checkpoints/last.ckpt"),
+]
+
+
+def demo_questions() -> list[dict]:
+    return json.loads(demo_golden_path().read_text(encoding="utf-8"))["questions"]
+
+
+def write_inputs(folder: Path) -> dict[str, str]:
+    """Good and bad input files; ``{name}`` in a case's overrides is replaced by the path."""
+    folder.mkdir()
+    questions = demo_questions()
+    golden = {"questions": questions}
+    text = json.dumps(golden)
+    malformed = [questions[0], {**questions[1], "id": "q2", "type": "essay"}]
+    contents: dict[str, str | bytes] = {
+        "golden": text,
+        "system": text,
+        "non_utf8": b'{"questions": [{"id": "\xff\xfe"}]}',
+        "nested": "[" * 100_000 + "]" * 100_000,
+        "truncated": text[: len(text) // 2],
+        "empty": "",
+        "json_list": json.dumps(questions),
+        "malformed_golden": json.dumps({"questions": malformed}),
+        "yesno_only": json.dumps({"questions": [q for q in questions if q["type"] == "yesno"]}),
+        "summary_only": json.dumps({"questions": [q for q in questions if q["type"] == "summary"]}),
+        "one_question": json.dumps({"questions": questions[:1]}),
+        "bad_chat": json.dumps({"messages": CHAT}) + "\n" + json.dumps({"messages": CHAT[:1]}) + "\n",
+    }
+    paths = {"directory": str(folder / "a_directory"), "missing": str(folder / "missing.json")}
+    (folder / "a_directory").mkdir()
+    for name, content in contents.items():
+        path = folder / f"{name}.json"
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+        paths[name] = str(path)
+    return paths
+
+
+def fill(text: str, files: dict[str, str]) -> str:
+    """``text`` with every ``{name}`` of ``files`` replaced by its path (other braces kept)."""
+    for name, path in files.items():
+        text = text.replace(f"{{{name}}}", path)
+    return text
+
+
+def write_previous_run(run_dir: Path, cache_dir: Path) -> None:
+    """What a run directory and the cache hold from earlier work (must survive a refused run untouched)."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text('{"yesno.acc": 0.75}\n')
+    (run_dir / "predictions.jsonl").write_text('{"id": "q1", "kind": "exact", "text": "yes"}\n')
+    cache_dir.mkdir(parents=True)
+    (cache_dir / "completions.sqlite").write_bytes(b"SQLite format 3\x00 earlier completions")
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
+
+
+@cache
+def script(name: str) -> ModuleType:
+    """``infer.py``, ``train.py`` or ``evaluate.py`` imported as a module (its ``main`` is the real entry point)."""
+    spec = importlib.util.spec_from_file_location(f"bioqa_script_{name}", ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compose_config(name: str, overrides: list[str], run_dir: Path) -> DictConfig:
+    """The real ``conf/<name>.yaml`` composed with ``overrides``, its Hydra node set as in a run into ``run_dir``."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name=name,
+            overrides=[*overrides, f"hydra.runtime.output_dir={run_dir}"],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def base_overrides(case: Case, tmp_path: Path) -> list[str]:
+    """Logs, cache and loggers inside ``tmp_path``; infer uses the tiny random model (never built here)."""
+    paths = [f"paths.log_dir={tmp_path}/logs", f"paths.cache_dir={tmp_path}/cache"]
+    return {"infer": ["model=tiny-llama", "logger=none"], "train": ["logger=none"], "evaluate": []}[case.script] + paths
+
+
+#: What each script must not reach before refusing a bad input: building a model, or scoring.
+WORK = {
+    "infer": ("bioqa.pipeline.app", "build_backend"),
+    "train": ("bioqa.training.app", "instantiate"),
+    "evaluate": (None, "run_evaluation"),
+}
+
+
+def forbid_work(monkeypatch, name: str) -> None:
+    """Building a backend or training model (or, for evaluate, scoring) fails the test: validation refuses first."""
+
+    def started(*args, **kwargs):
+        pytest.fail(f"{name}.py started work before refusing the bad input")
+
+    module, attribute = WORK[name]
+    monkeypatch.setattr(importlib.import_module(module) if module else script(name), attribute, started)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.delenv("BIOQA_VERBOSE", raising=False)
+
+
+def assert_one_line(code: int | str | None, stderr: str, expect: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert code == EXIT_USAGE, stderr
+    assert "Traceback" not in stderr
+    assert len(lines) == 1, stderr
+    assert ERROR_LINE.match(lines[0]) and expect in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_bad_input_ends_in_one_line_and_loses_nothing(case: Case, tmp_path, capsys, monkeypatch):
+    forbid_work(monkeypatch, case.script)
+    files = write_inputs(tmp_path / "in")
+    run_dir = tmp_path / "logs" / "run"
+    write_previous_run(run_dir, tmp_path / "cache")
+    before = snapshot(tmp_path)
+    overrides = [fill(o, files) for o in case.overrides]
+    cfg = compose_config(case.script, base_overrides(case, tmp_path) + overrides, run_dir)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        script(case.script).main(cfg)
+    assert_one_line(exited.value.code, capsys.readouterr().err, fill(case.expect, files))
+    assert snapshot(tmp_path) == before
+
+
+SMOKE = [
+    Case("evaluate", ("golden={golden}",), "system is missing: pass system=PATH"),
+    Case("infer", ("model=tiny-llama", "logger=none", "data.limit=abc"), "data.limit=abc"),
+    Case("train", ("logger=none", "data.train_files={missing}"), "data.train_files={missing}: no such file"),
+]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=[pytest.mark.slow] if c.script == "train" else []) for c in SMOKE],
+    ids=lambda case: case.script,
+)
+def test_script_refuses_a_bad_input_in_a_subprocess(case: Case, tmp_path):
+    files = write_inputs(tmp_path / "in")
+    run_dir = tmp_path / "logs" / "run"
+    write_previous_run(run_dir, tmp_path / "cache")
+    before = snapshot(tmp_path / "in") | {"run/metrics.json": (run_dir / "metrics.json").read_bytes()}
+    overrides = [fill(o, files) for o in case.overrides]
+    command = [sys.executable, f"{case.script}.py", *overrides, f"paths.log_dir={tmp_path}/logs"]
+    command += [f"paths.cache_dir={tmp_path}/cache", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert_one_line(proc.returncode, proc.stderr, fill(case.expect, files))
+    assert snapshot(tmp_path / "in") | {"run/metrics.json": (run_dir / "metrics.json").read_bytes()} == before
+
+
+# The validators accept every real option: no false alarms on what the configs ship.
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_option_passes_infer_validation(model, tmp_path):
+    cfg = compose_config("infer", [f"model={model}", "logger=none", f"paths.cache_dir={tmp_path}"], tmp_path / "run")
+    assert validate_infer_config(cfg).data.golden == str(demo_golden_path())
+
+
+PROMPTS = sorted(p.stem for p in (CONF / "prompt").glob("[0-9]*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[f"prompt={prompt}"] for prompt in PROMPTS]
+    + [["task=phase_a_plus", "retrieval=tantivy"], ["task=phase_a", "retrieval=bm25"], ["retrieval=elasticsearch"]]
+    + [["data.limit=3", "data.types=[yesno,list]", "prompt.selection=knn", "cache.enabled=false"]],
+    ids=" ".join,
+)
+def test_real_infer_options_pass_validation(overrides, tmp_path):
+    cfg = compose_config("infer", ["logger=none", f"paths.cache_dir={tmp_path}", *overrides], tmp_path / "run")
+    checked = validate_infer_config(cfg)
+    assert checked.task.name == cfg.task.name and checked.data.limit == cfg.data.limit
+
+
+def test_a_valid_evaluation_passes_validation(tmp_path):
+    golden = str(demo_golden_path())
+    checked = validate_evaluate_config(compose_config("evaluate", [f"golden={golden}", f"system={golden}"], tmp_path))
+    assert (checked.phase, checked.version, checked.compare) == ("AB", 9, None)
+
+
+@pytest.mark.parametrize("model", ["smollm2", "tiny-mixtral", "mixtral"])
+def test_train_validation_accepts_models_with_a_train_block(model, tmp_path):
+    from bioqa.training.config import validate_train_config
+
+    inputs = validate_train_config(compose_config("train", [f"model={model}", "logger=none"], tmp_path / "run"))
+    questions = demo_questions()
+    assert inputs.train_files == [str(demo_golden_path())] and inputs.val_files == []
+    assert inputs.n_train == sum(1 + (q["type"] != "summary") for q in questions)
+    assert inputs.prompt is not None and inputs.prompt.pool == "demo"
+
+
+def test_train_files_as_one_string_is_one_file_and_patterns_expand_sorted(tmp_path):
+    from bioqa.training.config import validate_train_config
+
+    files = write_inputs(tmp_path / "in")
+    one = validate_train_config(compose_config("train", [f"data.train_files={files['golden']}"], tmp_path / "a"))
+    assert one.train_files == [files["golden"]]
+    pattern = f"data.train_files=[{tmp_path}/in/*_only.json,{files['golden']}]"
+    many = validate_train_config(compose_config("train", [pattern], tmp_path / "b"))
+    assert many.train_files == [files["summary_only"], files["yesno_only"], files["golden"]]
+
+
+def test_chat_jsonl_files_are_read_and_counted_before_any_model(tmp_path):
+    from bioqa.training.config import validate_train_config
+
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": CHAT}) + "\n" for _ in range(3)))
+    overrides = ["data.format=chat_jsonl", f"data.train_files={path}", "data.val_fraction=0"]
+    inputs = validate_train_config(compose_config("train", overrides, tmp_path / "run"))
+    assert (inputs.n_train, inputs.prompt) == (3, None)
