@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from scripted_backend import ScriptedBackend
 
 from bioqa.data import Question, load_questions, pmid_of, submission_entry
-from bioqa.models import Backend, ChatRequest, Completion
-from bioqa.pipeline.phase_a import PhaseAConfig, run_phase_a
+from bioqa.pipeline.phase_a import PhaseAConfig, PhaseAResult, run_phase_a
 from bioqa.resources import demo_corpus_path, demo_golden_path
 from bioqa.retrieval import TantivyIndex
 from bioqa.retrieval.base import read_corpus
@@ -22,32 +21,6 @@ from bioqa.retrieval.parsing import parse_list, parse_query
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "retrieval" / "_phase_a.yaml"
 CORPUS = {d["pmid"]: d for d in read_corpus(demo_corpus_path())}
-
-
-class ScriptedBackend(Backend):
-    """A test double: ``reply(user message) -> text`` (or an error); it records every request."""
-
-    kind = "scripted"
-
-    def __init__(self, reply: Callable[[str], str | None]):
-        self.reply, self.calls = reply, []
-
-    @property
-    def model_id(self) -> str:
-        return "scripted"
-
-    @property
-    def context_window(self) -> int:
-        return 8192
-
-    def count_tokens(self, messages) -> int:
-        return sum(len(m["content"]) for m in messages) // 4
-
-    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
-        self.calls.append(list(requests))
-        for index, r in enumerate(requests):
-            text = self.reply(r.messages[-1]["content"])
-            yield index, Completion(text="", error="scripted failure") if text is None else Completion(text=text)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +31,10 @@ def index(tmp_path_factory) -> TantivyIndex:
 @pytest.fixture(scope="module")
 def questions() -> list[Question]:
     return load_questions(demo_golden_path())
+
+
+def triple(result: PhaseAResult) -> tuple[list, list, dict]:
+    return result.answers, result.traces, result.stats
 
 
 def llm_config(**overrides) -> PhaseAConfig:
@@ -84,7 +61,7 @@ def assert_official(answer, corpus=CORPUS) -> None:
 
 
 def test_baseline_finds_the_golden_documents_and_snippets(index, questions):
-    answers, traces = run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25"))
+    answers, traces, _ = triple(run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25")))
     assert [a.id for a in answers] == [q.id for q in questions]
     recall, snippet_hits = [], 0
     for q, a, t in zip(questions, answers, traces, strict=True):
@@ -139,7 +116,7 @@ def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
         return "Sorry, I cannot rank these."  # unusable ranking
 
     backend = ScriptedBackend(reply)
-    [answer], [trace] = run_phase_a([question], backend, index, llm_config(max_broader_attempts=2))
+    [answer], [trace], _ = triple(run_phase_a([question], backend, index, llm_config(max_broader_attempts=2)))
     assert [(t["source"], t["hits"] > 0) for t in trace["queries"]] == [
         ("llm", False),
         ("broader", False),
@@ -173,7 +150,7 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
         return '```json\n{"snippets": [2, 0, 99, "x"]}\n```'
 
     backend = ScriptedBackend(reply)
-    answers, traces = run_phase_a(batch, backend, index, llm_config(extract_documents=3))
+    answers, traces, _ = triple(run_phase_a(batch, backend, index, llm_config(extract_documents=3)))
     assert len(backend.calls) == 3  # query, extraction and ranking each batched over both questions
     for answer, trace in zip(answers, traces, strict=True):
         assert_official(answer)
@@ -186,13 +163,35 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
         assert answer.documents[0] == answer.snippets[0].document
 
 
-def test_backend_failures_degrade_to_retrieval_only(index, questions):
+def test_backend_failures_degrade_to_retrieval_only_and_are_counted(index, questions, caplog):
     backend = ScriptedBackend(lambda user: None)
-    answers, traces = run_phase_a(questions[:3], backend, index, llm_config(max_broader_attempts=1))
+    answers, traces, stats = triple(run_phase_a(questions[:3], backend, index, llm_config(max_broader_attempts=1)))
     for answer, trace in zip(answers, traces, strict=True):
         assert [t["source"] for t in trace["queries"]] == ["llm", "broader", "bag_of_words"]
         assert answer.documents and answer.snippets == []
-        assert trace["extraction"]["unparsable"] == trace["extraction"]["documents"] > 0
+        assert trace["extraction"]["model_errors"] == trace["extraction"]["documents"] == 10
+        assert trace["extraction"]["unparsable"] == 0
+        assert trace["model_errors"] == {"query": 1, "broader": 1, "extract": 10}
+    assert stats["model_calls"] == stats["model_errors"] == 3 + 3 + 30
+    assert stats["stages"]["extract"]["first_error"] == "scripted failure"
+    assert stats["stages"]["search"]["searches"] == 9
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("extract: 30 of 30 model calls failed" in w for w in warned)
+
+
+def test_some_failed_calls_are_attributed_to_their_question(index, questions):
+    """Only the second question's query call fails: only its trace and the query stage count it."""
+    failing = questions[1].body
+
+    def reply(user: str) -> str | None:
+        if "write an Elasticsearch query string" in user:
+            return None if failing in user else "statins"
+        return '{"snippets": []}'
+
+    _, traces, stats = triple(run_phase_a(questions[:3], ScriptedBackend(reply), index, llm_config()))
+    assert [t.get("model_errors") for t in traces] == [None, {"query": 1}, None]
+    assert stats["stages"]["query"]["model_errors"] == 1 and stats["stages"]["query"]["model_calls"] == 3
+    assert all(stats["stages"][s]["wall_s"] >= 0 for s in ("query", "search", "extract"))
 
 
 def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions):
@@ -201,7 +200,7 @@ def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions):
 
     backend = hf.HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=0, batch_size=8)
     config = llm_config(extract_documents=2, query_max_tokens=12, extract_max_tokens=48, rerank_max_tokens=16)
-    answers, traces = run_phase_a(questions[:3], backend, index, config)
+    answers, traces, _ = triple(run_phase_a(questions[:3], backend, index, config))
     for answer, trace in zip(answers, traces, strict=True):
         assert_official(answer)
         assert answer.documents and trace["queries"][-1]["hits"] > 0
@@ -241,7 +240,7 @@ def test_baseline_on_a_real_batch_scores_well_above_zero(shared_dir, tmp_path_fa
     corpus_path = shared_dir / "corpus" / "pubmed_snippets_7B-11B.jsonl"
     index = TantivyIndex(corpus_path, tmp_path_factory.mktemp("shared-index"), show_progress=False)
     questions = load_questions(golden_path)
-    answers, _ = run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25"))
+    answers, _, _ = triple(run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25")))
     corpus = {d["pmid"]: d for d in read_corpus(corpus_path)}
     recall = []
     for q, a in zip(questions, answers, strict=True):

@@ -51,8 +51,8 @@ def test_bm25_option_runs_phase_a_without_a_model(tmp_path):
     cfg = retrieval("bm25", tmp_path)
     index = instantiate(cfg.index, show_progress=False)
     assert Path(index.path).parent == tmp_path / "tantivy"
-    answers, _ = run_phase_a(load_questions(demo_golden_path())[:2], None, index, instantiate(cfg.phase_a))
-    assert all(a.documents and a.snippets for a in answers)
+    result = run_phase_a(load_questions(demo_golden_path())[:2], None, index, instantiate(cfg.phase_a))
+    assert all(a.documents and a.snippets for a in result.answers)
 
 
 def test_none_option_has_no_retrieval(tmp_path):
