@@ -12,6 +12,7 @@ from bioqa.data import load_questions
 from bioqa.pipeline.phase_a import PhaseAConfig, run_phase_a
 from bioqa.resources import demo_golden_path
 from bioqa.retrieval import SearchIndex, TantivyIndex
+from bioqa.retrieval.dense import DenseIndex, HybridIndex
 from bioqa.retrieval.elasticsearch import ElasticsearchIndex
 from bioqa.retrieval.wikipedia import WikipediaContext
 
@@ -58,3 +59,20 @@ def test_bm25_option_runs_phase_a_without_a_model(tmp_path):
 def test_none_option_has_no_retrieval(tmp_path):
     cfg = retrieval("none", tmp_path)
     assert cfg.index is None and cfg.phase_a is None and cfg.wikipedia is None
+
+
+@pytest.mark.slow  # loads all-MiniLM-L6-v2
+@pytest.mark.parametrize(("option", "index_type"), [("dense", DenseIndex), ("hybrid", HybridIndex)])
+def test_dense_and_hybrid_options_build_working_indexes(option, index_type, tmp_path):
+    cfg = retrieval(option, tmp_path)
+    index = instantiate(cfg.index)
+    assert isinstance(index, index_type) and isinstance(index, SearchIndex) and index.num_docs == 41
+    assert instantiate(cfg.phase_a).strategy == "llm"
+    assert index.search("cystic fibrosis chloride channel", 1)[0].pmid == "90000005"
+
+
+def test_tantivy_option_finds_the_demo_corpus_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = retrieval("tantivy", tmp_path)
+    assert cfg.index.corpus_path is None and cfg.index.index_dir is None
+    assert instantiate(cfg.index, show_progress=False).num_docs == 41

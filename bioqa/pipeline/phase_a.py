@@ -372,7 +372,7 @@ def _baseline(questions: Sequence[Question], index: SearchIndex, config: PhaseAC
     stats = PhaseAStats(config.show_progress)
     answers, traces = [], []
     for q in tqdm(questions, desc="phase A: bm25", unit="question", disable=not config.show_progress, leave=False):
-        query = bow_query(q.body)
+        query = q.body if getattr(index, "reads_text", False) else bow_query(q.body)
         with stats.timed("search") as stat:
             hits = index.search(query, config.search_k) if query else []
             stat.searches += 1
@@ -391,11 +391,12 @@ def _baseline(questions: Sequence[Question], index: SearchIndex, config: PhaseAC
             )
             snippets = [_snippet(hit, span) for _, (hit, span, _) in ranked]
         answers.append(_answer(q, [pubmed_url(h.pmid) for h in hits], snippets, config))
+        source = "question" if query == q.body else "bag_of_words"
         traces.append(
             {
                 "id": q.id,
                 "strategy": "bm25",
-                "queries": [{"query": query, "source": "bag_of_words", "hits": len(hits)}],
+                "queries": [{"query": query, "source": source, "hits": len(hits)}],
                 "retrieved": len(hits),
                 "candidates": len(passages),
                 "documents": len(answers[-1].documents),

@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
@@ -240,7 +240,7 @@ def ingest(
                         deleted,
                         skipped,
                         round(seconds, 3),
-                        datetime.now(UTC).isoformat(timespec="seconds"),
+                        datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     ),
                 )
                 report.files_ingested += 1

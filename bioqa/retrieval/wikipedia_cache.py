@@ -14,7 +14,7 @@ import os
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bioqa.errors import ConfigError
@@ -76,7 +76,7 @@ class WikipediaCache:
 
     def put(self, language: str, requested: str, title: str | None, text: str) -> CachedPage:
         """Record a fetched page (``title`` = where it resolved) or, with ``title=None``, a miss."""
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         page = CachedPage(requested, title or requested, text if title else "", title is None)
         rows = [(language, normalise_title(requested), page.title, page.text, int(page.missing), now)]
         if page.redirected:
@@ -89,7 +89,7 @@ class WikipediaCache:
         return page
 
     def want(self, language: str, title: str) -> None:
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._db.execute(
             "INSERT OR IGNORE INTO wanted VALUES (?, ?, ?, ?)", (language, normalise_title(title), title, now)
         )
