@@ -35,7 +35,12 @@ def retrieval(option: str, tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("option", "strategy", "index_type"),
-    [("tantivy", "llm", TantivyIndex), ("bm25", "bm25", TantivyIndex), ("elasticsearch", "llm", ElasticsearchIndex)],
+    [
+        ("tantivy", "llm", TantivyIndex),
+        ("bm25", "bm25", TantivyIndex),
+        ("elasticsearch", "llm", ElasticsearchIndex),
+        ("opensearch", "llm", ElasticsearchIndex),
+    ],
 )
 def test_options_build_index_phase_a_config_and_wikipedia(option, strategy, index_type, tmp_path):
     cfg = retrieval(option, tmp_path)

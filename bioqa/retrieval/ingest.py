@@ -3,6 +3,7 @@
     python -m bioqa.retrieval.ingest pubmed25n0001.xml.gz ... --index tantivy --out indexes/pubmed
     python -m bioqa.retrieval.ingest baseline/ updatefiles/ --index opensearch --url http://localhost:9200 \\
         --name pubmed --manifest indexes/pubmed-os.manifest.json
+    (credentials from BIOQA_ES_API_KEY, or BIOQA_ES_USERNAME and BIOQA_ES_PASSWORD)
 
 Files (directories are expanded to their ``*.xml.gz``/``*.xml``) are processed in file-name order, which is
 NLM's release order: a citation read later replaces the one indexed under the same PMID (baseline, then
@@ -268,6 +269,8 @@ def build_sink(args: argparse.Namespace) -> tuple[Sink, Manifest]:
         index=args.name,
         flavour=args.index,
         api_key=os.environ.get("BIOQA_ES_API_KEY"),
+        username=os.environ.get("BIOQA_ES_USERNAME"),
+        password=os.environ.get("BIOQA_ES_PASSWORD"),
         shards=args.shards,
         replicas=args.replicas,
     )
