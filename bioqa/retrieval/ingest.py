@@ -156,6 +156,8 @@ class IngestReport:
 
 
 def _ingest_file(path: Path, sink: Sink, bar: tqdm, batch_size: int, report: IngestReport) -> tuple[int, int, int]:
+    """Send one file's citations (in batches, in order) and deletions to ``sink``: the counts of citations
+    read, PMIDs deleted and lower versions skipped."""
     reader = PubMedFile(path)
     versions: dict[str, int] = {}
     pending: dict[str, dict] = {}
