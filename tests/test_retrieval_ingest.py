@@ -239,3 +239,39 @@ def test_demo_corpus_is_found_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     index = TantivyIndex(cache_dir=tmp_path / "cache", show_progress=False)  # corpus_path=None: the demo
     assert index.corpus_path == demo_corpus_path() and index.num_docs == 41
+
+
+@pytest.mark.parametrize("dies", ["upsert", "commit"])
+def test_a_killed_run_resumes_to_the_same_index(dies, sources, tmp_path):
+    """The process dies without any cleanup (``os._exit``, as under SIGKILL) while indexing the second file:
+    in the middle of its writes, or right after the index committed it but before the manifest recorded it."""
+    out = tmp_path / "index"
+    crash = (
+        "import os, sys\n"
+        "from bioqa.retrieval import ingest\n"
+        f"original = ingest.TantivySink.{dies}\n"
+        "calls = []\n"
+        "def dying(self, *args):\n"
+        "    calls.append(1)\n"
+        f"    if len(calls) == {2 if dies == 'commit' else 5}:\n"
+        f"        {'original(self, *args); ' if dies == 'commit' else ''}os._exit(9)\n"
+        "    return original(self, *args)\n"
+        f"ingest.TantivySink.{dies} = dying\n"
+        f"ingest.main([{str(sources)!r}, '--out', {str(out)!r}, '--no-progress', '--batch-size', '2'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(FIXTURES.parents[2])}
+    killed = subprocess.run([sys.executable, "-c", crash], env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 9, killed.stderr
+    assert list(Manifest(out / MANIFEST_NAME).files) == ["pubmed26n0001.xml.gz"]
+    report = main([str(sources), "--out", str(out), "--no-progress"])
+    assert (report.files_ingested, report.files_skipped) == (1, 1)
+    index = TantivyIndex(index_dir=out)
+    assert index.num_docs == 7 and sorted(index.documents([f"9100000{k}" for k in range(1, 9)])) == [
+        "91000001",
+        "91000002",
+        "91000003",
+        "91000005",
+        "91000006",
+        "91000007",
+        "91000008",
+    ]
