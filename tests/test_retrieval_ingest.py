@@ -152,6 +152,15 @@ def test_rerun_is_incremental_and_new_update_files_add_only_what_changed(sources
     assert TantivyIndex(index_dir=out).num_docs == 8
 
 
+def test_parsing_in_worker_processes_builds_the_same_index(sources, tmp_path):
+    main([str(sources), "--out", str(tmp_path / "serial"), "--no-progress"])
+    report = main([str(sources), "--out", str(tmp_path / "parallel"), "--no-progress", "--workers", "2"])
+    assert (report.files_ingested, report.citations, report.deleted) == (2, 9, 2)
+    pmids = [f"9100000{k}" for k in range(1, 9)]
+    serial, parallel = TantivyIndex(index_dir=tmp_path / "serial"), TantivyIndex(index_dir=tmp_path / "parallel")
+    assert serial.documents(pmids) == parallel.documents(pmids) and parallel.num_docs == 7
+
+
 def test_a_run_that_fails_part_way_resumes_with_the_unfinished_file(sources, tmp_path):
     out = tmp_path / "index"
     good = (sources / "pubmed26n0002.xml.gz").read_bytes()
@@ -198,6 +207,8 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         return [str(src)]
     elif kind == "zero_threads":
         return [str(src), "--out", str(tmp_path / "i"), "--threads", "0"]
+    elif kind == "zero_workers":
+        return [str(src), "--out", str(tmp_path / "i"), "--workers", "0"]
     elif kind == "es_without_manifest":
         return [str(src), "--index", "opensearch"]
     return [str(src), "--out", str(tmp_path / "i")]
@@ -218,6 +229,7 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         ("bad_manifest", "unreadable ingest manifest"),
         ("no_out", "needs --out DIR"),
         ("zero_threads", "threads must be >= 1"),
+        ("zero_workers", "workers must be >= 1"),
         ("es_without_manifest", "needs --manifest FILE"),
     ],
 )

@@ -20,10 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -155,10 +158,22 @@ class IngestReport:
     seconds: float = 0.0
 
 
-def _ingest_file(path: Path, sink: Sink, bar: tqdm, batch_size: int, report: IngestReport) -> tuple[int, int, int]:
+def parse_file(path: str) -> list[Citation | Deletion]:
+    """Every citation and deletion of one file, in order (run in worker processes with ``workers > 1``)."""
+    return list(PubMedFile(path))
+
+
+def _ingest_file(
+    path: Path,
+    items: Iterable[Citation | Deletion],
+    read_bytes: Callable[[], int],
+    sink: Sink,
+    bar: tqdm,
+    batch_size: int,
+    report: IngestReport,
+) -> tuple[int, int, int]:
     """Send one file's citations (in batches, in order) and deletions to ``sink``: the counts of citations
-    read, PMIDs deleted and lower versions skipped."""
-    reader = PubMedFile(path)
+    read, PMIDs deleted and lower versions skipped. ``read_bytes()`` tells how far into the file it is."""
     versions: dict[str, int] = {}
     pending: dict[str, dict] = {}
     citations = deleted = skipped = 0
@@ -169,11 +184,11 @@ def _ingest_file(path: Path, sink: Sink, bar: tqdm, batch_size: int, report: Ing
         if pending:
             sink.upsert(list(pending.values()))
             pending.clear()
-        now = reader.compressed_position
+        now = read_bytes()
         bar.update(now - position)
         position = now
 
-    for item in reader:
+    for item in items:
         if isinstance(item, Citation):
             if versions.get(item.pmid, 0) > item.version:
                 skipped += 1
@@ -201,8 +216,14 @@ def ingest(
     manifest: Manifest,
     show_progress: bool = True,
     batch_size: int = 500,
+    workers: int = 1,
 ) -> IngestReport:
-    """Index every source file not yet in ``manifest`` (see the module docstring)."""
+    """Index every source file not yet in ``manifest`` (see the module docstring). With ``workers > 1``,
+    that many processes parse the next files while this one writes (at most ``workers + 1`` parsed files
+    held in memory); files still reach the sink one by one, in order."""
+    if workers < 1:
+        sink.close()
+        raise ConfigError(f"ingest: workers must be >= 1, got {workers}")
     files = pubmed_files(sources)
     report = IngestReport()
     todo = []
@@ -222,13 +243,22 @@ def ingest(
         )
     start = time.perf_counter()
     total = sum(p.stat().st_size for p, _ in todo)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+    parsed: deque[Future] = deque()
     try:
         with tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not show_progress) as bar:
             for number, (path, digest) in enumerate(todo, 1):
                 bar.set_description(f"ingest {number}/{len(todo)} {path.name}")
                 began = time.perf_counter()
+                if pool is not None:
+                    while len(parsed) < workers + 1 and number - 1 + len(parsed) < len(todo):
+                        parsed.append(pool.submit(parse_file, str(todo[number - 1 + len(parsed)][0])))
+                    items, read_bytes = parsed.popleft().result(), lambda: 0
+                else:
+                    reader = PubMedFile(path)
+                    items, read_bytes = reader, lambda reader=reader: reader.compressed_position
                 try:
-                    citations, deleted, skipped = _ingest_file(path, sink, bar, batch_size, report)
+                    citations, deleted, skipped = _ingest_file(path, items, read_bytes, sink, bar, batch_size, report)
                 except BaseException:
                     sink.rollback()  # the file's partial writes never reach the index
                     raise
@@ -250,6 +280,8 @@ def ingest(
                 report.citations += citations
                 report.deleted += deleted
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         sink.close()
     report.seconds = round(time.perf_counter() - start, 3)
     return report
@@ -292,11 +324,19 @@ def main(argv: Sequence[str] | None = None) -> IngestReport:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--replicas", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=1, help="processes parsing XML ahead of the writer")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sink, manifest = build_sink(args)
-    report = ingest(args.sources, sink, manifest, show_progress=not args.no_progress, batch_size=args.batch_size)
+    report = ingest(
+        args.sources,
+        sink,
+        manifest,
+        show_progress=not args.no_progress,
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
     print(json.dumps(asdict(report)), file=sys.stdout)
     return report
 
