@@ -67,7 +67,7 @@ def main() -> None:
 
     config = PhaseAConfig(strategy="bm25")
     start = time.perf_counter()
-    answers, _ = run_phase_a(questions, None, index, config)
+    answers = run_phase_a(questions, None, index, config).answers
     baseline_s = time.perf_counter() - start
 
     scores: dict[str, float] = {}

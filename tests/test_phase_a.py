@@ -8,19 +8,33 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import ScriptedBackend
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from scripted_backend import ScriptedBackend
 
 from bioqa.answers import parse_list, parse_query
-from bioqa.data import load_questions, pmid_of, submission_entry
-from bioqa.pipeline.phase_a import PhaseAConfig, run_phase_a
-from bioqa.resources import demo_corpus_path
+from bioqa.data import Question, load_questions, pmid_of, submission_entry
+from bioqa.pipeline.phase_a import PhaseAConfig, PhaseAResult, run_phase_a
+from bioqa.resources import demo_corpus_path, demo_golden_path
 from bioqa.retrieval import TantivyIndex
 from bioqa.retrieval.base import read_corpus
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "retrieval" / "_phase_a.yaml"
 CORPUS = {d["pmid"]: d for d in read_corpus(demo_corpus_path())}
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> TantivyIndex:
+    return TantivyIndex(demo_corpus_path(), tmp_path_factory.mktemp("tantivy"), show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def questions() -> list[Question]:
+    return load_questions(demo_golden_path())
+
+
+def triple(result: PhaseAResult) -> tuple[list, list, dict]:
+    return result.answers, result.traces, result.stats
 
 
 def llm_config(**overrides) -> PhaseAConfig:
@@ -46,18 +60,18 @@ def assert_official(answer, corpus=CORPUS) -> None:
     )
 
 
-def test_baseline_finds_the_golden_documents_and_snippets(demo_index, demo_questions):
-    answers, traces = run_phase_a(demo_questions, None, demo_index, PhaseAConfig(strategy="bm25"))
-    assert [a.id for a in answers] == [q.id for q in demo_questions]
+def test_baseline_finds_the_golden_documents_and_snippets(index, questions):
+    answers, traces, _ = triple(run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25")))
+    assert [a.id for a in answers] == [q.id for q in questions]
     recall, snippet_hits = [], 0
-    for q, a, t in zip(demo_questions, answers, traces, strict=True):
+    for q, a, t in zip(questions, answers, traces, strict=True):
         assert_official(a)
         assert len(a.snippets) == 10 and t["queries"][0]["source"] == "bag_of_words"
         golden = {pmid_of(d) for d in q.documents}
         recall.append(len(golden & {pmid_of(d) for d in a.documents}) / len(golden))
         snippet_hits += any(s.text in {g.text for g in q.snippets} for s in a.snippets[:3])
     assert sum(recall) / len(recall) >= 0.95
-    assert snippet_hits >= 0.75 * len(demo_questions)
+    assert snippet_hits >= 0.75 * len(questions)
 
 
 def test_config_file_builds_a_valid_llm_config():
@@ -89,8 +103,8 @@ def _quotes_for(user: str) -> str:
     return '{"snippets": []}'
 
 
-def test_llm_flow_broadens_then_falls_back_and_locates_quotes(demo_index, demo_questions):
-    question = next(q for q in demo_questions if "cystic fibrosis" in q.body)
+def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
+    question = next(q for q in questions if "cystic fibrosis" in q.body)
 
     def reply(user: str) -> str | None:
         if "found no PubMed" in user:
@@ -101,8 +115,8 @@ def test_llm_flow_broadens_then_falls_back_and_locates_quotes(demo_index, demo_q
             return _quotes_for(user)
         return "Sorry, I cannot rank these."  # unusable ranking
 
-    backend = ScriptedBackend(reply)
-    [answer], [trace] = run_phase_a([question], backend, demo_index, llm_config(max_broader_attempts=2))
+    backend = ScriptedBackend.from_text(reply)
+    [answer], [trace], _ = triple(run_phase_a([question], backend, index, llm_config(max_broader_attempts=2)))
     assert [(t["source"], t["hits"] > 0) for t in trace["queries"]] == [
         ("llm", False),
         ("broader", False),
@@ -124,8 +138,8 @@ def test_llm_flow_broadens_then_falls_back_and_locates_quotes(demo_index, demo_q
     assert all(r.json_schema is not None for call in backend.calls[3:] for r in call)  # extraction and ranking
 
 
-def test_llm_ranking_orders_snippets_and_documents(demo_index, demo_questions):
-    batch = [q for q in demo_questions if "cystic fibrosis" in q.body or "statins" in q.body]
+def test_llm_ranking_orders_snippets_and_documents(index, questions):
+    batch = [q for q in questions if "cystic fibrosis" in q.body or "statins" in q.body]
 
     def reply(user: str) -> str:
         if "write an Elasticsearch query string" in user:
@@ -135,9 +149,9 @@ def test_llm_ranking_orders_snippets_and_documents(demo_index, demo_questions):
             return json.dumps({"snippets": sentences[:2]})
         return '```json\n{"snippets": [2, 0, 99, "x"]}\n```'
 
-    backend = ScriptedBackend(reply)
-    answers, traces = run_phase_a(batch, backend, demo_index, llm_config(extract_documents=3))
-    assert len(backend.calls) == 3  # query, extraction and ranking each batched over both demo_questions
+    backend = ScriptedBackend.from_text(reply)
+    answers, traces, _ = triple(run_phase_a(batch, backend, index, llm_config(extract_documents=3)))
+    assert len(backend.calls) == 3  # query, extraction and ranking each batched over both questions
     for answer, trace in zip(answers, traces, strict=True):
         assert_official(answer)
         assert trace["rerank"] == {"mode": "llm", "candidates": trace["rerank"]["candidates"], "llm_ranked": 2}
@@ -149,22 +163,44 @@ def test_llm_ranking_orders_snippets_and_documents(demo_index, demo_questions):
         assert answer.documents[0] == answer.snippets[0].document
 
 
-def test_backend_failures_degrade_to_retrieval_only(demo_index, demo_questions):
-    backend = ScriptedBackend(lambda user: None)
-    answers, traces = run_phase_a(demo_questions[:3], backend, demo_index, llm_config(max_broader_attempts=1))
+def test_backend_failures_degrade_to_retrieval_only_and_are_counted(index, questions, caplog):
+    backend = ScriptedBackend.from_text(lambda user: None)
+    answers, traces, stats = triple(run_phase_a(questions[:3], backend, index, llm_config(max_broader_attempts=1)))
     for answer, trace in zip(answers, traces, strict=True):
         assert [t["source"] for t in trace["queries"]] == ["llm", "broader", "bag_of_words"]
         assert answer.documents and answer.snippets == []
-        assert trace["extraction"]["unparsable"] == trace["extraction"]["documents"] > 0
+        assert trace["extraction"]["model_errors"] == trace["extraction"]["documents"] == 10
+        assert trace["extraction"]["unparsable"] == 0
+        assert trace["model_errors"] == {"query": 1, "broader": 1, "extract": 10}
+    assert stats["model_calls"] == stats["model_errors"] == 3 + 3 + 30
+    assert stats["stages"]["extract"]["first_error"] == "scripted failure"
+    assert stats["stages"]["search"]["searches"] == 9
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("extract: 30 of 30 model calls failed" in w for w in warned)
 
 
-def test_llm_flow_runs_on_a_tiny_random_transformers_model(demo_index, demo_questions):
+def test_some_failed_calls_are_attributed_to_their_question(index, questions):
+    """Only the second question's query call fails: only its trace and the query stage count it."""
+    failing = questions[1].body
+
+    def reply(user: str) -> str | None:
+        if "write an Elasticsearch query string" in user:
+            return None if failing in user else "statins"
+        return '{"snippets": []}'
+
+    _, traces, stats = triple(run_phase_a(questions[:3], ScriptedBackend.from_text(reply), index, llm_config()))
+    assert [t.get("model_errors") for t in traces] == [None, {"query": 1}, None]
+    assert stats["stages"]["query"]["model_errors"] == 1 and stats["stages"]["query"]["model_calls"] == 3
+    assert all(stats["stages"][s]["wall_s"] >= 0 for s in ("query", "search", "extract"))
+
+
+def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions):
     hf = pytest.importorskip("bioqa.models.hf")
     from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 
     backend = hf.HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=0, batch_size=8)
     config = llm_config(extract_documents=2, query_max_tokens=12, extract_max_tokens=48, rerank_max_tokens=16)
-    answers, traces = run_phase_a(demo_questions[:3], backend, demo_index, config)
+    answers, traces, _ = triple(run_phase_a(questions[:3], backend, index, config))
     for answer, trace in zip(answers, traces, strict=True):
         assert_official(answer)
         assert answer.documents and trace["queries"][-1]["hits"] > 0
@@ -173,9 +209,9 @@ def test_llm_flow_runs_on_a_tiny_random_transformers_model(demo_index, demo_ques
         json.dumps(trace)  # traces go to the run's per-question JSONL
 
 
-def test_llm_strategy_needs_a_backend(demo_index, demo_questions):
+def test_llm_strategy_needs_a_backend(index, questions):
     with pytest.raises(ValueError, match="needs a model backend"):
-        run_phase_a(demo_questions, None, demo_index, llm_config())
+        run_phase_a(questions, None, index, llm_config())
 
 
 @pytest.mark.parametrize(
@@ -204,7 +240,7 @@ def test_baseline_on_a_real_batch_scores_well_above_zero(shared_dir, tmp_path_fa
     corpus_path = shared_dir / "corpus" / "pubmed_snippets_7B-11B.jsonl"
     index = TantivyIndex(corpus_path, tmp_path_factory.mktemp("shared-index"), show_progress=False)
     questions = load_questions(golden_path)
-    answers, _ = run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25"))
+    answers, _, _ = triple(run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25")))
     corpus = {d["pmid"]: d for d in read_corpus(corpus_path)}
     recall = []
     for q, a in zip(questions, answers, strict=True):

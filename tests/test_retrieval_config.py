@@ -12,6 +12,7 @@ from bioqa.data import load_questions
 from bioqa.pipeline.phase_a import PhaseAConfig, run_phase_a
 from bioqa.resources import demo_golden_path
 from bioqa.retrieval import SearchIndex, TantivyIndex
+from bioqa.retrieval.dense import DenseIndex, HybridIndex
 from bioqa.retrieval.elasticsearch import ElasticsearchIndex
 from bioqa.retrieval.wikipedia import WikipediaContext
 
@@ -33,7 +34,12 @@ def retrieval(option: str, tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("option", "strategy", "index_type"),
-    [("tantivy", "llm", TantivyIndex), ("bm25", "bm25", TantivyIndex), ("elasticsearch", "llm", ElasticsearchIndex)],
+    [
+        ("tantivy", "llm", TantivyIndex),
+        ("bm25", "bm25", TantivyIndex),
+        ("elasticsearch", "llm", ElasticsearchIndex),
+        ("opensearch", "llm", ElasticsearchIndex),
+    ],
 )
 def test_options_build_index_phase_a_config_and_wikipedia(option, strategy, index_type, tmp_path):
     cfg = retrieval(option, tmp_path)
@@ -50,10 +56,27 @@ def test_bm25_option_runs_phase_a_without_a_model(tmp_path):
     cfg = retrieval("bm25", tmp_path)
     index = instantiate(cfg.index, show_progress=False)
     assert Path(index.path).parent == tmp_path / "tantivy"
-    answers, _ = run_phase_a(load_questions(demo_golden_path())[:2], None, index, instantiate(cfg.phase_a))
-    assert all(a.documents and a.snippets for a in answers)
+    result = run_phase_a(load_questions(demo_golden_path())[:2], None, index, instantiate(cfg.phase_a))
+    assert all(a.documents and a.snippets for a in result.answers)
 
 
 def test_none_option_has_no_retrieval(tmp_path):
     cfg = retrieval("none", tmp_path)
     assert cfg.index is None and cfg.phase_a is None and cfg.wikipedia is None
+
+
+@pytest.mark.slow  # loads all-MiniLM-L6-v2
+@pytest.mark.parametrize(("option", "index_type"), [("dense", DenseIndex), ("hybrid", HybridIndex)])
+def test_dense_and_hybrid_options_build_working_indexes(option, index_type, tmp_path):
+    cfg = retrieval(option, tmp_path)
+    index = instantiate(cfg.index)
+    assert isinstance(index, index_type) and isinstance(index, SearchIndex) and index.num_docs == 41
+    assert instantiate(cfg.phase_a).strategy == "llm"
+    assert index.search("cystic fibrosis chloride channel", 1)[0].pmid == "90000005"
+
+
+def test_tantivy_option_finds_the_demo_corpus_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = retrieval("tantivy", tmp_path)
+    assert cfg.index.corpus_path is None and cfg.index.index_dir is None
+    assert instantiate(cfg.index, show_progress=False).num_docs == 41

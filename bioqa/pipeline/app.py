@@ -142,9 +142,10 @@ def phase_a_answers(
     from bioqa.pipeline.phase_a import run_phase_a
 
     index = instantiate(cfg.retrieval.index)
-    answers, traces = run_phase_a(questions, backend, index, instantiate(cfg.retrieval.phase_a))
-    write_json(output_dir / "phase_a_traces.json", traces)
-    return {a.id: a for a in answers}
+    result = run_phase_a(questions, backend, index, instantiate(cfg.retrieval.phase_a))
+    write_json(output_dir / "phase_a_traces.json", result.traces)
+    write_json(output_dir / "phase_a_stats.json", result.stats)  # per-stage wall time, model calls and errors
+    return {a.id: a for a in result.answers}
 
 
 def wikipedia_context(cfg: DictConfig, questions: list[Question], backend: Backend) -> dict[str, list[Snippet]]:

@@ -6,6 +6,10 @@ bag-of-words query → snippet extraction per top document (quotes located to ex
 quotes dropped and counted) → LLM reranking of the snippets (BM25/embedding order when its output is
 unusable) → at most 10 documents and 10 snippets in the official format.
 
+Every stage shows a progress bar and is timed; :class:`PhaseAResult` carries per-stage wall time, model-call and
+model-error counts (``stats``) beside the per-question traces. A failed model call is never silently an empty
+reply: it is counted in the question's trace (``model_errors``) and in the stage's stats, and warned about.
+
 The ``bm25`` strategy needs no model: bag-of-words search and sentence selection by BM25 (optionally mixed
 with sentence embeddings) — a cheap, strong baseline.
 """
@@ -13,18 +17,24 @@ with sentence embeddings) — a cheap, strong baseline.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from tqdm.auto import tqdm
 
 from bioqa.answers import RANKING_SCHEMA, SNIPPETS_SCHEMA, parse_list, parse_query
 from bioqa.data import MAX_DOCUMENTS, MAX_SNIPPETS, Question, Snippet, SystemAnswer, pubmed_url
 from bioqa.models import Backend, ChatRequest, GenerationParams
-from bioqa.retrieval.base import Hit, SearchIndex, bow_query
+from bioqa.retrieval.base import Hit, SearchIndex, bow_query, search_traced
 from bioqa.retrieval.locate import Span, locate, sentence_spans
 from bioqa.retrieval.scoring import PassageScorer
 
+log = logging.getLogger(__name__)
 PROMPT_KEYS = ("system", "query", "broader", "extract", "rerank")
 
 
@@ -49,6 +59,7 @@ class PhaseAConfig:
     query_max_tokens: int = 96
     extract_max_tokens: int = 384
     rerank_max_tokens: int = 96
+    show_progress: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in ("llm", "bm25"):
@@ -56,6 +67,61 @@ class PhaseAConfig:
         missing = [k for k in PROMPT_KEYS if not self.prompts.get(k)]
         if self.strategy == "llm" and missing:
             raise ValueError(f"phase A config: prompt templates missing for {missing}")
+
+
+@dataclass
+class StageStats:
+    """One stage of Phase A: wall time, model requests and how many failed, searches run."""
+
+    wall_s: float = 0.0
+    model_calls: int = 0
+    model_errors: int = 0
+    searches: int = 0
+    first_error: str | None = None
+
+
+class PhaseAStats:
+    """Per-stage statistics of one Phase A run (stages in the order they first ran)."""
+
+    def __init__(self, show_progress: bool = True):
+        self.stages: dict[str, StageStats] = {}
+        self.show_progress = show_progress
+
+    def __getitem__(self, stage: str) -> StageStats:
+        return self.stages.setdefault(stage, StageStats())
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[StageStats]:
+        began = time.perf_counter()
+        try:
+            yield self[stage]
+        finally:
+            self[stage].wall_s += time.perf_counter() - began
+
+    def bar(self, stage: str, total: int, unit: str) -> tqdm:
+        return tqdm(total=total, desc=f"phase A: {stage}", unit=unit, disable=not self.show_progress, leave=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"wall_s", "model_calls", "model_errors", "stages": {stage: {...}}}`` (JSON-ready)."""
+        stages = {
+            name: {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(st).items()}
+            for name, st in self.stages.items()
+        }
+        return {
+            "wall_s": round(sum(st.wall_s for st in self.stages.values()), 3),
+            "model_calls": sum(st.model_calls for st in self.stages.values()),
+            "model_errors": sum(st.model_errors for st in self.stages.values()),
+            "stages": stages,
+        }
+
+
+@dataclass
+class PhaseAResult:
+    """Answers (question order), one trace per question and the run's :class:`PhaseAStats` as a dict."""
+
+    answers: list[SystemAnswer]
+    traces: list[dict]
+    stats: dict[str, Any]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -107,6 +173,8 @@ class _LLMPhaseA:
         self.backend, self.index, self.config = backend, index, config
         self.prompts = config.prompts
         self.scorer = PassageScorer(config.embedding_model)
+        self.stats = PhaseAStats(config.show_progress)
+        self.traces: list[dict] = []
 
     def _messages(self, user: str, shots: Sequence[tuple[str, str]] = ()) -> tuple[dict[str, str], ...]:
         messages = [{"role": "system", "content": self.prompts["system"]}]
@@ -115,30 +183,57 @@ class _LLMPhaseA:
         messages.append({"role": "user", "content": user})
         return tuple(messages)
 
-    def _generate(self, messages: Sequence[tuple], max_new_tokens: int, schema: dict | None = None) -> list[str]:
+    def _generate(
+        self, stage: str, owners: Sequence[int], messages: Sequence[tuple], max_new_tokens: int, schema=None
+    ) -> list[str | None]:
+        """Replies in request order; ``None`` for a failed request, which is counted in the stage's stats and
+        in the owning question's trace (``model_errors``), and warned about."""
         params = GenerationParams(max_new_tokens=max_new_tokens)
-        completions = self.backend.generate([ChatRequest(m, params, schema) for m in messages])
-        return [c.text if c.ok else "" for c in completions]
+        texts: list[str | None] = [None] * len(messages)
+        with self.stats.timed(stage) as stat, self.stats.bar(stage, len(messages), "call") as bar:
+            for k, completion in self.backend.stream([ChatRequest(m, params, schema) for m in messages]):
+                stat.model_calls += 1
+                if completion.ok:
+                    texts[k] = completion.text
+                else:
+                    stat.model_errors += 1
+                    stat.first_error = stat.first_error or str(completion.error)[:300]
+                    errors = self.traces[owners[k]].setdefault("model_errors", {})
+                    errors[stage] = errors.get(stage, 0) + 1
+                bar.update(1)
+        failed = sum(t is None for t in texts)
+        if failed:
+            log.warning(
+                "phase A %s: %d of %d model calls failed (first: %s)", stage, failed, len(texts), stat.first_error
+            )
+        return texts
 
     def query_messages(self, question: str) -> tuple:
         shots = [(self.prompts["query"].format(question=s["question"]), s["query"]) for s in self.config.fewshot]
         return self._messages(self.prompts["query"].format(question=question), shots)
 
-    def run(self, questions: Sequence[Question]) -> tuple[list[SystemAnswer], list[dict]]:
+    def _search(self, i: int, query: str, source: str, hits: list[list[Hit]]) -> None:
+        with self.stats.timed("search") as stat:
+            found, info = search_traced(self.index, query, self.config.search_k) if query else ([], {})
+            stat.searches += 1
+        entry = {"query": query, "source": source, "hits": len(found)}
+        if info.get("mode", "strict") != "strict":
+            entry["parse"] = info
+        self.traces[i]["queries"].append(entry)
+        hits[i] = found
+
+    def run(self, questions: Sequence[Question]) -> PhaseAResult:
         cfg = self.config
-        traces: list[dict] = [{"id": q.id, "strategy": "llm", "queries": []} for q in questions]
+        self.traces = traces = [{"id": q.id, "strategy": "llm", "queries": []} for q in questions]
         hits: list[list[Hit]] = [[] for _ in questions]
-
-        def search(i: int, query: str, source: str) -> None:
-            found = self.index.search(query, cfg.search_k) if query else []
-            traces[i]["queries"].append({"query": query, "source": source, "hits": len(found)})
-            hits[i] = found
-
-        outputs = self._generate([self.query_messages(q.body) for q in questions], cfg.query_max_tokens)
+        everyone = range(len(questions))
+        outputs = self._generate(
+            "query", everyone, [self.query_messages(q.body) for q in questions], cfg.query_max_tokens
+        )
         for i, text in enumerate(outputs):
-            search(i, parse_query(text), "llm")
+            self._search(i, parse_query(text or ""), "llm", hits)
         for _ in range(cfg.max_broader_attempts):
-            empty = [i for i in range(len(questions)) if not hits[i]]
+            empty = [i for i in everyone if not hits[i]]
             if not empty:
                 break
             requests = []
@@ -146,11 +241,11 @@ class _LLMPhaseA:
                 failed = "\n".join(t["query"] or "(empty)" for t in traces[i]["queries"])
                 prompt = self.prompts["broader"].format(question=questions[i].body, failed_queries=failed)
                 requests.append(self._messages(prompt))
-            for i, text in zip(empty, self._generate(requests, cfg.query_max_tokens), strict=True):
-                search(i, parse_query(text), "broader")
+            for i, text in zip(empty, self._generate("broader", empty, requests, cfg.query_max_tokens), strict=True):
+                self._search(i, parse_query(text or ""), "broader", hits)
         for i, q in enumerate(questions):
             if not hits[i]:
-                search(i, bow_query(q.body), "bag_of_words")
+                self._search(i, bow_query(q.body), "bag_of_words", hits)
 
         ranked = self._rerank(questions, self._extract(questions, hits, traces), traces)
         answers = []
@@ -159,7 +254,7 @@ class _LLMPhaseA:
             traces[i].update(
                 retrieved=len(hits[i]), documents=len(answers[-1].documents), snippets=len(answers[-1].snippets)
             )
-        return answers, traces
+        return PhaseAResult(answers, traces, self.stats.as_dict())
 
     def _extract_messages(self, question: str, hit: Hit) -> tuple:
         title, abstract = _document_text(hit)
@@ -173,6 +268,8 @@ class _LLMPhaseA:
     def _extract(self, questions: Sequence[Question], hits: list[list[Hit]], traces: list[dict]) -> list[list[Snippet]]:
         jobs = [(i, hit) for i, q in enumerate(questions) for hit in hits[i][: self.config.extract_documents]]
         outputs = self._generate(
+            "extract",
+            [i for i, _ in jobs],
             [self._extract_messages(questions[i].body, hit) for i, hit in jobs],
             self.config.extract_max_tokens,
             SNIPPETS_SCHEMA,
@@ -181,6 +278,7 @@ class _LLMPhaseA:
         stats = [
             {
                 "documents": 0,
+                "model_errors": 0,
                 "unparsable": 0,
                 "quotes": 0,
                 "located": {"exact": 0, "normalized": 0, "fuzzy": 0},
@@ -192,6 +290,9 @@ class _LLMPhaseA:
         for (i, hit), text in zip(jobs, outputs, strict=True):
             stat = stats[i]
             stat["documents"] += 1
+            if text is None:
+                stat["model_errors"] += 1
+                continue
             quotes = parse_list(text)
             if quotes is None:
                 stat["unparsable"] += 1
@@ -234,16 +335,18 @@ class _LLMPhaseA:
                 jobs.append((i, *self._rerank_messages(q.body, fallbacks[i][: self.config.rerank_candidates])))
             else:
                 traces[i]["rerank"] = {"mode": "none", "candidates": 0, "llm_ranked": 0}
-        outputs = self._generate([m for _, m, _ in jobs], self.config.rerank_max_tokens, RANKING_SCHEMA)
+        outputs = self._generate(
+            "rerank", [i for i, _, _ in jobs], [m for _, m, _ in jobs], self.config.rerank_max_tokens, RANKING_SCHEMA
+        )
         ranked = [list(f) for f in fallbacks]
         for (i, _, candidates), text in zip(jobs, outputs, strict=True):
             chosen: list[Snippet] = []
-            for value in parse_list(text) or []:
+            for value in parse_list(text or "") or []:
                 k = value if isinstance(value, int) else int(value) if str(value).strip().isdigit() else -1
                 if 0 <= k < len(candidates) and candidates[k] not in chosen:
                     chosen.append(candidates[k])
             traces[i]["rerank"] = {
-                "mode": "llm" if chosen else "fallback",
+                "mode": "llm" if chosen else "model_error" if text is None else "fallback",
                 "candidates": len(candidates),
                 "llm_ranked": len(chosen),
             }
@@ -254,38 +357,43 @@ class _LLMPhaseA:
 # ----------------------------------------------------------------------------- the retrieval-only baseline
 
 
-def _baseline(questions: Sequence[Question], index: SearchIndex, config: PhaseAConfig) -> tuple[list, list]:
+def _baseline(questions: Sequence[Question], index: SearchIndex, config: PhaseAConfig) -> PhaseAResult:
     scorer = PassageScorer(config.embedding_model)
+    stats = PhaseAStats(config.show_progress)
     answers, traces = [], []
-    for q in questions:
-        query = bow_query(q.body)
-        hits = index.search(query, config.search_k) if query else []
-        passages: list[tuple[Hit, Span, int]] = []
-        top = hits[: config.baseline_documents]
-        for rank, hit in enumerate(top):
-            for section, text in (("title", hit.title), ("abstract", hit.abstract)):
-                for begin, end in sentence_spans(text):
-                    passages.append((hit, Span(section, begin, end, text[begin:end], "sentence"), rank))
-        scores = scorer.scores(q.body, [span.text for _, span, _ in passages])
-        prior = config.doc_prior_weight
-        ranked = sorted(
-            zip(scores, passages, strict=True),
-            key=lambda pair: -(pair[0] + prior * (1 - pair[1][2] / max(1, len(top)))),
-        )
-        snippets = [_snippet(hit, span) for _, (hit, span, _) in ranked]
+    for q in tqdm(questions, desc="phase A: bm25", unit="question", disable=not config.show_progress, leave=False):
+        query = q.body if getattr(index, "reads_text", False) else bow_query(q.body)
+        with stats.timed("search") as stat:
+            hits = index.search(query, config.search_k) if query else []
+            stat.searches += 1
+        with stats.timed("select"):
+            passages: list[tuple[Hit, Span, int]] = []
+            top = hits[: config.baseline_documents]
+            for rank, hit in enumerate(top):
+                for section, text in (("title", hit.title), ("abstract", hit.abstract)):
+                    for begin, end in sentence_spans(text):
+                        passages.append((hit, Span(section, begin, end, text[begin:end], "sentence"), rank))
+            scores = scorer.scores(q.body, [span.text for _, span, _ in passages])
+            prior = config.doc_prior_weight
+            ranked = sorted(
+                zip(scores, passages, strict=True),
+                key=lambda pair: -(pair[0] + prior * (1 - pair[1][2] / max(1, len(top)))),
+            )
+            snippets = [_snippet(hit, span) for _, (hit, span, _) in ranked]
         answers.append(_answer(q, [pubmed_url(h.pmid) for h in hits], snippets, config))
+        source = "question" if query == q.body else "bag_of_words"
         traces.append(
             {
                 "id": q.id,
                 "strategy": "bm25",
-                "queries": [{"query": query, "source": "bag_of_words", "hits": len(hits)}],
+                "queries": [{"query": query, "source": source, "hits": len(hits)}],
                 "retrieved": len(hits),
                 "candidates": len(passages),
                 "documents": len(answers[-1].documents),
                 "snippets": len(answers[-1].snippets),
             }
         )
-    return answers, traces
+    return PhaseAResult(answers, traces, stats.as_dict())
 
 
 def run_phase_a(
@@ -293,14 +401,26 @@ def run_phase_a(
     backend: Backend | None,
     index: SearchIndex,
     config: PhaseAConfig,
-) -> tuple[list[SystemAnswer], list[dict]]:
-    """Documents and snippets for every question (same order) and one trace dict per question
-    (queries tried with their hit counts, extraction and located/dropped quote counts, rerank mode).
+) -> PhaseAResult:
+    """Documents and snippets for every question (same order), one trace dict per question (queries tried
+    with their hit counts and how each was parsed, extraction and located/dropped quote counts, rerank mode,
+    failed model calls per stage) and per-stage statistics (wall time, model calls and errors, searches).
 
     ``backend`` may be ``None`` only for ``config.strategy == "bm25"``.
     """
     if config.strategy == "bm25":
-        return _baseline(questions, index, config)
-    if backend is None:
+        result = _baseline(questions, index, config)
+    elif backend is None:
         raise ValueError("phase A strategy 'llm' needs a model backend")
-    return _LLMPhaseA(backend, index, config).run(questions)
+    else:
+        result = _LLMPhaseA(backend, index, config).run(questions)
+    stats = result.stats
+    log.info(
+        "phase A: %d questions in %.1f s (%s); %d model calls, %d failed",
+        len(questions),
+        stats["wall_s"],
+        ", ".join(f"{name} {st['wall_s']:.1f} s" for name, st in stats["stages"].items()),
+        stats["model_calls"],
+        stats["model_errors"],
+    )
+    return result

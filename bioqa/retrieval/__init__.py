@@ -1,4 +1,5 @@
-"""Search backends (tantivy, Elasticsearch), quote location, passage scoring and Wikipedia context."""
+"""Search backends (tantivy, Elasticsearch/OpenSearch, dense MiniLM, hybrid), PubMed XML ingestion
+(``python -m bioqa.retrieval.ingest``), quote location, passage scoring and Wikipedia context (SQLite cache)."""
 
 from bioqa.retrieval.base import Hit, SearchIndex, bow_query, keywords, read_corpus
 from bioqa.retrieval.index import TantivyIndex

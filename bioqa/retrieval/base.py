@@ -65,3 +65,9 @@ def read_corpus(path: str | os.PathLike) -> Iterator[dict[str, str]]:
                 yield {"pmid": str(doc["pmid"]), "title": doc.get("title") or "", "abstract": doc.get("abstract") or ""}
             except (json.JSONDecodeError, KeyError, TypeError) as err:
                 raise ValueError(f"{path}, line {number}: not a corpus document ({err!r})") from None
+
+
+def search_traced(index: SearchIndex, query: str, k: int) -> tuple[list[Hit], dict]:
+    """``index.search`` plus how the query was read, for backends that report it (``{}`` otherwise)."""
+    traced = getattr(index, "search_traced", None)
+    return traced(query, k) if traced is not None else (index.search(query, k), {})

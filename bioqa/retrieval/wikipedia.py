@@ -1,23 +1,38 @@
 """Optional Wikipedia context: the model names articles for a question, their introductions are fetched
 with ``wikipedia-api`` (httpx underneath) and, optionally, summarised by the model for the question.
 
-Network use is explicit: nothing is fetched unless ``max_articles > 0``. Tests and offline runs inject an
-``httpx`` transport (e.g. ``httpx.MockTransport``), which ``wikipediaapi.Wikipedia`` passes to its client.
+Network use is explicit: nothing is fetched unless ``max_articles > 0``. Fetched pages, redirects and misses
+go into a persistent SQLite cache (:mod:`bioqa.retrieval.wikipedia_cache`, ``cache_path``); with
+``offline=True`` only the cache is read, and the titles it lacks are warned about, listed in ``self.missing``
+and recorded in the cache's ``wanted`` table, which this module's command fetches on a networked machine:
+
+    python -m bioqa.retrieval.wikipedia --cache cache/wikipedia.sqlite --wanted      # what offline runs lacked
+    python -m bioqa.retrieval.wikipedia --cache cache/wikipedia.sqlite --titles titles.txt
+
+Tests inject an ``httpx`` transport (e.g. ``httpx.MockTransport``), which ``wikipediaapi.Wikipedia`` passes
+to its client.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import logging
+import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
 import wikipediaapi
+from tqdm.auto import tqdm
 
 from bioqa.answers import TITLES_SCHEMA, parse_list
+from bioqa.errors import ConfigError, error_boundary
 from bioqa.models import Backend, ChatRequest, GenerationParams
+from bioqa.retrieval.wikipedia_cache import WikipediaCache
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +77,17 @@ class WikipediaContext:
         titles_max_tokens: int = 64,
         summary_max_tokens: int = 192,
         transport: httpx.BaseTransport | None = None,
+        cache_path: str | os.PathLike | None = None,
+        offline: bool = False,
     ):
         self.prompts = dict(prompts or {})
+        if offline and cache_path is None:
+            raise ConfigError("retrieval.wikipedia.offline=true needs retrieval.wikipedia.cache_path")
+        self.offline, self.cache_path = offline, cache_path
+        if offline and max_articles > 0:
+            _ = self.cache  # a missing cache is a configuration error before any model call
+        self.missing: list[str] = []  # titles an offline run lacked
+        self.counts = {"cache_hits": 0, "fetched": 0, "misses": 0, "unreachable": 0, "offline_missing": 0}
         needed = ["system", "titles"] + (["summary"] if summarise else [])
         if max_articles > 0 and (missing := [k for k in needed if not self.prompts.get(k)]):
             raise ValueError(f"wikipedia context: prompt templates missing for {missing}")
@@ -75,23 +99,58 @@ class WikipediaContext:
             user_agent=user_agent, language=language, timeout=timeout_s, max_retries=max_retries, **extra
         )
 
+    @functools.cached_property
+    def cache(self) -> WikipediaCache | None:
+        """The SQLite cache, opened on first use (``None`` without ``cache_path``)."""
+        return WikipediaCache(self.cache_path, create=not self.offline) if self.cache_path is not None else None
+
     def _request(self, user: str, max_new_tokens: int, schema: dict | None = None) -> ChatRequest:
         messages = ({"role": "system", "content": self.prompts["system"]}, {"role": "user", "content": user})
         return ChatRequest(messages, GenerationParams(max_new_tokens=max_new_tokens), schema)
 
-    def fetch(self, title: str) -> WikiArticle | None:
-        """The introduction of an article (redirects followed), or ``None`` when missing or unreachable."""
+    def _article(self, title: str, text: str) -> WikiArticle:
+        url = f"https://{self.language}.wikipedia.org/wiki/{quote(title.replace(' ', '_'))}"
+        return WikiArticle(title, url, text[: self.max_chars])
+
+    def download(self, title: str) -> tuple[str | None, str] | None:
+        """``(resolved title, introduction)`` from Wikipedia, ``(None, "")`` for a page that does not exist,
+        ``None`` when unreachable (warned about; never cached)."""
         try:
             page = self.wiki.page(title)
             text = self.wiki.extracts(page, exintro=1, redirects=1).strip()
         except (wikipediaapi.WikipediaException, httpx.HTTPError) as err:
             log.warning("wikipedia: could not fetch %r: %s", title, err)
+            self.counts["unreachable"] += 1
             return None
+        self.counts["fetched"] += 1
         if not text:
+            return None, ""
+        return page.title or title, text
+
+    def fetch(self, title: str) -> WikiArticle | None:
+        """The introduction of an article (redirects followed), from the cache when it has it; ``None`` when
+        missing, unreachable, or (offline) not cached."""
+        cached = self.cache.get(self.language, title) if self.cache else None
+        if cached is not None:
+            self.counts["cache_hits"] += 1
+            if cached.missing:
+                self.counts["misses"] += 1
+            return None if cached.missing else self._article(cached.title, cached.text)
+        if self.offline:
+            self.counts["offline_missing"] += 1
+            self.missing.append(title)
+            self.cache.want(self.language, title)
             return None
-        resolved = page.title or title
-        url = f"https://{self.language}.wikipedia.org/wiki/{quote(resolved.replace(' ', '_'))}"
-        return WikiArticle(resolved, url, text[: self.max_chars])
+        found = self.download(title)
+        if found is None:
+            return None
+        resolved, text = found
+        if self.cache is not None:
+            self.cache.put(self.language, title, resolved, text)
+        if resolved is None:
+            self.counts["misses"] += 1
+            return None
+        return self._article(resolved, text)
 
     def context_for(self, questions: Sequence[str], backend: Backend) -> list[list[WikiArticle]]:
         """Up to ``max_articles`` articles per question (same order); ``[]`` everywhere when disabled."""
@@ -114,6 +173,15 @@ class WikipediaContext:
                 if cache[title] is not None and cache[title] not in found:
                     found.append(cache[title])
             articles.append(found)
+        if self.missing:
+            log.warning(
+                "wikipedia offline: %d titles not in the cache %s (recorded as wanted; fetch them with "
+                "python -m bioqa.retrieval.wikipedia --cache %s --wanted): %s",
+                len(self.missing),
+                self.cache.path,
+                self.cache.path,
+                ", ".join(dict.fromkeys(self.missing)),
+            )
         if self.summarise:
             articles = self._summarise(questions, articles, backend)
         return articles
@@ -132,3 +200,42 @@ class WikipediaContext:
             text = completion.text.strip() if completion.ok else ""
             summaries[i].append(WikiArticle(article.title, article.url, text or article.text))
         return summaries
+
+
+def prefetch(context: WikipediaContext, titles: Iterable[str], show_progress: bool = True) -> dict[str, int]:
+    """Fetch ``titles`` into ``context``'s cache (those already cached are skipped); the context's counts."""
+    if context.cache is None or context.offline:
+        raise ConfigError("prefetch needs an online WikipediaContext with a cache_path")
+    for title in tqdm(list(dict.fromkeys(titles)), desc="wikipedia prefetch", unit="title", disable=not show_progress):
+        context.fetch(title)
+    return {**context.counts, **context.cache.counts(context.language)}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, int]:
+    parser = argparse.ArgumentParser(
+        prog="python -m bioqa.retrieval.wikipedia", description="Fill the Wikipedia cache for offline runs."
+    )
+    parser.add_argument("--cache", required=True, help="the SQLite cache (retrieval.wikipedia.cache_path)")
+    parser.add_argument("--titles", help="a file with one article title per line")
+    parser.add_argument("--wanted", action="store_true", help="the titles offline runs recorded as lacking")
+    parser.add_argument("--language", default="en")
+    parser.add_argument("--user-agent", default=os.environ.get("BIOQA_WIKIPEDIA_USER_AGENT", USER_AGENT))
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.titles and not args.wanted:
+        raise ConfigError("give --titles FILE and/or --wanted")
+    context = WikipediaContext(
+        max_articles=0, language=args.language, user_agent=args.user_agent, cache_path=args.cache
+    )
+    titles = context.cache.wanted(args.language) if args.wanted else []
+    if args.titles:
+        with open(args.titles, encoding="utf-8") as handle:
+            titles += [line.strip() for line in handle if line.strip()]
+    counts = prefetch(context, titles, show_progress=not args.no_progress)
+    print(" ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stdout)
+    return counts
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    error_boundary(main)()
