@@ -225,3 +225,25 @@ def test_evaluate_py_report(sweep, tmp_path):
     bad = subprocess.run([*command, f"report={tmp_path / 'nope'}"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [f"evaluate.py: error: report={tmp_path / 'nope'}: no such directory"]
+
+
+def test_prompt_found_in_a_real_completion_cache(tmp_path):
+    """Error analysis finds a prediction's prompt in the SQLite completion cache by the pipeline's prompt hash."""
+    from bioqa.analysis.questions import prompt_of
+    from bioqa.models.base import ChatRequest, Completion, GenerationParams
+    from bioqa.models.cache import CompletionCache, cache_key
+    from bioqa.pipeline.answering import prompt_hash
+
+    messages = ({"role": "system", "content": "be brief"}, {"role": "user", "content": "Is water wet?"})
+    requests = [
+        ChatRequest(messages, GenerationParams(max_new_tokens=8, stop=("\n",)), {"type": "object"}),
+        ChatRequest(messages, GenerationParams(max_new_tokens=9)),  # same text, other decoding: another hash
+    ]
+    cache = CompletionCache(tmp_path / "completions.sqlite")
+    for request in requests:
+        cache.put(cache_key("hf", "m", request), "hf", "m", request, Completion(text='{"answer": "yes"}'))
+    cache.close()
+    record = {"completion": '{"answer": "yes"}', "prompt_hash": prompt_hash(requests[0])}
+    assert prompt_of(record, tmp_path / "completions.sqlite") == list(messages)
+    assert prompt_of({**record, "prompt_hash": "0" * 16}, tmp_path / "completions.sqlite") is None
+    assert prompt_of(record, tmp_path / "absent.sqlite") is None

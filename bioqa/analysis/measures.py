@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from bioqa.evaluation import MEASURES, bootstrap_ci, paired_test
 
 #: The measures BioASQ ranks systems by (since 9B), plus ROUGE-SU4 F1 which the paper reports for ideal answers.
@@ -59,8 +61,6 @@ def pooled_ci(
 
 def pooled_value(rows: Sequence[Mapping[str, Any]], name: str) -> tuple[float, int]:
     """The measure over the pooled per-question records (the evaluator's statistic, not a mean of batch means)."""
-    import numpy as np
-
     measure = MEASURES[name]
     members = [r for r in rows if measure.member in r]
     if not members:
@@ -72,3 +72,16 @@ def pooled_value(rows: Sequence[Mapping[str, Any]], name: str) -> tuple[float, i
 def paired(rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, Any]], names, n: int, seed: int):
     """A − B per measure on the questions both scored (rows matched by ``index``): paired bootstrap."""
     return paired_test(rows_a, rows_b, list(names), n, seed)
+
+
+#: The per-question value that says how well one question of each type was answered (error analysis).
+QUESTION_SCORE = {
+    "yesno": "yesno.correct",
+    "factoid": "factoid.rr",
+    "list": "list.f1",
+    "summary": "ideal.rouge_su4_f1",
+}
+
+
+def question_score_key(question_type: str) -> str:
+    return QUESTION_SCORE.get(question_type, "ideal.rouge_su4_f1")

@@ -129,7 +129,7 @@ def read_per_question(run_dir: Path) -> list[dict[str, Any]] | None:
     return None
 
 
-def _runtime_cwd(run_dir: Path) -> str | None:
+def runtime_cwd(run_dir: Path) -> str | None:
     """The directory the run was started from (Hydra records it in ``.hydra/hydra.yaml``)."""
     path = run_dir / ".hydra" / "hydra.yaml"
     if not path.is_file():
@@ -193,5 +193,5 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         per_question=read_per_question(run_dir),
         git_hash=_dig(provenance, "git.commit"),
         created=provenance.get("created") if isinstance(provenance, dict) else None,
-        cwd=_runtime_cwd(run_dir) if golden and not Path(str(golden)).is_absolute() else None,
+        cwd=runtime_cwd(run_dir) if golden and not Path(str(golden)).is_absolute() else None,
     )
