@@ -28,7 +28,7 @@ def _num(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _cell(row: pd.Series, best: bool) -> str:
+def _cell(row: dict, best: bool) -> str:
     text = _num(row["value"])
     if best:
         text = f"**{text}**"
@@ -39,37 +39,36 @@ def _cell(row: pd.Series, best: bool) -> str:
 
 def _table(frame: pd.DataFrame, measures: list[str]) -> list[str]:
     """Rows = configurations, columns = measures (value [95% CI], best in bold) + cost and parse columns."""
+    frame = frame[frame["measure"].isin(measures)]
     measures = [m for m in measures if m in set(frame["measure"])]
-    best = {m: frame.loc[frame["measure"] == m, "value"].max() for m in measures}
+    best = frame.groupby("measure")["value"].max().to_dict()
     header = ["config", *measures, "n", "parse fail", "USD/100q", "q/min"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for config, group in frame.groupby("config", sort=False):
-        by_measure = {r["measure"]: r for _, r in group.iterrows()}
+    by_config: dict[str, dict[str, dict]] = {}
+    for row in frame.to_dict("records"):
+        by_config.setdefault(row["config"], {})[row["measure"]] = row
+    for config, by_measure in by_config.items():
         cells = [_cell(by_measure[m], by_measure[m]["value"] == best[m]) if m in by_measure else "" for m in measures]
-        first = group.iloc[0]
-        known = [by_measure[m]["n"] for m in measures if m in by_measure]
-        counts = "/".join(str(int(n)) for n in known if pd.notna(n))
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    str(config),
-                    *cells,
-                    counts,
-                    _num(first["parse_failure_rate"]),
-                    _num(first["usd_per_100q"], 4),
-                    _num(first["questions_per_minute"], 1),
-                ]
-            )
-            + " |"
+        first = next(iter(by_measure.values()))
+        counts = "/".join(
+            str(int(by_measure[m]["n"])) for m in measures if m in by_measure and pd.notna(by_measure[m]["n"])
         )
+        row = [
+            str(config),
+            *cells,
+            counts,
+            _num(first["parse_failure_rate"]),
+            _num(first["usd_per_100q"], 4),
+            _num(first["questions_per_minute"], 1),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
     return lines
 
 
 def _paired_table(paired: pd.DataFrame) -> list[str]:
     header = ["config", "measure", "Δ vs reference", "95% CI", "p (paired bootstrap)", "p (Holm)", "n"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, r in paired.iterrows():
+    for r in paired.to_dict("records"):
         mark = "**" if r["p_holm"] < 0.05 else ""
         lines.append(
             f"| {r['config']} | {r['measure']} | {mark}{r['delta']:+.3f}{mark} | [{_num(r['ci_low'])}, "

@@ -4,7 +4,8 @@
    the no-model baseline as a dashed line.
 2. ``cost_latency.png``: score vs USD per 100 questions and vs seconds per question; Pareto front marked.
 3. ``parse_failures.png``: parse-failure rate vs shots per model series.
-4. ``forest.png``: paired differences against the reference configuration with 95% CIs and Holm-corrected p-values.
+4. ``forest.png``: paired differences against the reference configuration with 95% CIs and Holm-corrected p-values
+   (at most 30 configurations: those with the smallest Holm p-value; ``paired.csv`` holds every comparison).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from bioqa.analysis.report import Report
 
 PANEL = (4.2, 3.2)
+MAX_FOREST_CONFIGS = 30
 SERIES = ["model", "adapter", "selection", "wiki", "task"]
 
 
@@ -36,7 +38,9 @@ def _series_label(row: pd.Series) -> str:
 def _grid(n: int, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
     cols = min(cols, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(PANEL[0] * cols, PANEL[1] * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(PANEL[0] * cols, PANEL[1] * rows), squeeze=False, layout="constrained"
+    )
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -44,7 +48,6 @@ def _grid(n: int, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -101,7 +104,7 @@ def cost_latency(report: Report, path: Path) -> Path | None:
     if not measures:
         return None
     axes_spec = (("usd_per_100q", "USD per 100 questions"), ("s_per_question", "seconds per question (wall)"))
-    fig, axes = plt.subplots(len(measures), 2, figsize=(9, 2.8 * len(measures)), squeeze=False)
+    fig, axes = plt.subplots(len(measures), 2, figsize=(9, 2.8 * len(measures)), squeeze=False, layout="constrained")
     for row, measure in enumerate(measures):
         frame = pooled[pooled["measure"] == measure]
         for col, (x_key, x_label) in enumerate(axes_spec):
@@ -131,7 +134,7 @@ def parse_failures(report: Report, path: Path) -> Path | None:
     frame = frame.dropna(subset=["parse_failure_rate"])
     if frame.empty:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), layout="constrained")
     frame = frame.assign(series=frame.apply(_series_label, axis=1))
     for series, group in frame.groupby("series", sort=False):
         group = group.sort_values("shots")
@@ -152,10 +155,21 @@ def forest(report: Report, path: Path) -> Path | None:
         return None
     measures = list(dict.fromkeys(paired["measure"]))
     configs = list(dict.fromkeys(paired["config"]))
+    title = "paired differences, 95% CI; p: paired bootstrap, Holm-corrected (red: < 0.05)"
+    if len(configs) > MAX_FOREST_CONFIGS:  # the strongest evidence first; paired.csv has every row
+        strongest = paired.groupby("config", sort=False)["p_holm"].min().nsmallest(MAX_FOREST_CONFIGS, keep="first")
+        configs = [c for c in configs if c in strongest.index]
+        title += f"\n{MAX_FOREST_CONFIGS} of {paired['config'].nunique()} configurations (smallest Holm p)"
+        paired = paired[paired["config"].isin(configs)]
     cols = min(3, len(measures))
     rows = math.ceil(len(measures) / cols)
     fig, grid = plt.subplots(
-        rows, cols, figsize=(4.6 * cols, rows * (1.2 + 0.3 * len(configs))), squeeze=False, sharey=True
+        rows,
+        cols,
+        figsize=(4.6 * cols, rows * (1.2 + 0.3 * len(configs))),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
     )
     flat = list(grid.flat)
     for ax in flat[len(measures) :]:
@@ -183,7 +197,7 @@ def forest(report: Report, path: Path) -> Path | None:
         ax.grid(alpha=0.3, axis="x")
     for ax in grid[:, 0]:
         ax.set_yticks(list(range(len(configs)))[::-1], configs, fontsize=7)
-    fig.suptitle("paired differences, 95% CI; p: paired bootstrap, Holm-corrected (red: < 0.05)", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
 

@@ -5,7 +5,8 @@ configuration), ``paired.csv`` (differences against a reference configuration), 
 tables, best configuration per measure in bold, warnings) and PNG figures (see :mod:`bioqa.analysis.plots`).
 
 Pooling across batches uses the per-question scores of all the configuration's runs (the evaluator's statistic over
-the union of questions, not a mean of batch means); its 95% CI resamples those questions. Paired differences pair
+the union of questions, not a mean of batch means); its 95% CI resamples those questions (headline measures only:
+the other pooled measures carry no CI, which keeps a 200-configuration report within seconds). Paired differences pair
 questions by (batch, question) and are tested with the paired bootstrap of :mod:`bioqa.evaluation.stats`; p-values
 are Holm-corrected across every (configuration, measure) comparison of the report.
 """
@@ -24,8 +25,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 
 from bioqa.analysis.baselines import BASELINE_MODEL, baseline_run, majority_yesno
+from bioqa.analysis.measures import HEADLINE as HEADLINE_NAMES
 from bioqa.analysis.measures import MeasureSpec, measure_specs, paired, pooled_ci, pooled_value
 from bioqa.analysis.runs import Run, SkippedRun, find_run_dirs, load_run, resolve_golden
 from bioqa.errors import BioQAError, ConfigError
@@ -33,6 +36,7 @@ from bioqa.errors import BioQAError, ConfigError
 log = logging.getLogger(__name__)
 
 POOLED = "pooled"
+PARALLEL_FROM = 24  # configurations from which the statistics run in parallel processes
 COLUMNS = (
     "config", "model", "adapter", "shots", "selection", "wiki", "task", "batch", "question_type", "measure",
     "headline", "value", "ci_low", "ci_high", "n", "parse_failure_rate", "prompt_tokens", "completion_tokens",
@@ -197,7 +201,7 @@ def _pooled_rows(config: str, runs: list[Run], specs, bootstrap: int, seed: int,
         return []
     rows = _pooled_questions(runs)
     names = [s.name for s in specs if s.poolable and any(s.name in r.metrics for r in runs)]
-    cis = pooled_ci(rows, names, bootstrap, seed)
+    cis = pooled_ci(rows, [n for n in names if n in HEADLINE_NAMES], bootstrap, seed)
     first = runs[0]
     base = _describe(first.__dict__ | {"config": config}, _pooled_accounting(runs), sum(r.questions for r in runs))
     base.update(batch=POOLED, run_dir=";".join(str(r.path) for r in runs))
@@ -236,26 +240,34 @@ def _choose_reference(configs: Sequence[str], reference: str | None) -> str | No
     )
 
 
-def _paired_rows(by_config, reference, specs, bootstrap: int, seed: int) -> pd.DataFrame:
-    ref_rows = _pooled_questions(by_config[reference])
+def _paired_rows(config: str, runs: list[Run], reference: str, ref_rows, specs, bootstrap: int, seed: int):
+    """``config`` − ``reference`` per headline measure on the questions both scored (paired bootstrap)."""
+    if config == reference or ref_rows is None or any(r.per_question is None for r in runs):
+        return []
     headline = [s.name for s in specs if s.headline and s.poolable]
-    rows = []
-    for config, runs in by_config.items():
-        if config == reference or any(r.per_question is None for r in runs):
-            continue
-        for name, result in paired(_pooled_questions(runs), ref_rows, headline, bootstrap, seed).items():
-            rows.append(
-                dict(
-                    config=config,
-                    reference=reference,
-                    measure=name,
-                    delta=result.delta,
-                    ci_low=result.ci[0],
-                    ci_high=result.ci[1],
-                    p_bootstrap=result.p_bootstrap,
-                    n=result.n_questions,
-                )
-            )
+    return [
+        dict(
+            config=config,
+            reference=reference,
+            measure=name,
+            delta=result.delta,
+            ci_low=result.ci[0],
+            ci_high=result.ci[1],
+            p_bootstrap=result.p_bootstrap,
+            n=result.n_questions,
+        )
+        for name, result in paired(_pooled_questions(runs), ref_rows, headline, bootstrap, seed).items()
+    ]
+
+
+def _config_statistics(config: str, runs: list[Run], reference, ref_rows, specs, bootstrap: int, seed: int):
+    """Pooled rows, paired rows and warnings of one configuration (one parallel task)."""
+    warnings: list[str] = []
+    pooled = _pooled_rows(config, runs, specs, bootstrap, seed, warnings)
+    return pooled, _paired_rows(config, runs, reference, ref_rows, specs, bootstrap, seed), warnings
+
+
+def _paired_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=[c for c in PAIRED_COLUMNS if c != "p_holm"])
     frame["p_holm"] = holm(frame["p_bootstrap"].tolist()) if len(frame) else []
     return frame[list(PAIRED_COLUMNS)]
@@ -284,11 +296,13 @@ def build_report(
     bootstrap: int = 1000,
     seed: int = 0,
     figures: bool = True,
+    n_jobs: int | None = None,
 ) -> Report:
     """Collect every run under ``sources`` and write the report into ``out_dir`` (default ``SOURCE/report``).
 
     Raises :class:`ConfigError` for a missing source and :class:`BioQAError` when no usable run is found; run
-    directories that cannot be used are skipped, each with a warning in ``report.md``.
+    directories that cannot be used are skipped, each with a warning in ``report.md``. ``n_jobs``: processes for
+    the pooled and paired statistics (default: up to 4 from PARALLEL_FROM configurations on, else 1).
     """
     sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
     roots = _check_sources(sources)
@@ -309,11 +323,22 @@ def build_report(
     for run in sorted(runs, key=lambda r: (r.model == BASELINE_MODEL, r.model, r.shots or 0, r.config, r.batch)):
         by_config[run.config].append(run)
     rows = [row for run in runs for row in _run_rows(run, specs)]
-    for config, config_runs in by_config.items():
-        rows += _pooled_rows(config, config_runs, specs, bootstrap, seed, warnings)
-    results = pd.DataFrame(rows, columns=list(COLUMNS))
     chosen = _choose_reference(list(by_config), reference)
-    paired_frame = _paired_rows(by_config, chosen, specs, bootstrap, seed) if chosen else pd.DataFrame()
+    reference_runs = by_config.get(chosen, []) if chosen else []
+    ref_rows = None if any(r.per_question is None for r in reference_runs) else _pooled_questions(reference_runs)
+    if n_jobs is None:
+        n_jobs = min(os.cpu_count() or 1, 4) if len(by_config) >= PARALLEL_FROM else 1
+    tasks = (
+        delayed(_config_statistics)(config, config_runs, chosen, ref_rows, specs, bootstrap, seed)
+        for config, config_runs in by_config.items()
+    )
+    paired_rows = []
+    for pooled, compared, config_warnings in Parallel(n_jobs=n_jobs)(tasks):
+        rows += pooled
+        paired_rows += compared
+        warnings += config_warnings
+    results = pd.DataFrame(rows, columns=list(COLUMNS))
+    paired_frame = _paired_frame(paired_rows)
     for message in warnings:
         log.warning(message)
     report = Report(out_dir, results, paired_frame, specs, chosen, warnings, runs=runs)
