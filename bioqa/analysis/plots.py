@@ -47,6 +47,13 @@ def _grid(n: int, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
     return fig, flat[:n]
 
 
+def _legend(fig: plt.Figure, ax: plt.Axes) -> None:
+    """One legend for the figure, outside the panels on the right (columns when there are many series)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=7, ncols=math.ceil(len(labels) / 25))
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -85,7 +92,7 @@ def shot_curves(report: Report, path: Path) -> Path | None:
         ax.set_ylim(-0.02, max(1.0, float(frame["ci_high"].max(skipna=True) or 0)) + 0.02)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("score, pooled over batches (95% CI)")
-    axes[0].legend(fontsize=7, loc="best")
+    _legend(fig, axes[0])
     return _save(fig, path)
 
 
@@ -145,7 +152,7 @@ def parse_failures(report: Report, path: Path) -> Path | None:
     ax.set_ylim(-2, 102)
     ax.set_title("parse failures, pooled over batches")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend(fig, ax)
     return _save(fig, path)
 
 
