@@ -79,7 +79,7 @@ def _paired_table(paired: pd.DataFrame) -> list[str]:
 
 def write_markdown(report: Report, sources: list[Path], created: str) -> Path:
     results = report.results
-    headline = [s.name for s in report.measures if s.headline]
+    headline = [s.name for s in report.measures if s.ranking]
     runs = [r for r in report.runs if r.model != BASELINE_MODEL]
     batches = sorted({r.batch for r in runs})
     lines = [

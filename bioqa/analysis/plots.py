@@ -1,6 +1,6 @@
 """The report's PNG figures (matplotlib, headless Agg), all drawn from the report's pooled rows and paired table.
 
-1. ``shot_curves.png``: score vs number of shots per model series, one panel per headline measure, 95% CI bands;
+1. ``shot_curves.png``: score vs number of shots per model series, one panel per ranking measure, 95% CI bands;
    the no-model baseline as a dashed line.
 2. ``cost_latency.png``: score vs USD per 100 questions and vs seconds per question; Pareto front marked.
 3. ``parse_failures.png``: parse-failure rate vs shots per model series.
@@ -61,7 +61,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 
 def _headline(pooled: pd.DataFrame, report: Report) -> list[str]:
-    return [s.name for s in report.measures if s.headline and s.name in set(pooled["measure"])]
+    return [s.name for s in report.measures if s.ranking and s.name in set(pooled["measure"])]
 
 
 def shot_curves(report: Report, path: Path) -> Path | None:

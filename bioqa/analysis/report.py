@@ -5,7 +5,7 @@ configuration), ``paired.csv`` (differences against a reference configuration), 
 tables, best configuration per measure in bold, warnings) and PNG figures (see :mod:`bioqa.analysis.plots`).
 
 Pooling across batches uses the per-question scores of all the configuration's runs (the evaluator's statistic over
-the union of questions, not a mean of batch means); its 95% CI resamples those questions (headline measures only:
+the union of questions, not a mean of batch means); its 95% CI resamples those questions (ranking measures only:
 the other pooled measures carry no CI, which keeps a 200-configuration report within seconds). Paired differences pair
 questions by (batch, question) and are tested with the paired bootstrap of :mod:`bioqa.evaluation.stats`; p-values
 are Holm-corrected across every (configuration, measure) comparison of the report.
@@ -28,7 +28,6 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from bioqa.analysis.baselines import BASELINE_MODEL, baseline_run, majority_yesno
-from bioqa.analysis.measures import HEADLINE as HEADLINE_NAMES
 from bioqa.analysis.measures import MeasureSpec, measure_specs, paired, pooled_ci, pooled_value
 from bioqa.analysis.runs import Run, SkippedRun, find_run_dirs, load_run, resolve_golden
 from bioqa.errors import BioQAError, ConfigError
@@ -39,9 +38,9 @@ POOLED = "pooled"
 PARALLEL_FROM = 24  # configurations from which the statistics run in parallel processes
 COLUMNS = (
     "config", "model", "adapter", "shots", "selection", "wiki", "task", "batch", "question_type", "measure",
-    "headline", "value", "ci_low", "ci_high", "n", "parse_failure_rate", "prompt_tokens", "completion_tokens",
-    "cost_usd", "usd_per_100q", "wall_time_s", "s_per_question", "questions_per_minute", "questions", "run_dir",
-    "git_hash",
+    "headline", "ranking", "value", "ci_low", "ci_high", "n", "parse_failure_rate", "prompt_tokens",
+    "completion_tokens", "cost_usd", "usd_per_100q", "wall_time_s", "s_per_question", "questions_per_minute",
+    "questions", "run_dir", "git_hash",
 )  # fmt: skip
 PAIRED_COLUMNS = ("config", "reference", "measure", "delta", "ci_low", "ci_high", "p_bootstrap", "p_holm", "n")
 
@@ -131,6 +130,7 @@ def _run_rows(run: Run, specs: list[MeasureSpec]) -> list[dict[str, Any]]:
                 question_type=spec.group,
                 measure=spec.name,
                 headline=spec.headline,
+                ranking=spec.ranking,
                 value=math.nan if value is None else float(value),
                 ci_low=ci[0],
                 ci_high=ci[1],
@@ -201,7 +201,7 @@ def _pooled_rows(config: str, runs: list[Run], specs, bootstrap: int, seed: int,
         return []
     rows = _pooled_questions(runs)
     names = [s.name for s in specs if s.poolable and any(s.name in r.metrics for r in runs)]
-    cis = pooled_ci(rows, [n for n in names if n in HEADLINE_NAMES], bootstrap, seed)
+    cis = pooled_ci(rows, [s.name for s in specs if s.ranking and s.name in names], bootstrap, seed)
     first = runs[0]
     base = _describe(first.__dict__ | {"config": config}, _pooled_accounting(runs), sum(r.questions for r in runs))
     base.update(batch=POOLED, run_dir=";".join(str(r.path) for r in runs))
@@ -218,6 +218,7 @@ def _pooled_rows(config: str, runs: list[Run], specs, bootstrap: int, seed: int,
                 question_type=spec.group,
                 measure=spec.name,
                 headline=spec.headline,
+                ranking=spec.ranking,
                 value=value,
                 ci_low=ci[0],
                 ci_high=ci[1],
@@ -241,10 +242,10 @@ def _choose_reference(configs: Sequence[str], reference: str | None) -> str | No
 
 
 def _paired_rows(config: str, runs: list[Run], reference: str, ref_rows, specs, bootstrap: int, seed: int):
-    """``config`` − ``reference`` per headline measure on the questions both scored (paired bootstrap)."""
+    """``config`` − ``reference`` per ranking measure on the questions both scored (paired bootstrap)."""
     if config == reference or ref_rows is None or any(r.per_question is None for r in runs):
         return []
-    headline = [s.name for s in specs if s.headline and s.poolable]
+    ranking = [s.name for s in specs if s.ranking and s.poolable]
     return [
         dict(
             config=config,
@@ -256,7 +257,7 @@ def _paired_rows(config: str, runs: list[Run], reference: str, ref_rows, specs, 
             p_bootstrap=result.p_bootstrap,
             n=result.n_questions,
         )
-        for name, result in paired(_pooled_questions(runs), ref_rows, headline, bootstrap, seed).items()
+        for name, result in paired(_pooled_questions(runs), ref_rows, ranking, bootstrap, seed).items()
     ]
 
 
