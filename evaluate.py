@@ -1,4 +1,5 @@
-"""Score a BioASQ Task B submission: python evaluate.py golden=PATH system=PATH [phase=A|B] [compare=PATH2]."""
+"""Score a BioASQ Task B submission: python evaluate.py golden=PATH system=PATH [phase=A|B] [compare=PATH2];
+or report on a sweep: python evaluate.py report=SWEEP_DIR [report_reference=CONFIG]."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ register_resolvers()
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 @error_boundary
 def main(cfg: DictConfig) -> None:
+    if cfg.report is not None:
+        from bioqa.analysis.report import report_from_config
+
+        report_from_config(cfg)
+        return
     validate_evaluate_config(cfg)
     evaluate_from_config(cfg)
 

@@ -1,0 +1,117 @@
+"""The one place the report learns which measures exist: names, groups, headline flags, direction, statistics.
+
+Derived from the keys of ``metrics.json`` and the metric registry of :mod:`bioqa.evaluation` (its per-question
+statistic, group member key, headline flag and direction); nothing else in ``bioqa.analysis`` knows measure names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bioqa.evaluation import bootstrap_ci, paired_test
+
+#: BioASQ's ranking measure of each question group (since 9B: snippets MF1, not MAP) and ROUGE-SU4/ROUGE-2 F1, which
+#: the paper reports for ideal answers: the report's tables, figures and paired tests use these.
+RANKING = (
+    "yesno.macro_f1",
+    "factoid.mrr",
+    "list.f1",
+    "ideal.rouge_su4_f1",
+    "ideal.rouge2_f1",
+    "documents.MAP",
+    "snippets.MF1",
+)
+#: metrics.json keys that are not measures of answer quality.
+NOT_MEASURES = ("accounting.", "run.", "ci", "golden", "system", "phases", "version", "counts", "bootstrap")
+
+
+@dataclass(frozen=True)
+class _Definition:
+    member: str  # a question counts for the measure when its per-question row has this key
+    inputs: tuple[str, ...]
+    statistic: Callable[[dict[str, np.ndarray]], np.ndarray]
+    headline: bool
+    higher_is_better: bool
+
+
+try:  # the metric registry of bioqa.evaluation (branch `evaluation`)
+    from bioqa.evaluation.registry import iter_metrics
+
+    DEFINITIONS = {
+        s.name: _Definition(s.member, s.inputs, s.statistic, s.headline, s.higher_is_better) for s in iter_metrics()
+    }
+except ImportError:  # before the registry is merged: the statistics of bioqa.evaluation.stats; delete after merging
+    from bioqa.evaluation.stats import MEASURES
+
+    DEFINITIONS = {
+        m.name: _Definition(m.member, m.inputs, m.statistic, m.name in RANKING, True) for m in MEASURES.values()
+    }
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    name: str
+    group: str  # question group the measure is computed over (yesno, factoid, list, ideal, documents, ...)
+    headline: bool  # a headline column of the metric registry
+    ranking: bool  # in the report's tables, figures and paired tests (RANKING)
+    higher_is_better: bool
+    poolable: bool  # has a per-question statistic: can be pooled across batches and compared pairwise
+
+
+def is_measure(key: str, value: Any) -> bool:
+    return (
+        not any(key == p or key.startswith(p) for p in NOT_MEASURES)
+        and "." in key
+        and (value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)))
+    )
+
+
+def measure_specs(keys: Iterable[str]) -> list[MeasureSpec]:
+    """Specs of the measures among ``keys`` (metrics.json keys of any number of runs), ranking ones first."""
+    names = sorted(set(keys), key=lambda k: (k not in RANKING, RANKING.index(k) if k in RANKING else 0, k))
+    specs = []
+    for name in names:
+        known = DEFINITIONS.get(name)
+        headline = known.headline if known else False
+        better = known.higher_is_better if known else True
+        specs.append(MeasureSpec(name, name.split(".", 1)[0], headline, name in RANKING, better, known is not None))
+    return specs
+
+
+def pooled_ci(
+    rows: Sequence[Mapping[str, Any]], names: Iterable[str], n: int, seed: int
+) -> dict[str, tuple[float, float]]:
+    """95% CI of each measure over ``rows`` (per-question records of any number of batches), questions resampled."""
+    return bootstrap_ci(rows, list(names), n, seed)
+
+
+def pooled_value(rows: Sequence[Mapping[str, Any]], name: str) -> tuple[float, int]:
+    """The measure over the pooled per-question records (the evaluator's statistic, not a mean of batch means)."""
+    definition = DEFINITIONS[name]
+    members = [r for r in rows if definition.member in r]
+    if not members:
+        return float("nan"), 0
+    columns = {k: np.asarray([float(r[k]) for r in members], dtype=float)[None, :] for k in definition.inputs}
+    return float(definition.statistic(columns)[0]), len(members)
+
+
+def paired(rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, Any]], names, n: int, seed: int):
+    """A − B per measure on the questions both scored (rows matched by ``index``): paired bootstrap."""
+    return paired_test(rows_a, rows_b, list(names), n, seed)
+
+
+#: The per-question value that says how well one question of each type was answered (error analysis).
+QUESTION_SCORE = {
+    "yesno": "yesno.correct",
+    "factoid": "factoid.rr",
+    "list": "list.f1",
+    "summary": "ideal.rouge_su4_f1",
+}
+
+
+def question_score_key(question_type: str) -> str:
+    return QUESTION_SCORE.get(question_type, "ideal.rouge_su4_f1")

@@ -1,0 +1,226 @@
+"""The report's PNG figures (matplotlib, headless Agg), all drawn from the report's pooled rows and paired table.
+
+1. ``shot_curves.png``: score vs number of shots per model series, one panel per ranking measure, 95% CI bands;
+   the no-model baseline as a dashed line.
+2. ``cost_latency.png``: score vs USD per 100 questions and vs seconds per question; Pareto front marked.
+3. ``parse_failures.png``: parse-failure rate vs shots per model series.
+4. ``forest.png``: paired differences against the reference configuration with 95% CIs and Holm-corrected p-values
+   (at most 30 configurations: those with the smallest Holm p-value; ``paired.csv`` holds every comparison).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from bioqa.analysis.baselines import BASELINE_MODEL
+
+if TYPE_CHECKING:
+    from bioqa.analysis.report import Report
+
+PANEL = (4.2, 3.2)
+MAX_FOREST_CONFIGS = 30
+SERIES = ["model", "adapter", "selection", "wiki", "task"]
+
+
+def _series_label(row: pd.Series) -> str:
+    """The configuration without its shot count (one curve)."""
+    return " ".join(part for part in row["config"].split(" ") if not part.endswith("-shot"))
+
+
+def _grid(n: int, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(PANEL[0] * cols, PANEL[1] * rows), squeeze=False, layout="constrained"
+    )
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _legend(fig: plt.Figure, ax: plt.Axes) -> None:
+    """One legend for the figure, outside the panels on the right (columns when there are many series)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=7, ncols=math.ceil(len(labels) / 25))
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _headline(pooled: pd.DataFrame, report: Report) -> list[str]:
+    return [s.name for s in report.measures if s.ranking and s.name in set(pooled["measure"])]
+
+
+def shot_curves(report: Report, path: Path) -> Path | None:
+    pooled = report.pooled()
+    curves = pooled[(pooled["model"] != BASELINE_MODEL) & pooled["shots"].notna()]
+    measures = _headline(curves, report)
+    if not measures:
+        return None
+    fig, axes = _grid(len(measures))
+    baseline = pooled[pooled["model"] == BASELINE_MODEL]
+    for ax, measure in zip(axes, measures, strict=True):
+        frame = curves[curves["measure"] == measure].assign(series=lambda f: f.apply(_series_label, axis=1))
+        for series, group in frame.groupby("series", sort=False):
+            group = group.sort_values("shots")
+            (line,) = ax.plot(group["shots"], group["value"], marker="o", label=series)
+            if group["ci_low"].notna().all():
+                ax.fill_between(
+                    group["shots"].astype(float), group["ci_low"].astype(float), group["ci_high"].astype(float),
+                    color=line.get_color(), alpha=0.15, linewidth=0,
+                )  # fmt: skip
+        base = baseline[baseline["measure"] == measure]
+        if len(base):
+            ax.axhline(base["value"].iloc[0], color="0.4", linestyle="--", linewidth=1, label="baseline (no model)")
+        shots = sorted(frame["shots"].dropna().unique())
+        ax.set_xticks(shots)
+        ax.set_xlabel("shots")
+        ax.set_title(f"{measure} (n={int(frame['n'].max())})" if frame["n"].notna().any() else measure)
+        ax.set_ylim(-0.02, max(1.0, float(frame["ci_high"].max(skipna=True) or 0)) + 0.02)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("score, pooled over batches (95% CI)")
+    _legend(fig, axes[0])
+    return _save(fig, path)
+
+
+def pareto_front(x: pd.Series, y: pd.Series) -> pd.Series:
+    """True for points no other point beats (lower or equal x and higher or equal y, one strictly)."""
+    keep = []
+    for i in x.index:
+        dominated = ((x <= x[i]) & (y >= y[i]) & ((x < x[i]) | (y > y[i]))).any()
+        keep.append(not dominated)
+    return pd.Series(keep, index=x.index)
+
+
+def cost_latency(report: Report, path: Path) -> Path | None:
+    pooled = report.pooled()
+    measures = _headline(pooled, report)
+    if not measures:
+        return None
+    axes_spec = (("usd_per_100q", "USD per 100 questions"), ("s_per_question", "seconds per question (wall)"))
+    fig, axes = plt.subplots(len(measures), 2, figsize=(9, 2.8 * len(measures)), squeeze=False, layout="constrained")
+    for row, measure in enumerate(measures):
+        frame = pooled[pooled["measure"] == measure]
+        for col, (x_key, x_label) in enumerate(axes_spec):
+            ax = axes[row][col]
+            points = frame.dropna(subset=[x_key, "value"])
+            if points.empty:
+                ax.text(0.5, 0.5, f"no {x_label}", ha="center", va="center", transform=ax.transAxes)
+                ax.set_axis_off()
+                continue
+            front = pareto_front(points[x_key].astype(float), points["value"].astype(float))
+            ax.scatter(points[x_key], points["value"], s=18, color="tab:blue", alpha=0.6)
+            best = points[front].sort_values(x_key)
+            ax.step(best[x_key], best["value"], where="post", color="tab:red", linewidth=1)
+            ax.scatter(best[x_key], best["value"], s=50, facecolors="none", edgecolors="tab:red", label="Pareto front")
+            for _, p in best.iterrows():
+                ax.annotate(p["config"], (p[x_key], p["value"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(measure)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def parse_failures(report: Report, path: Path) -> Path | None:
+    pooled = report.pooled()
+    frame = pooled[(pooled["model"] != BASELINE_MODEL) & pooled["shots"].notna()].drop_duplicates("config")
+    frame = frame.dropna(subset=["parse_failure_rate"])
+    if frame.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), layout="constrained")
+    frame = frame.assign(series=frame.apply(_series_label, axis=1))
+    for series, group in frame.groupby("series", sort=False):
+        group = group.sort_values("shots")
+        ax.plot(group["shots"], 100 * group["parse_failure_rate"], marker="o", label=series)
+    ax.set_xticks(sorted(frame["shots"].unique()))
+    ax.set_xlabel("shots")
+    ax.set_ylabel("answers not parsed (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title("parse failures, pooled over batches")
+    ax.grid(alpha=0.3)
+    _legend(fig, ax)
+    return _save(fig, path)
+
+
+def forest(report: Report, path: Path) -> Path | None:
+    paired = report.paired
+    if paired is None or paired.empty:
+        return None
+    measures = list(dict.fromkeys(paired["measure"]))
+    configs = list(dict.fromkeys(paired["config"]))
+    title = "paired differences, 95% CI; p: paired bootstrap, Holm-corrected (red: < 0.05)"
+    if len(configs) > MAX_FOREST_CONFIGS:  # the strongest evidence first; paired.csv has every row
+        strongest = paired.groupby("config", sort=False)["p_holm"].min().nsmallest(MAX_FOREST_CONFIGS, keep="first")
+        configs = [c for c in configs if c in strongest.index]
+        title += f"\n{MAX_FOREST_CONFIGS} of {paired['config'].nunique()} configurations (smallest Holm p)"
+        paired = paired[paired["config"].isin(configs)]
+    cols = min(3, len(measures))
+    rows = math.ceil(len(measures) / cols)
+    fig, grid = plt.subplots(
+        rows,
+        cols,
+        figsize=(4.6 * cols, rows * (1.2 + 0.3 * len(configs))),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    flat = list(grid.flat)
+    for ax in flat[len(measures) :]:
+        ax.set_visible(False)
+    for ax, measure in zip(flat, measures, strict=False):
+        frame = paired[paired["measure"] == measure].set_index("config").reindex(configs)
+        y = list(range(len(configs)))[::-1]
+        significant = frame["p_holm"] < 0.05
+        colors = ["tab:red" if s else "tab:blue" for s in significant]
+        for yi, (_, r), color in zip(y, frame.iterrows(), colors, strict=True):
+            if pd.notna(r["delta"]):
+                ax.errorbar(
+                    r["delta"], yi, xerr=[[r["delta"] - r["ci_low"]], [r["ci_high"] - r["delta"]]],
+                    fmt="o", color=color, markersize=4, capsize=2,
+                )  # fmt: skip
+        ax.axvline(0, color="0.4", linewidth=1)
+        for yi, (_, r) in zip(y, frame.iterrows(), strict=True):
+            if pd.notna(r["p_holm"]):
+                ax.annotate(
+                    f"p={r['p_holm']:.2f}", (1.01, yi), xycoords=("axes fraction", "data"), fontsize=6,
+                    ha="left", va="center", annotation_clip=False,
+                )  # fmt: skip
+        ax.set_title(measure, fontsize=9)
+        ax.set_xlabel(f"Δ vs {report.reference}", fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    for ax in grid[:, 0]:
+        ax.set_yticks(list(range(len(configs)))[::-1], configs, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+FIGURES = {
+    "shot_curves": shot_curves,
+    "cost_latency": cost_latency,
+    "parse_failures": parse_failures,
+    "forest": forest,
+}
+
+
+def draw_figures(report: Report) -> dict[str, Path]:
+    """Draw every figure that has data; returns name -> PNG path."""
+    out = {}
+    for name, draw in FIGURES.items():
+        path = draw(report, report.out_dir / f"{name}.png")
+        if path is not None:
+            out[name] = path
+    return out
