@@ -236,7 +236,7 @@ def base_overrides(case: Case, tmp_path: Path) -> list[str]:
 WORK = {
     "infer": ("bioqa.pipeline.app", "build_backend"),
     "train": ("bioqa.training.app", "instantiate"),
-    "evaluate": (None, "run_evaluation"),
+    "evaluate": (None, "evaluate_from_config"),
 }
 
 
@@ -307,7 +307,13 @@ MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_option_passes_infer_validation(model, tmp_path):
-    cfg = compose_config("infer", [f"model={model}", "logger=none", f"paths.cache_dir={tmp_path}"], tmp_path / "run")
+    adapter = tmp_path / "adapter"  # an option that needs an adapter gets one (the file validation looks for)
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    overrides = [f"model={model}", "logger=none", f"paths.cache_dir={tmp_path}"]
+    if model.endswith("qlora"):
+        overrides.append(f"model.adapter={adapter}")
+    cfg = compose_config("infer", overrides, tmp_path / "run")
     assert validate_infer_config(cfg).data.golden == str(demo_golden_path())
 
 
