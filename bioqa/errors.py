@@ -25,9 +25,9 @@ class ConfigError(BioQAError, ValueError):
     """A config value that is missing, of the wrong type, out of range, or incompatible with another."""
 
 
-class DataFileError(BioQAError, ValueError):
-    """An input file (questions, submission, training data) that is missing, a directory, empty, not UTF-8, not
-    valid JSON or not of the expected shape; the message names the config key and the file."""
+class DataFileError(ConfigError):
+    """A file named by a config value (questions, submission, training data) that is missing, a directory, empty,
+    not UTF-8, not valid JSON or not of the expected shape; the message names the config key and the file."""
 
 
 class RunConflictError(BioQAError):

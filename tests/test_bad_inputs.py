@@ -101,6 +101,7 @@ CASES = [
     infer("data.golden={truncated}", expect="not valid JSON"),
     infer("data.golden={nested}", expect="nested too deeply"),
     infer("data.golden=???", expect="data.golden is missing (???): pass data.golden=..."),
+    infer("data.golden=${oc.env:BIOQA_UNSET_VARIABLE}", expect="Environment variable 'BIOQA_UNSET_VARIABLE' not found"),
     # infer.py: answering, prompt, task, retrieval, evaluation, cache
     infer("answering.chunk_size=0", expect="answering.chunk_size=0: Input should be greater than or equal to 1"),
     infer("answering.max_new_tokens.ideal=0", expect="answering.max_new_tokens.ideal=0"),

@@ -91,7 +91,7 @@ def validated(schema: type[S], cfg: DictConfig, prefix: str = "") -> S:
 
 
 def one_line(error: ValidationError, schema: type[BaseModel], prefix: str = "") -> str:
-    """The first problem of a pydantic ``error``: ``key=value: message (what is allowed)``."""
+    """The first problem of a pydantic ``error``: ``key=value: message (what is allowed / expected)``."""
     problem = error.errors()[0]
     loc = [part for part in problem["loc"] if part != "[key]"]  # "[key]": pydantic's mark of a bad dict key
     key = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
@@ -99,7 +99,8 @@ def one_line(error: ValidationError, schema: type[BaseModel], prefix: str = "") 
     if problem["type"] == "missing":
         return f"{key} is missing"
     hint = _description(schema, loc)
-    return f"{key}={show(problem['input'])}: {message}" + (f" (allowed: {hint})" if hint else "")
+    label = "expected" if problem["type"] == "value_error" else "allowed"
+    return f"{key}={show(problem['input'])}: {message}" + (f" ({label}: {hint})" if hint else "")
 
 
 def _description(schema: type[BaseModel], loc: Sequence[Any]) -> str | None:
