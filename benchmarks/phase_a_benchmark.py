@@ -124,7 +124,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "phase_a_benchmark.json")
+    parser.add_argument("--show", type=Path, nargs="+", help="only print the table of these result files")
     args = parser.parse_args()
+    if args.show:
+        print_table([run for path in args.show for run in json.loads(path.read_text())["runs"]])
+        return
     args.work.mkdir(parents=True, exist_ok=True)
 
     import torch
@@ -169,6 +173,12 @@ def main() -> None:
             )
             write_json(args.out, _payload(args, runs))
 
+    print_table(runs)
+    print(f"wrote {args.out}")
+
+
+def print_table(runs: list[dict]) -> None:
+    """The results as a table (one row per ratio, method and batch)."""
     table = Table(title="Phase A without a model: official measures as distractors grow (95 % bootstrap CI)")
     for column in ("ratio", "docs", "method", "batch", "doc MAP", "doc MRec", "snip MAP", "snip MF1", "s/q"):
         table.add_column(column, justify="right")
@@ -190,7 +200,6 @@ def main() -> None:
                 f"{res['seconds'] / res['questions']:.3f}",
             )
     Console(width=160).print(table)
-    print(f"wrote {args.out}")
 
 
 def _payload(args: argparse.Namespace, runs: list) -> dict:

@@ -1,6 +1,6 @@
 """Indexing and query speed of the tantivy PubMed index, and the projection for the full baseline.
 
-    nice -n 10 python benchmarks/retrieval_throughput.py [--docs 200000] [--latency-docs 1000000]
+    nice -n 10 python benchmarks/retrieval_throughput.py [--docs 100000] [--latency-docs 1000000]
 
 Documents are synthesised: a title of 12 and an abstract of 200 words drawn from a Zipf law over the words
 of the shared BioASQ corpus (real PubMed: ~36M citations, ~60 % with an abstract of ~200–250 words, so the
@@ -8,8 +8,9 @@ synthetic documents are about as long as an average citation *with* an abstract 
 Measured: PubMed XML parse rate (the ingest reader on a generated ``.xml.gz``), indexing documents/s with 1
 and 2 writer threads (this machine has 2 cores; 4 threads are not measured here), index size per million
 documents, and search latency p50/p95 (bag-of-words BioASQ questions, top 50) on an index of
-``--latency-docs`` documents. The 36M projection scales the 2-thread rate and the size linearly (tantivy's
-merges make real builds somewhat slower than linear).
+``--latency-docs`` documents (``0``: the last indexing-speed build is reused; generating a million documents
+takes over an hour on a CPU shared with other jobs). The 36M projection scales the 2-thread rate and the
+size linearly (tantivy's merges make real builds somewhat slower than linear).
 """
 
 from __future__ import annotations
@@ -118,9 +119,9 @@ def main() -> None:
     golden = SHARED / "golden" / "11B3_golden.json"
     parser.add_argument("--corpus", type=Path, default=corpus if corpus.is_file() else demo_corpus_path())
     parser.add_argument("--golden", type=Path, default=golden if golden.is_file() else demo_golden_path())
-    parser.add_argument("--docs", type=int, default=200_000, help="documents per indexing-speed build")
+    parser.add_argument("--docs", type=int, default=100_000, help="documents per indexing-speed build")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--latency-docs", type=int, default=1_000_000)
+    parser.add_argument("--latency-docs", type=int, default=0, help="0: reuse the last speed build")
     parser.add_argument("--work", type=Path, default=ROOT / "cache" / "throughput")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "retrieval_throughput.json")
     args = parser.parse_args()
@@ -141,10 +142,15 @@ def main() -> None:
             "bytes": size,
         }
         print(f"{threads} thread(s): {builds[threads]}", flush=True)
-        shutil.rmtree(args.work / f"speed-{threads}", ignore_errors=True)
+        if threads != args.threads[-1] or args.latency_docs:
+            shutil.rmtree(args.work / f"speed-{threads}", ignore_errors=True)
 
-    latency_path = args.work / "latency"
-    seconds, _, size = build(latency_path, gen, args.latency_docs, max(args.threads))
+    if args.latency_docs:
+        latency_path = args.work / "latency"
+        seconds, _, size = build(latency_path, gen, args.latency_docs, max(args.threads))
+    else:
+        latency_path, last = args.work / f"speed-{args.threads[-1]}", builds[args.threads[-1]]
+        args.latency_docs, seconds, size = last["docs"], last["index_s"], last["bytes"]
     index = TantivyIndex(index_dir=latency_path)
     queries = [bow_query(q.body) for q in load_questions(args.golden)]
     for query in queries[:5]:
