@@ -132,11 +132,12 @@ def run_identity(cfg: DictConfig, prompt: PromptConfig, backend: Backend, answer
 
 def phase_a_answers(
     cfg: DictConfig, questions: list[Question], backend: Backend, output_dir: Path
-) -> dict[str, SystemAnswer]:
-    """Documents and snippets per question: from a Phase A submission file, or by running Phase A now."""
+) -> tuple[dict[str, SystemAnswer], dict[str, float]]:
+    """Documents and snippets per question, from a Phase A submission file or by running Phase A now; and the
+    Phase A numbers for the run's metrics (wall time, model calls and errors, per stage)."""
     if cfg.task.phase_a_submission:
         found = load_questions(cfg.task.phase_a_submission)
-        return {q.id: SystemAnswer(q.id, q.type, q.body, q.documents, q.snippets) for q in found}
+        return {q.id: SystemAnswer(q.id, q.type, q.body, q.documents, q.snippets) for q in found}, {}
     if cfg.retrieval.get("index") is None:
         raise ValueError(f"task={cfg.task.name} needs a search index: choose retrieval=tantivy|bm25|elasticsearch")
     from bioqa.pipeline.phase_a import run_phase_a
@@ -145,7 +146,17 @@ def phase_a_answers(
     result = run_phase_a(questions, backend, index, instantiate(cfg.retrieval.phase_a))
     write_json(output_dir / "phase_a_traces.json", result.traces)
     write_json(output_dir / "phase_a_stats.json", result.stats)  # per-stage wall time, model calls and errors
-    return {a.id: a for a in result.answers}
+    return {a.id: a for a in result.answers}, phase_a_metrics(result.stats)
+
+
+def phase_a_metrics(stats: dict[str, Any]) -> dict[str, float]:
+    """``phase_a.*`` metrics from Phase A's stats: totals, and wall time / calls / errors of each stage."""
+    metrics = {f"phase_a.{k}": v for k, v in stats.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    for stage, values in (stats.get("stages") or {}).items():
+        for key, value in values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                metrics[f"phase_a.{stage}.{key}"] = value
+    return metrics
 
 
 def wikipedia_context(cfg: DictConfig, questions: list[Question], backend: Backend) -> dict[str, list[Snippet]]:
@@ -221,7 +232,10 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
         try:
             run.bind(run_identity(cfg, prompt, backend, answering))
             write_provenance(output_dir, [cfg.data.golden])
-            phase_a = phase_a_answers(cfg, questions, backend, output_dir) if cfg.task.snippets == "phase_a" else None
+            phase_a = None
+            if cfg.task.snippets == "phase_a":
+                phase_a, phase_a_stats = phase_a_answers(cfg, questions, backend, output_dir)
+                run_info.update(phase_a_stats)
             builder = PromptBuilder(
                 prompt,
                 count_tokens=backend.count_tokens,
