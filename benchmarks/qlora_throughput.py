@@ -30,6 +30,7 @@ import argparse
 import copy
 import gc
 import json
+import os
 import platform
 import re
 import time
@@ -327,15 +328,15 @@ def main() -> None:
     args.overhead_gb = 1.0 if device.type == "cuda" else 0.0  # the planner's CUDA context + allocator allowance
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     config = mixtral_config(args.layers, args.tiny)
-    started, rows = time.perf_counter(), []
+    started, rows, load_before = time.perf_counter(), [], os.getloadavg()
     for name in args.variants:
         if time.perf_counter() - started > args.time_budget_s:
-            rows.append({"variant": name, "skipped": f"time budget of {args.time_budget_s:.0f} s spent"})
+            rows.append({"variant": name, "skipped": f"skipped: time budget of {args.time_budget_s:.0f} s spent"})
             continue
         try:
             rows.append(run_variant(name, config, args, device, dtype))
         except torch.OutOfMemoryError as error:
-            rows.append({"variant": name, "skipped": f"out of memory: {str(error).splitlines()[0]}"})
+            rows.append({"variant": name, "skipped": f"skipped: out of memory: {str(error).splitlines()[0]}"})
             reset_peak(device)
     baseline = next((r for r in rows if r["variant"] == "baseline" and "step_s_median" in r), None)
     print(
@@ -349,7 +350,7 @@ def main() -> None:
     nan = float("nan")
     for r in rows:
         if "step_s_median" not in r:
-            print(f"{r['variant']:<36} skipped: {r['skipped']}")
+            print(f"{r['variant']:<36} {r['skipped']}")
             continue
         r["speedup_vs_baseline"] = baseline["step_s_median"] / r["step_s_median"] if baseline else None
         print(
@@ -386,6 +387,7 @@ def main() -> None:
         "extrapolation": "tokens/s@32 = seq / (step_s * 32 / layers); peak@32 = peak + (32 - layers) * "
         "(layer NF4 weights + checkpointed layer input), only when every layer is checkpointed",
         "wall_s": time.perf_counter() - started,
+        "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg(), "cpus": os.cpu_count()},
         "results": rows,
         "packages": package_versions(),
         "platform": platform.platform(),
