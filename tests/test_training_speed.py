@@ -264,8 +264,7 @@ def test_liger_is_skipped_with_a_warning_on_cpu(model, caplog):
 
 @pytest.mark.parametrize(("architecture", "swiglu"), [("mixtral", False), ("llama", True)])
 def test_liger_on_cuda_keeps_the_nf4_experts_and_patches_the_rest(tokenizer, architecture, swiglu, monkeypatch):
-    from liger_kernel.transformers import monkey_patch
-
+    monkey_patch = pytest.importorskip("liger_kernel.transformers.monkey_patch", reason="pip install .[gpu]")
     tiny = quantize_model_(random_model(tokenizer, architecture, num_local_experts=4), compute_dtype=torch.float32)
     kwargs, record = kernels.liger_kwargs(tiny, "cuda")
     assert kwargs["swiglu"] is swiglu and kwargs["fused_linear_cross_entropy"] and kwargs["rms_norm"]

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bioqa.errors import ConfigError
+from bioqa.loggers import build_loggers
 from bioqa.models.adapters import LoraSettings
 from bioqa.runs import write_provenance
 from bioqa.training.config import validate_train_config
@@ -44,7 +45,7 @@ def train_from_config(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     optim = settings(OptimSettings, "model.train.optim", OmegaConf.to_container(recipe.optim, resolve=True))
     output_dir = Path(output_dir)
     write_provenance(output_dir, [*inputs.train_files, *inputs.val_files])
-    loggers = [instantiate(spec) for spec in (cfg.get("logger") or {}).values() if spec]
+    loggers = build_loggers(cfg.get("logger"))
     log.info("%d training examples; building the 4-bit base model of %s", inputs.n_train, cfg.model.name)
     model = instantiate(recipe.base)
     tokenizer = instantiate(recipe.tokenizer)
@@ -59,6 +60,9 @@ def train_from_config(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         trainer_kwargs=OmegaConf.to_container(cfg.trainer, resolve=True),
         loggers=loggers,
         gradient_checkpointing=recipe.gradient_checkpointing,
+        memory_budget_gb=recipe.get("memory_budget_gb"),
+        liger=recipe.get("liger", False),
+        compile_layers=recipe.get("compile_layers", False),
         early_stopping_patience=cfg.early_stopping_patience,
         ckpt_path=cfg.ckpt_path,
         resume_root=cfg.resume_root,
