@@ -8,8 +8,8 @@ repeated: greedy ones, or samples (``temperature > 0``) with a ``seed``. An unse
 stored, and two of them in one call are two requests. A free-text completion cut at ``max_new_tokens`` is a
 success and is stored with its ``finish_reason``, so a hit is flagged like the original.
 
-Key format 2 (``KEY_FORMAT``) adds the seed and the finish reason; rows written by format 1 (which could hold null
-or truncated replies) are never served. Several processes may share one file: WAL journal, and a busy timeout
+Key format 2 (``KEY_FORMAT``) covers the seed, and rows keep the finish reason; rows written by format 1 (which could
+hold null or truncated replies) are never served. Several processes may share one file: WAL journal, and a busy timeout
 (``timeout_s``) so that writers wait for each other instead of failing with "database is locked".
 """
 
@@ -95,10 +95,9 @@ class CompletionCache:
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(
+            connection = sqlite3.connect(  # timeout: SQLite's busy timeout, a writer waits for the others
                 self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
             )
-            connection.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")  # wait for other writers
             connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
             with self._lock:
