@@ -47,6 +47,7 @@ class Answering(Section):
     )
     temperature: Annotated[float, Field(ge=0)] = Field(description="0 or more")
     chunk_size: Count = Field(description="requests per backend call, at least 1")
+    seed: int | None = Field(description="an integer sampling seed, or null (samples are then never cached)")
 
 
 class Task(Section):

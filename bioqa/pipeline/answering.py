@@ -26,6 +26,7 @@ class AnsweringConfig:
     max_new_tokens: dict[str, int] = field(default_factory=lambda: {"exact": 96, "ideal": 200})
     temperature: float = 0.0
     chunk_size: int = 16  # requests handed to the backend at once; every answer is journaled as it arrives
+    seed: int | None = None  # sampling seed (temperature > 0): seeded samples repeat and are cached, unseeded never
 
     def __post_init__(self) -> None:
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
@@ -80,7 +81,11 @@ def plan_requests(
     for question in questions:
         for kind in kinds_for(question, config.kinds):
             built = build_prompt(question, kind)
-            params = GenerationParams(max_new_tokens=config.max_new_tokens[kind], temperature=config.temperature)
+            params = GenerationParams(
+                max_new_tokens=config.max_new_tokens[kind],
+                temperature=config.temperature,
+                seed=config.seed if config.temperature > 0 else None,
+            )
             request = ChatRequest(messages=tuple(built.messages), params=params, json_schema=built.json_schema)
             info = {"shot_ids": list(built.shot_ids), "n_snippets": built.n_snippets_used, "dropped": built.dropped}
             items.append(_Item(question, kind, request, info, built.answer_style))

@@ -120,6 +120,7 @@ def run_identity(cfg: DictConfig, prompt: PromptConfig, backend: Backend, answer
             "kinds": list(answering.kinds),
             "max_new_tokens": {kind: answering.max_new_tokens[kind] for kind in answering.kinds},
             "temperature": answering.temperature,
+            "seed": answering.seed if answering.temperature > 0 else None,
         },
         "task": {
             "name": cfg.task.name,
