@@ -79,9 +79,9 @@ def _per_question(sweep: Path, name: str) -> list[dict]:
 
 def test_pooling_uses_per_question_scores(report, sweep):
     """Pooled MRR = mean reciprocal rank over all 15 factoid questions, not the mean of the two batch MRRs."""
-    rows = _per_question(sweep, "synthetic-a_0_DEMO1_golden") + _per_question(sweep, "synthetic-a_0_DEMO2_golden")
+    rows = _per_question(sweep, "synthetic-a_3_DEMO1_golden") + _per_question(sweep, "synthetic-a_3_DEMO2_golden")
     rr = [r["factoid.rr"] for r in rows if "factoid.rr" in r]
-    pooled = report.results.query("config == 'synthetic-a 0-shot' and batch == @POOLED and measure == 'factoid.mrr'")
+    pooled = report.results.query("config == 'synthetic-a 3-shot' and batch == @POOLED and measure == 'factoid.mrr'")
     assert pooled["n"].iloc[0] == len(rr) == 15
     assert pooled["value"].iloc[0] == pytest.approx(sum(rr) / len(rr))
     low, high = pooled["ci_low"].iloc[0], pooled["ci_high"].iloc[0]
