@@ -73,7 +73,7 @@ def test_run_rows_carry_attribution(report, sweep):
 
 
 def _per_question(sweep: Path, name: str) -> list[dict]:
-    lines = (sweep / name / "per_question_scores.jsonl").read_text().splitlines()
+    lines = (sweep / name / "per_question.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
 
 
@@ -149,7 +149,7 @@ def _break(kind: str, run: Path) -> None:
     elif kind == "metrics.json without scores":
         metrics.write_text(json.dumps({"accounting.requests": 3, "run.model": "x"}))
     elif kind == "truncated per-question file":
-        path = run / "per_question_scores.jsonl"
+        path = run / "per_question.jsonl"
         path.write_text(path.read_text()[:-20])
     elif kind == "metrics.json is a list":
         metrics.write_text("[1, 2]")
@@ -162,7 +162,7 @@ def _break(kind: str, run: Path) -> None:
         ("truncated metrics.json", "metrics.json is not valid JSON (truncated?)"),
         ("non-UTF-8 metrics.json", "metrics.json is not UTF-8"),
         ("metrics.json without scores", "metrics.json has no scores"),
-        ("truncated per-question file", "per_question_scores.jsonl has a line that is not JSON"),
+        ("truncated per-question file", "per_question.jsonl has a line that is not JSON"),
         ("metrics.json is a list", "metrics.json is not a JSON object"),
     ],
 )

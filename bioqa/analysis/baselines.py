@@ -126,7 +126,7 @@ def baseline_run(
     questions = [q for q in load_questions(golden) if wanted is None or q.id in wanted]
     write_submission(output_dir / "submission.json", [baseline_answer(q, yesno[0]) for q in questions])
     report = evaluate_submission(golden, output_dir / "submission.json", phase="B", bootstrap=bootstrap, seed=seed)
-    write_per_question(output_dir / "per_question_scores.jsonl", report)
+    write_per_question(output_dir, report)
     metrics = {**report.metrics, "ci": report.ci, "run.model": BASELINE_MODEL, "run.questions": len(questions)}
     write_json(output_dir / "metrics.json", metrics)
     write_json(output_dir / "baseline.json", {"yesno": yesno[0], "yesno_source": yesno[1], "top_k": TOP_K})

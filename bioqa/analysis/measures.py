@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from bioqa.evaluation import bootstrap_ci, paired_test
+from bioqa.evaluation.registry import iter_metrics
 
 #: BioASQ's ranking measure of each question group (since 9B: snippets MF1, not MAP) and ROUGE-SU4/ROUGE-2 F1, which
 #: the paper reports for ideal answers: the report's tables, figures and paired tests use these.
@@ -26,7 +27,20 @@ RANKING = (
     "snippets.MF1",
 )
 #: metrics.json keys that are not measures of answer quality.
-NOT_MEASURES = ("accounting.", "run.", "ci", "golden", "system", "phases", "version", "counts", "bootstrap")
+NOT_MEASURES = (
+    "accounting.",
+    "run.",
+    "phase_a.",
+    "errors.",
+    "ensemble.",
+    "ci",
+    "golden",
+    "system",
+    "phases",
+    "version",
+    "counts",
+    "bootstrap",
+)
 
 
 @dataclass(frozen=True)
@@ -38,18 +52,9 @@ class _Definition:
     higher_is_better: bool
 
 
-try:  # the metric registry of bioqa.evaluation (branch `evaluation`)
-    from bioqa.evaluation.registry import iter_metrics
-
-    DEFINITIONS = {
-        s.name: _Definition(s.member, s.inputs, s.statistic, s.headline, s.higher_is_better) for s in iter_metrics()
-    }
-except ImportError:  # before the registry is merged: the statistics of bioqa.evaluation.stats; delete after merging
-    from bioqa.evaluation.stats import MEASURES
-
-    DEFINITIONS = {
-        m.name: _Definition(m.member, m.inputs, m.statistic, m.name in RANKING, True) for m in MEASURES.values()
-    }
+DEFINITIONS = {
+    s.name: _Definition(s.member, s.inputs, s.statistic, s.headline, s.higher_is_better) for s in iter_metrics()
+}
 
 
 @dataclass(frozen=True)

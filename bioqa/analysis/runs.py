@@ -18,7 +18,7 @@ import yaml
 
 from bioqa.analysis.measures import is_measure
 
-PER_QUESTION_FILES = ("per_question_scores.jsonl", "per_question.jsonl")
+PER_QUESTION_FILES = ("per_question.jsonl", "per_question_scores.jsonl")  # the latter: runs before the rename
 MARKERS = ("metrics.json", ".hydra/config.yaml", "provenance.json")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -2,7 +2,7 @@
 
 A synthetic run answers a golden file by rule (each question right with probability ``skill``, left unparsed with
 probability ``parse_failure_rate``), writes the same files ``infer.py`` writes (``.hydra/config.yaml``,
-``provenance.json``, ``predictions.jsonl``, ``submission.json``, ``metrics.json``, ``per_question_scores.jsonl``) and
+``provenance.json``, ``predictions.jsonl``, ``submission.json``, ``metrics.json``, ``per_question.jsonl``) and
 is scored by the real official measures. Its model name starts with ``synthetic-`` and its provenance says so.
 """
 
@@ -94,7 +94,7 @@ def synthetic_run(
         handle.writelines(json.dumps(r) + "\n" for r in records)
     write_submission(run_dir / "submission.json", answers)
     report = evaluate_submission(golden, run_dir / "submission.json", phase="B", bootstrap=bootstrap, seed=seed)
-    with (run_dir / "per_question_scores.jsonl").open("w", encoding="utf-8") as handle:
+    with (run_dir / "per_question.jsonl").open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(r) + "\n" for r in report.per_question)
     n = len(questions)
     failures = sum(not r["parse_ok"] for r in records)
