@@ -39,7 +39,16 @@ def shared_dir() -> Path:
 
 
 #: Overrides that make each entry point's config small: tiny random models, the embedded demo batch, no tracker.
-INFER_OVERRIDES = ("model=tiny-llama", "prompt=1shot", "logger=none", "data.limit=4")
+INFER_OVERRIDES = (
+    "model=tiny-llama",
+    "model.backend.hidden_size=32",
+    "model.backend.num_hidden_layers=1",
+    "prompt=0shot",
+    "logger=none",
+    "data.limit=3",
+    "answering.max_new_tokens={exact: 24, ideal: 24}",
+    "evaluation.bootstrap=0",
+)
 TRAIN_OVERRIDES = ("model=tiny-mixtral", "prompt=0shot", "logger=csv", "trainer.max_steps=2")
 EVALUATE_OVERRIDES = ("golden=${demo_golden:}", "bootstrap=0")
 
@@ -61,7 +70,8 @@ def cfg_evaluate_global() -> DictConfig:
 
 @pytest.fixture
 def cfg_infer(cfg_infer_global: DictConfig, tmp_path: Path) -> Iterator[DictConfig]:
-    """``conf/infer.yaml`` with a tiny random llama, 1-shot prompts, 4 demo questions, paths under ``tmp_path``."""
+    """``conf/infer.yaml`` with a tiny random llama (1 layer), 0-shot prompts, 3 demo questions, answers of at most
+    24 tokens, paths under ``tmp_path``."""
     yield in_tmp(cfg_infer_global, tmp_path)
     GlobalHydra.instance().clear()
 
