@@ -14,7 +14,6 @@ from bioqa.pipeline.app import infer_from_config
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.slow
 def test_infer_from_config_on_three_demo_questions(cfg_infer):
     run_dir = Path(cfg_infer.paths.output_dir)
     infer_from_config(cfg_infer, run_dir)
