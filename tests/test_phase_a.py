@@ -158,11 +158,11 @@ def test_backend_failures_degrade_to_retrieval_only(demo_index, demo_questions):
         assert trace["extraction"]["unparsable"] == trace["extraction"]["documents"] > 0
 
 
-def test_llm_flow_runs_on_a_tiny_random_transformers_model(demo_index, demo_questions):
+@pytest.mark.slow
+def test_llm_flow_runs_on_a_tiny_random_transformers_model(demo_index, demo_questions, tokenizer_dir):
     hf = pytest.importorskip("bioqa.models.hf")
-    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 
-    backend = hf.HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=0, batch_size=8)
+    backend = hf.HFBackend.from_random_config(tokenizer_dir, seed=0, batch_size=8)
     config = llm_config(extract_documents=2, query_max_tokens=12, extract_max_tokens=48, rerank_max_tokens=16)
     answers, traces = run_phase_a(demo_questions[:3], backend, demo_index, config)
     for answer, trace in zip(answers, traces, strict=True):
@@ -199,6 +199,7 @@ def test_list_parsing():
     assert parse_list('{"other": 1}') is None and parse_list("no json") is None
 
 
+@pytest.mark.slow
 def test_baseline_on_a_real_batch_scores_well_above_zero(shared_dir, tmp_path_factory):
     golden_path = shared_dir / "golden" / "11B3_golden.json"
     corpus_path = shared_dir / "corpus" / "pubmed_snippets_7B-11B.jsonl"
