@@ -40,19 +40,32 @@ def shared_dir() -> Path:
 
 
 #: Overrides that make each entry point's config small: tiny random models, the embedded demo batch, no tracker.
-INFER_OVERRIDES = ("model=tiny-llama", "prompt=1shot", "logger=none", "data.limit=4")
+INFER_OVERRIDES = (
+    "model=tiny-llama",
+    "model.backend.hidden_size=32",
+    "model.backend.num_hidden_layers=1",
+    "prompt=0shot",
+    "logger=none",
+    "data.limit=3",
+    "answering.max_new_tokens={exact: 24, ideal: 24}",
+    "evaluation.bootstrap=0",
+)
 TRAIN_OVERRIDES = ("model=tiny-mixtral", "prompt=0shot", "logger=csv", "trainer.max_steps=2")
 EVALUATE_OVERRIDES = ("golden=${demo_golden:}", "bootstrap=0")
 
 
-@pytest.fixture(scope="session")
-def cfg_infer_global() -> DictConfig:
-    return compose_config("infer", INFER_OVERRIDES, return_hydra_config=True)
+def tokenizer_overrides(path: Path) -> list[str]:
+    return [f"model.backend.tokenizer_path={path}", "model.backend.tokenizer_gguf_file=null"]
 
 
 @pytest.fixture(scope="session")
-def cfg_train_global() -> DictConfig:
-    return compose_config("train", TRAIN_OVERRIDES, return_hydra_config=True)
+def cfg_infer_global(tokenizer_dir: Path) -> DictConfig:
+    return compose_config("infer", [*INFER_OVERRIDES, *tokenizer_overrides(tokenizer_dir)], return_hydra_config=True)
+
+
+@pytest.fixture(scope="session")
+def cfg_train_global(tokenizer_dir: Path) -> DictConfig:
+    return compose_config("train", [*TRAIN_OVERRIDES, *tokenizer_overrides(tokenizer_dir)], return_hydra_config=True)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +75,8 @@ def cfg_evaluate_global() -> DictConfig:
 
 @pytest.fixture
 def cfg_infer(cfg_infer_global: DictConfig, tmp_path: Path) -> Iterator[DictConfig]:
-    """``conf/infer.yaml`` with a tiny random llama, 1-shot prompts, 4 demo questions, paths under ``tmp_path``."""
+    """``conf/infer.yaml`` with a tiny random llama (1 layer, the SmolLM2 tokenizer from ``tokenizer_dir``), 0-shot
+    prompts, 3 demo questions, answers of at most 24 tokens, paths under ``tmp_path``."""
     yield in_tmp(cfg_infer_global, tmp_path)
     GlobalHydra.instance().clear()
 
@@ -95,6 +109,15 @@ def tokenizer():
     from bioqa.models.hf import load_tokenizer
 
     return load_tokenizer(smollm2_dir(), SMOLLM2_GGUF)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory, tokenizer) -> Path:
+    """The SmolLM2 tokenizer saved as a plain tokenizer directory: loading it skips the GGUF parse (most of the
+    time of building a tiny model from the embedded GGUF file)."""
+    path = tmp_path_factory.mktemp("smollm2-tokenizer")
+    tokenizer.save_pretrained(path)
+    return path
 
 
 @pytest.fixture(scope="session")

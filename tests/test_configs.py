@@ -62,17 +62,19 @@ def no_weight_loading(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
+def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
     """A saved tiny random model (config + tokenizer + weights), standing in for the hub ids of the big models."""
-    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
     from bioqa.models.hf import save_random_model
 
-    return save_random_model(tmp_path_factory.mktemp("tiny") / "llama", smollm2_dir(), SMOLLM2_GGUF, hidden_size=32)
+    return save_random_model(tmp_path_factory.mktemp("tiny") / "llama", tokenizer_dir, hidden_size=32)
 
 
-#: Backends that read the SmolLM2 GGUF tokenizer when built (seconds each on a shared CPU).
+#: The embedded SmolLM2 itself: its backend parses the GGUF file when built (the tiny models get the tokenizer
+#: from ``tokenizer_dir`` instead).
 MODELS = [
-    pytest.param(o, marks=pytest.mark.slow) if "smollm2" in (CONF / "model" / f"{o}.yaml").read_text() else o
+    pytest.param(o, marks=pytest.mark.slow)
+    if "model_path: ${smollm2_dir:}" in (CONF / "model" / f"{o}.yaml").read_text()
+    else o
     for g, o in OPTIONS
     if g == "model"
 ]
@@ -80,9 +82,11 @@ MODELS = [
 
 @pytest.mark.parametrize("option", MODELS)
 def test_every_model_builds_without_loading_weights_or_calling_an_api(
-    option, tmp_path, no_weight_loading, tiny_model_dir
+    option, tmp_path, no_weight_loading, tiny_model_dir, tokenizer_dir
 ):
     cfg = composed("model", option, tmp_path)
+    if "tokenizer_path" in cfg.model.backend:
+        cfg.model.backend.tokenizer_path, cfg.model.backend.tokenizer_gguf_file = str(tokenizer_dir), None
     model_path = cfg.model.backend.get("model_path")
     if model_path is not None and not Path(model_path).exists():  # a hub id: no weights on this machine
         cfg.model.backend.model_path = str(tiny_model_dir)

@@ -17,6 +17,8 @@ import pytest
 from bioqa.evaluation import evaluate_submission
 from bioqa.resources import demo_golden_path
 
+pytestmark = pytest.mark.slow  # each test runs infer.py in a subprocess (tiny model, minutes on a shared CPU)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -12,6 +12,8 @@ from bioqa.models.hf import HFBackend, save_random_model
 from bioqa.models.litellm_backend import LiteLLMBackend
 from bioqa.models.serve import ServedModel, model_spec
 
+pytestmark = pytest.mark.slow  # starts a `transformers serve` subprocess
+
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):

@@ -7,6 +7,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # a Jupyter kernel per notebook
+
 from bioqa.analysis.report import build_report
 from bioqa.analysis.synthetic import replicate_golden, synthetic_run
 from bioqa.resources import demo_golden_path

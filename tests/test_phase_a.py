@@ -194,11 +194,11 @@ def test_some_failed_calls_are_attributed_to_their_question(index, questions):
     assert all(stats["stages"][s]["wall_s"] >= 0 for s in ("query", "search", "extract"))
 
 
-def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions):
+@pytest.mark.slow
+def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions, tokenizer_dir):
     hf = pytest.importorskip("bioqa.models.hf")
-    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 
-    backend = hf.HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=0, batch_size=8)
+    backend = hf.HFBackend.from_random_config(tokenizer_dir, seed=0, batch_size=8)
     config = llm_config(extract_documents=2, query_max_tokens=12, extract_max_tokens=48, rerank_max_tokens=16)
     answers, traces, _ = triple(run_phase_a(questions[:3], backend, index, config))
     for answer, trace in zip(answers, traces, strict=True):
@@ -235,6 +235,7 @@ def test_list_parsing():
     assert parse_list('{"other": 1}') is None and parse_list("no json") is None
 
 
+@pytest.mark.slow
 def test_baseline_on_a_real_batch_scores_well_above_zero(shared_dir, tmp_path_factory):
     golden_path = shared_dir / "golden" / "11B3_golden.json"
     corpus_path = shared_dir / "corpus" / "pubmed_snippets_7B-11B.jsonl"

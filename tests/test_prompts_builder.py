@@ -99,6 +99,7 @@ def test_ten_shots_from_the_papers_pools(shared_dir):
     assert ideal.shot_ids == [f"05_QA_Ideal_11B1-3-4_255:{i}" for i in range(10)]
 
 
+@pytest.mark.slow
 def test_knn_never_shows_a_question_its_own_answer(shared_dir):
     """Pool == evaluation set (the paper's pool questions answered with kNN shots from the same pool)."""
     config = dataclasses.replace(prompt_config("3shot", shared_dir), selection="knn")

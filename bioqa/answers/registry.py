@@ -54,8 +54,8 @@ def answer_style(name: str) -> AnswerStyle:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
-            if err.name is None or not module_name.startswith(err.name):
-                raise
+            if err.name is None or not (module_name == err.name or module_name.startswith(f"{err.name}.")):
+                raise  # the style module exists but one of its own imports is missing
             raise ConfigError(f"unknown answer style {name!r}; known: {available_styles()}") from None
         style = getattr(module, "STYLE", None)
         if not isinstance(style, AnswerStyle):

@@ -1,0 +1,44 @@
+"""The conftest config fixtures drive the entry points' functions in-process (the subprocess smoke tests of
+``infer.py`` and ``evaluate.py`` are in test_infer.py and test_evaluate_cli.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bioqa.evaluation.cli import run_evaluation
+from bioqa.pipeline.app import infer_from_config
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_infer_from_config_on_three_demo_questions(cfg_infer):
+    run_dir = Path(cfg_infer.paths.output_dir)
+    infer_from_config(cfg_infer, run_dir)
+    records = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert {r["id"] for r in records} and len({r["id"] for r in records}) == cfg_infer.data.limit
+    assert {r["answer_style"] for r in records} <= {"yesno", "factoid", "entity_list", "ideal"}
+    assert json.loads((run_dir / "metrics.json").read_text())["accounting.requests"] == len(records)
+    assert Path(cfg_infer.cache.path).is_file()  # the completion cache went under tmp_path, not the checkout
+
+
+def test_evaluate_config_scores_the_golden_file_against_itself(cfg_evaluate):
+    report = run_evaluation(
+        golden=cfg_evaluate.golden,
+        system=cfg_evaluate.system,
+        phase=cfg_evaluate.phase,
+        version=cfg_evaluate.version,
+        output_dir=cfg_evaluate.paths.output_dir,
+        bootstrap=cfg_evaluate.bootstrap,
+        seed=cfg_evaluate.seed,
+        rouge=False,
+    )
+    assert report.metrics["yesno.acc"] == 1.0 and report.metrics["factoid.strict_acc"] == 1.0
+    assert (Path(cfg_evaluate.paths.output_dir) / "metrics.json").is_file()
+
+
+def test_train_config_is_tiny_and_writes_under_tmp_path(cfg_train, tmp_path):
+    assert cfg_train.model.train.base._target_.endswith("random_model_4bit") and cfg_train.trainer.max_steps == 2
+    assert cfg_train.logger.csv.save_dir == str(tmp_path / "run")
