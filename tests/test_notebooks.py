@@ -7,11 +7,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.slow  # a Jupyter kernel per notebook
-
 from bioqa.analysis.report import build_report
 from bioqa.analysis.synthetic import replicate_golden, synthetic_run
 from bioqa.resources import demo_golden_path
+
+pytestmark = pytest.mark.slow  # a Jupyter kernel per notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
