@@ -51,10 +51,11 @@ def job_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[list[s
     if experiment not in experiment_names():
         raise ConfigError(f"experiment={experiment}: no such experiment; choose one of {', '.join(experiment_names())}")
     register_resolvers()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        hydra_cfg = compose("infer", overrides=[f"experiment={experiment}", *overrides], return_hydra_config=True)
-    params = OmegaConf.to_container(hydra_cfg.hydra.sweeper.params or {}, resolve=False)
     parser = OverridesParser.create()
+    fixed_only = [o.input_line for o in parser.parse_overrides(list(overrides)) if not o.is_sweep_override()]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        hydra_cfg = compose("infer", overrides=[f"experiment={experiment}", *fixed_only], return_hydra_config=True)
+    params = OmegaConf.to_container(hydra_cfg.hydra.sweeper.params or {}, resolve=False)
     merged: dict[str, list[str]] = {}
     for key, values in params.items():
         override = parser.parse_override(f"{key}={values}")

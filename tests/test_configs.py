@@ -12,6 +12,7 @@ from helpers import CONF, compose_config, in_tmp
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from bioqa.loggers import build_loggers
 from bioqa.models import Backend, build_backend
 from bioqa.models.hf import HFBackend
 from bioqa.prompts import PromptBuilder, PromptConfig
@@ -38,10 +39,14 @@ def composed(group: str, option: str, tmp_path: Path):
 
 def test_the_groups_are_all_there():
     groups = {group for group, _ in OPTIONS}
-    assert groups == {"hydra", "logger", "model", "paths", "prompt", "retrieval", "task", "trainer"}
+    assert groups == {"experiment", "hydra", "logger", "model", "paths", "prompt", "retrieval", "task", "trainer"}
 
 
-@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+#: Experiments are sweeps over the other groups (``@package _global_``): tests/test_sweeps.py plans every job of each.
+COMPOSED = [(g, o) for g, o in OPTIONS if g != "experiment"]
+
+
+@pytest.mark.parametrize(("group", "option"), COMPOSED, ids=[f"{g}={o}" for g, o in COMPOSED])
 def test_every_option_composes_and_resolves(group, option, tmp_path):
     cfg = composed(group, option, tmp_path)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -59,6 +64,16 @@ def no_weight_loading(monkeypatch):
     monkeypatch.setattr("bioqa.models.quantization.load_model_4bit", refuse)
     for key in API_KEYS:
         monkeypatch.setenv(key, "sk-fake")
+
+
+@pytest.fixture
+def adapter_dir(tmp_path, monkeypatch) -> Path:
+    """A directory that passes for a train.py adapter (model=mixtral-qlora reads it from the environment)."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    monkeypatch.setenv("BIOQA_MIXTRAL_ADAPTER", str(adapter))
+    return adapter
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +97,7 @@ MODELS = [
 
 @pytest.mark.parametrize("option", MODELS)
 def test_every_model_builds_without_loading_weights_or_calling_an_api(
-    option, tmp_path, no_weight_loading, tiny_model_dir, tokenizer_dir
+    option, tmp_path, no_weight_loading, tiny_model_dir, tokenizer_dir, adapter_dir
 ):
     cfg = composed("model", option, tmp_path)
     if "tokenizer_path" in cfg.model.backend:
@@ -109,14 +124,16 @@ def test_every_retrieval_option_builds(option, tmp_path):
     cfg = composed("retrieval", option, tmp_path)
     built = {key: instantiate(node) for key, node in cfg.retrieval.items() if node is not None}
     assert set(built) == {key for key, node in cfg.retrieval.items() if node is not None}
-    if option != "none":
+    if cfg.retrieval.get("index") is not None:
         assert built["index"] is not None and built["phase_a"].strategy in ("llm", "bm25")
+    if option == "wikipedia":
+        assert built["wikipedia"].max_articles > 0 and "index" not in built
 
 
 @pytest.mark.parametrize("option", [o for g, o in OPTIONS if g == "logger"])
 def test_every_logger_builds(option, tmp_path):
     cfg = composed("logger", option, tmp_path)
-    loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values()]
+    loggers = build_loggers(cfg.get("logger"))
     assert all(isinstance(logger, pl.loggers.Logger) for logger in loggers)
     assert (option == "none") == (not loggers)
 

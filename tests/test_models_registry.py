@@ -23,9 +23,16 @@ LITELLM_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "FIREWORKS_AI_API_KEY")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def model_yaml(name: str):
+    """A model option as Hydra composes it: the options in its defaults list first, then its own keys."""
+    own = OmegaConf.load(CONF / f"{name}.yaml")
+    parents = [model_yaml(p) for p in own.pop("defaults", []) if p != "_self_"]
+    return OmegaConf.merge(*parents, own)
+
+
 def model_cfg(name: str, *overrides: str):
     register_resolvers()
-    root = OmegaConf.create({"model": OmegaConf.load(CONF / f"{name}.yaml")})
+    root = OmegaConf.create({"model": model_yaml(name)})
     return OmegaConf.merge(root, OmegaConf.from_dotlist(list(overrides))).model
 
 

@@ -100,7 +100,7 @@ def test_answering_returns_only_this_runs_items_and_reuses_the_journal(tmp_path)
     templates = {"exact": {"yesno": template, "factoid": template, "list": template}}
     templates["ideal"] = {t: template for t in ("yesno", "factoid", "list", "summary")}
     builder = PromptBuilder(PromptConfig.from_dict({"templates": templates, "structured": True}))
-    config = AnsweringConfig(kinds=("exact",), max_new_tokens={"exact": 8, "ideal": 8})
+    config = AnsweringConfig(kinds=("exact",), max_new_tokens={"exact": 64, "ideal": 8})  # room to close the JSON
     with PredictionJournal(tmp_path / "p.jsonl") as journal:
         first = answer_questions(questions, backend, builder.build, journal, config, progress=False)
     assert [r["id"] for r in first] == [q.id for q in questions]
