@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bioqa.evaluation.cli import run_evaluation
+from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.pipeline.app import infer_from_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -25,16 +25,8 @@ def test_infer_from_config_on_three_demo_questions(cfg_infer):
 
 
 def test_evaluate_config_scores_the_golden_file_against_itself(cfg_evaluate):
-    report = run_evaluation(
-        golden=cfg_evaluate.golden,
-        system=cfg_evaluate.system,
-        phase=cfg_evaluate.phase,
-        version=cfg_evaluate.version,
-        output_dir=cfg_evaluate.paths.output_dir,
-        bootstrap=cfg_evaluate.bootstrap,
-        seed=cfg_evaluate.seed,
-        rouge=False,
-    )
+    cfg_evaluate.rouge = False
+    report = evaluate_from_config(cfg_evaluate)
     assert report.metrics["yesno.acc"] == 1.0 and report.metrics["factoid.strict_acc"] == 1.0
     assert (Path(cfg_evaluate.paths.output_dir) / "metrics.json").is_file()
 
