@@ -80,7 +80,7 @@ class CompletionCache:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         connection = self._connection()
-        connection.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal(connection)
         connection.execute("BEGIN IMMEDIATE")  # one process at a time creates or upgrades the table
         try:
             connection.execute(_SCHEMA)
@@ -91,6 +91,19 @@ class CompletionCache:
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+
+    def _enable_wal(self, connection: sqlite3.Connection) -> None:
+        """Switch a new file to WAL. SQLite answers "database is locked" at once, without its busy handler, when
+        processes race to do so on a fresh file: retry until ``timeout_s``."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
