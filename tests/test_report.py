@@ -247,3 +247,17 @@ def test_prompt_found_in_a_real_completion_cache(tmp_path):
     assert prompt_of(record, tmp_path / "completions.sqlite") == list(messages)
     assert prompt_of({**record, "prompt_hash": "0" * 16}, tmp_path / "completions.sqlite") is None
     assert prompt_of(record, tmp_path / "absent.sqlite") is None
+
+
+def test_a_run_started_on_the_default_questions_finds_its_golden_file_in_its_provenance(tmp_path):
+    from bioqa.analysis.runs import load_run, resolve_golden
+
+    run = tmp_path / "run"
+    synthetic_run(run, demo_golden_path(), "synthetic-a", 1, 0.5, bootstrap=0)
+    config = run / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace(str(demo_golden_path()), "${demo_golden:}"))  # as Hydra saves it
+    assert "${demo_golden:}" in config.read_text()
+    provenance = json.loads((run / "provenance.json").read_text())
+    provenance["data"] = {str(demo_golden_path()): "sha"}  # what infer.py records: the path it read
+    (run / "provenance.json").write_text(json.dumps(provenance))
+    assert resolve_golden(load_run(run)) == demo_golden_path().resolve()

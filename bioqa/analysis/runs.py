@@ -173,6 +173,8 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     cfg = _config(run_dir)
     provenance = _read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else {}
     golden = _dig(cfg, "data.golden") or cfg.get("golden") or flat.get("golden")
+    if golden and "${" in str(golden):  # an interpolation (e.g. the demo default): the path the run recorded
+        golden = next(iter((provenance or {}).get("data") or {}), None)
     wiki = _dig(cfg, "retrieval.wikipedia.max_articles") or 0
     accounting = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith("accounting.")}
     accounting["questions"] = flat.get("run.questions")
