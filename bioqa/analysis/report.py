@@ -124,20 +124,22 @@ def _run_rows(run: Run, specs: list[MeasureSpec]) -> list[dict[str, Any]]:
             continue
         value = run.metrics[spec.name]
         ci = run.ci.get(spec.name) or [None, None]
-        rows.append(
-            base
-            | dict(
-                question_type=spec.group,
-                measure=spec.name,
-                headline=spec.headline,
-                ranking=spec.ranking,
-                value=math.nan if value is None else float(value),
-                ci_low=ci[0],
-                ci_high=ci[1],
-                n=counts.get(spec.group),
-            )
-        )
+        rows.append(_measure_row(base, spec, math.nan if value is None else float(value), ci, counts.get(spec.group)))
     return rows
+
+
+def _measure_row(base: dict[str, Any], spec: MeasureSpec, value: float, ci: Sequence[Any], n: int | None) -> dict:
+    """One tidy row of ``results.csv``: the run's (or pooled config's) columns and one measure's value, CI and n."""
+    return base | dict(
+        question_type=spec.group,
+        measure=spec.name,
+        headline=spec.headline,
+        ranking=spec.ranking,
+        value=value,
+        ci_low=ci[0],
+        ci_high=ci[1],
+        n=n,
+    )
 
 
 def _group_counts(per_question: list[dict[str, Any]] | None) -> dict[str, int]:
@@ -211,20 +213,7 @@ def _pooled_rows(config: str, runs: list[Run], specs, bootstrap: int, seed: int,
         if spec.name not in names:
             continue
         value, n = pooled_value(rows, spec.name)
-        ci = cis.get(spec.name, (None, None))
-        out.append(
-            base
-            | dict(
-                question_type=spec.group,
-                measure=spec.name,
-                headline=spec.headline,
-                ranking=spec.ranking,
-                value=value,
-                ci_low=ci[0],
-                ci_high=ci[1],
-                n=n,
-            )
-        )
+        out.append(_measure_row(base, spec, value, cis.get(spec.name, (None, None)), n))
     return out
 
 
