@@ -8,13 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from bioqa.analysis.baselines import majority_yesno, snippet_entities
+from bioqa.analysis.plots import MAX_SERIES, _top_series, pareto_front
 from bioqa.analysis.report import COLUMNS, POOLED, build_report, holm
 from bioqa.analysis.synthetic import replicate_golden, synthetic_run
 from bioqa.errors import BioQAError, ConfigError
+from bioqa.evaluation.stats import paired_test
 from bioqa.resources import demo_golden_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +99,82 @@ def test_paired_differences_on_the_same_questions(report):
     assert row["delta"] == pytest.approx(expected)
     assert row["ci_low"] <= row["delta"] <= row["ci_high"]
     assert (report.paired["p_holm"] >= report.paired["p_bootstrap"]).all()
+
+
+def _pooled_rows(sweep: Path, name: str) -> list[dict]:
+    """A configuration's per-question rows of both batches, keyed like the report pools them."""
+    return [
+        {**row, "index": f"{batch}#{row['index']}"}
+        for batch in ("DEMO1", "DEMO2")
+        for row in _per_question(sweep, f"{name}_{batch}_golden")
+    ]
+
+
+def test_a_configuration_on_fewer_questions_is_paired_on_the_questions_both_scored(sweep, tmp_path):
+    """A run cut short (6 questions missing) is compared by the paired bootstrap on the shared questions; a full
+    one through the shared resamples: both equal paired_test on the configurations' pooled rows."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("report"))
+    cut = copy / "synthetic-b_0_DEMO2_golden" / "per_question.jsonl"
+    cut.write_text("\n".join(cut.read_text().splitlines()[:-6]) + "\n")
+    result = build_report(copy, reference="synthetic-a 0-shot", bootstrap=200, figures=False, baselines=False)
+    reference = _pooled_rows(copy, "synthetic-a_0")
+    for config, name, questions in (
+        ("synthetic-b 0-shot", "synthetic-b_0", 42),
+        ("synthetic-a 3-shot", "synthetic-a_3", 48),
+    ):
+        expected = paired_test(_pooled_rows(copy, name), reference, ["ideal.rouge_su4_f1", "list.f1"], 200, 0)
+        for measure, test in expected.items():
+            row = result.paired.query("config == @config and measure == @measure").iloc[0]
+            got = (row["delta"], (row["ci_low"], row["ci_high"]), row["p_bootstrap"], row["n"])
+            assert got == (test.delta, test.ci, test.p_bootstrap, test.n_questions), (config, measure)
+        assert expected["ideal.rouge_su4_f1"].n_questions == questions
+
+
+def test_too_few_resamples_for_holm_is_a_warning(sweep, tmp_path):
+    """15 comparisons: with 200 resamples no p is below 1/201, so Holm can reject nothing; 400 resamples can."""
+    few = build_report(sweep, out_dir=tmp_path / "a", reference="synthetic-a 0-shot", bootstrap=200, figures=False)
+    assert len(few.paired) == 15
+    warning = "paired tests: with 200 resamples no p-value falls below 1/201, so Holm over 15 comparisons"
+    assert any(w.startswith(warning) for w in few.warnings)
+    assert warning in (tmp_path / "a" / "report.md").read_text()
+    enough = build_report(sweep, out_dir=tmp_path / "b", reference="synthetic-a 0-shot", bootstrap=400, figures=False)
+    assert not any(w.startswith("paired tests") for w in enough.warnings)
+
+
+@pytest.mark.parametrize(
+    ("cost", "score", "front"),
+    [
+        ([1, 2, 3], [0.1, 0.2, 0.3], [True, True, True]),  # each dearer one is better
+        ([1, 2, 3], [0.3, 0.2, 0.1], [True, False, False]),  # the cheapest is also the best
+        ([1, 1], [0.5, 0.5], [True, True]),  # ties: neither beats the other
+        ([1, 2], [0.5, 0.5], [True, False]),  # same score, dearer
+        ([1, 1], [0.5, 0.4], [True, False]),  # same cost, worse
+        ([0, 0, 5], [0.2, 0.9, 0.95], [False, True, True]),
+        ([3], [0.0], [True]),
+    ],
+)
+def test_pareto_front(cost, score, front):
+    assert pareto_front(pd.Series(cost, dtype=float), pd.Series(score)).tolist() == front
+
+
+def test_pareto_front_matches_the_definition_on_random_points():
+    rng = np.random.default_rng(0)
+    x, y = pd.Series(rng.integers(0, 6, 60).astype(float)), pd.Series(rng.integers(0, 6, 60) / 5)
+    brute = [
+        not any((x[j] <= x[i] and y[j] >= y[i]) and (x[j] < x[i] or y[j] > y[i]) for j in range(60)) for i in range(60)
+    ]
+    assert pareto_front(x, y).tolist() == brute
+
+
+def test_figures_keep_the_best_series():
+    frame = pd.DataFrame(
+        {"series": [f"s{i}" for i in range(20) for _ in range(2)], "value": [v for i in range(20) for v in (i, 0)]}
+    )
+    kept, note = _top_series(frame, "value")
+    assert sorted(kept["series"].unique()) == sorted(f"s{i}" for i in range(20 - MAX_SERIES, 20))
+    assert note == f"{MAX_SERIES} of 20 series"
+    assert _top_series(frame[frame["series"].isin(["s1", "s2"])], "value")[1] == ""
 
 
 def test_holm():

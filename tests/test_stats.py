@@ -10,7 +10,7 @@ import pytest
 
 from bioqa.evaluation.official import evaluate_phase_a, evaluate_phase_b
 from bioqa.evaluation.registry import metric_spec
-from bioqa.evaluation.stats import bootstrap_ci, paired_test, pool_per_question
+from bioqa.evaluation.stats import bootstrap_ci, paired_from_resamples, paired_test, pool_per_question, resample
 
 
 def _yesno_rows(outcomes: list[tuple[bool, bool]]) -> list[dict]:
@@ -85,6 +85,47 @@ def test_paired_tests_identical_and_clearly_different_systems():
     assert diff["list.precision"].delta == 0.0 and diff["list.precision"].p_permutation == 1.0
     swapped = paired_test(bad, good, ["list.f1"], n=500)["list.f1"]
     assert swapped.delta == pytest.approx(-diff["list.f1"].delta)
+
+
+@pytest.mark.parametrize("measure", ["list.f1", "yesno.macro_f1", "documents.GMAP", "snippets.GMAP"])
+def test_paired_from_resamples_is_the_paired_bootstrap(measure):
+    """Two systems on the same questions: their bootstrap distributions give paired_test's CI and p bit for bit."""
+    rng = np.random.default_rng(1)
+    keys = {"list.f1": ("list.precision", "list.recall", "list.f1"), "yesno.macro_f1": ("yesno.correct",)}
+    rows_a, rows_b = [], []
+    for i in range(40):
+        a, b = {"index": f"B1#{i}"}, {"index": f"B1#{i}"}
+        for key in metric_spec(measure).inputs + keys.get(measure, ()):
+            a[key], b[key] = (float(rng.random() < 0.5), float(rng.random() < 0.5)) if "yesno" in key else rng.random(2)
+        if measure == "documents.GMAP" and i % 7 == 0:
+            a[metric_spec(measure).inputs[0]] = math.nan  # a question without golden documents
+        rows_a.append(a)
+        rows_b.append(b)
+    fast = paired_from_resamples(resample(rows_a, measure, 300, 3), resample(rows_b, measure, 300, 3))
+    slow = paired_test(rows_a, rows_b, [measure], n=300, seed=3)[measure]
+    assert (fast.a, fast.b, fast.delta, fast.ci, fast.p_bootstrap) == (
+        slow.a,
+        slow.b,
+        slow.delta,
+        slow.ci,
+        slow.p_bootstrap,
+    )
+    assert fast.n_questions == slow.n_questions == 40 and fast.p_permutation is None
+    assert bootstrap_ci(rows_a, [measure], 300, 3)[measure] == resample(rows_a, measure, 300, 3).ci()
+
+
+@pytest.mark.parametrize(
+    ("b_rows", "why"),
+    [
+        (lambda rows: rows[:-1], "B lacks a question"),
+        (lambda rows: rows[::-1], "same questions, other order"),
+        (lambda rows: [{k: v for k, v in r.items() if k != "index"} for r in rows], "no question keys"),
+    ],
+)
+def test_paired_from_resamples_refuses_other_questions(b_rows, why):
+    rows = _yesno_rows([(True, True), (False, True), (True, False)] * 5)
+    a = resample([{k: v for k, v in r.items() if k != "index"} for r in rows] if "keys" in why else rows, "yesno.acc")
+    assert paired_from_resamples(a, resample(b_rows(rows), "yesno.acc")) is None, why
 
 
 def test_paired_test_uses_only_questions_counted_for_both():

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from bioqa.evaluation import bootstrap_ci, paired_test
-from bioqa.evaluation.registry import iter_metrics
+from bioqa.evaluation.registry import iter_metrics, metric_spec
+from bioqa.evaluation.stats import PairedResult, Resampled, paired_from_resamples, paired_test, resample
 
 #: BioASQ's ranking measure of each question group (since 9B: snippets MF1, not MAP) and ROUGE-SU4/ROUGE-2 F1, which
 #: the paper reports for ideal answers: the report's tables, figures and paired tests use these.
@@ -87,26 +87,30 @@ def measure_specs(keys: Iterable[str]) -> list[MeasureSpec]:
     return specs
 
 
-def pooled_ci(
-    rows: Sequence[Mapping[str, Any]], names: Iterable[str], n: int, seed: int
-) -> dict[str, tuple[float, float]]:
-    """95% CI of each measure over ``rows`` (per-question records of any number of batches), questions resampled."""
-    return bootstrap_ci(rows, list(names), n, seed)
-
-
 def pooled_value(rows: Sequence[Mapping[str, Any]], name: str) -> tuple[float, int]:
-    """The measure over the pooled per-question records (the evaluator's statistic, not a mean of batch means)."""
-    definition = DEFINITIONS[name]
-    members = [r for r in rows if definition.member in r]
-    if not members:
-        return float("nan"), 0
-    columns = {k: np.asarray([float(r[k]) for r in members], dtype=float)[None, :] for k in definition.inputs}
-    return float(definition.statistic(columns)[0]), len(members)
+    """The measure over the pooled per-question records (the evaluator's statistic, not a mean of batch means) and
+    the number of questions it counts."""
+    spec = metric_spec(name)
+    return spec.compute(rows), sum(1 for r in rows if spec.member in r)
 
 
-def paired(rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, Any]], names, n: int, seed: int):
-    """A − B per measure on the questions both scored (rows matched by ``index``): paired bootstrap."""
-    return paired_test(rows_a, rows_b, list(names), n, seed)
+def resample_measures(
+    rows: Sequence[Mapping[str, Any]], names: Iterable[str], n: int, seed: int
+) -> dict[str, Resampled]:
+    """Each measure's value and bootstrap distribution over ``rows`` (per-question records of any number of
+    batches, questions resampled); measures without questions are left out."""
+    out = {}
+    for name in names:
+        resampled = resample(rows, name, n, seed)
+        if resampled is not None:
+            out[name] = resampled
+    return out
+
+
+def paired(a: Resampled, b: Resampled, rows_a, rows_b, name: str, n: int, seed: int) -> PairedResult | None:
+    """A − B on the questions both scored: from the two bootstrap distributions when both counted the same
+    questions, else the paired bootstrap over the questions they share (``None`` when they share none)."""
+    return paired_from_resamples(a, b) or paired_test(rows_a, rows_b, [name], n, seed).get(name)
 
 
 #: The per-question value that says how well one question of each type was answered (error analysis).

@@ -1,9 +1,10 @@
 """The report's PNG figures (matplotlib, headless Agg), all drawn from the report's pooled rows and paired table.
 
 1. ``shot_curves.png``: score vs number of shots per model series, one panel per ranking measure, 95% CI bands;
-   the no-model baseline as a dashed line.
+   the no-model baseline as a dashed line (at most 12 series: those with the best score on the first panel's
+   measure; ``results.csv`` holds every configuration).
 2. ``cost_latency.png``: score vs USD per 100 questions and vs seconds per question; Pareto front marked.
-3. ``parse_failures.png``: parse-failure rate vs shots per model series.
+3. ``parse_failures.png``: parse-failure rate vs shots per model series (at most 12: the highest rates).
 4. ``forest.png``: paired differences against the reference configuration with 95% CIs and Holm-corrected p-values
    (at most 30 configurations: those with the smallest Holm p-value; ``paired.csv`` holds every comparison).
 """
@@ -18,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from bioqa.analysis.baselines import BASELINE_MODEL
@@ -27,12 +29,25 @@ if TYPE_CHECKING:
 
 PANEL = (4.2, 3.2)
 MAX_FOREST_CONFIGS = 30
+MAX_SERIES = 12  # lines one panel can show apart (tab20 colours, a legend one can read)
 SERIES = ["model", "adapter", "selection", "wiki", "task"]
 
 
-def _series_label(row: pd.Series) -> str:
-    """The configuration without its shot count (one curve)."""
-    return " ".join(part for part in row["config"].split(" ") if not part.endswith("-shot"))
+def _with_series(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``series`` column: the configuration without its shot count (one curve)."""
+    return frame.assign(
+        series=frame["config"].map(lambda c: " ".join(p for p in c.split(" ") if not p.endswith("-shot")))
+    )
+
+
+def _top_series(frame: pd.DataFrame, score: str) -> tuple[pd.DataFrame, str]:
+    """``frame`` restricted to the MAX_SERIES series with the highest ``score`` at any shot count, and the note
+    saying so (empty when every series is kept)."""
+    total = frame["series"].nunique()
+    if total <= MAX_SERIES:
+        return frame, ""
+    keep = frame.groupby("series", sort=False)[score].max().sort_values(ascending=False, kind="stable").index
+    return frame[frame["series"].isin(keep[:MAX_SERIES])], f"{MAX_SERIES} of {total} series"
 
 
 def _grid(n: int, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -70,17 +85,21 @@ def shot_curves(report: Report, path: Path) -> Path | None:
     measures = _headline(curves, report)
     if not measures:
         return None
+    curves = _with_series(curves)
+    kept, note = _top_series(curves[curves["measure"] == measures[0]], "value")
+    curves = curves[curves["series"].isin(set(kept["series"]))]
+    colors = dict(zip(dict.fromkeys(curves["series"]), plt.get_cmap("tab20").colors, strict=False))
     fig, axes = _grid(len(measures))
     baseline = pooled[pooled["model"] == BASELINE_MODEL]
     for ax, measure in zip(axes, measures, strict=True):
-        frame = curves[curves["measure"] == measure].assign(series=lambda f: f.apply(_series_label, axis=1))
+        frame = curves[curves["measure"] == measure]
         for series, group in frame.groupby("series", sort=False):
             group = group.sort_values("shots")
-            (line,) = ax.plot(group["shots"], group["value"], marker="o", label=series)
+            ax.plot(group["shots"], group["value"], marker="o", label=series, color=colors[series])
             if group["ci_low"].notna().all():
                 ax.fill_between(
                     group["shots"].astype(float), group["ci_low"].astype(float), group["ci_high"].astype(float),
-                    color=line.get_color(), alpha=0.15, linewidth=0,
+                    color=colors[series], alpha=0.15, linewidth=0,
                 )  # fmt: skip
         base = baseline[baseline["measure"] == measure]
         if len(base):
@@ -92,17 +111,18 @@ def shot_curves(report: Report, path: Path) -> Path | None:
         ax.set_ylim(-0.02, max(1.0, float(frame["ci_high"].max(skipna=True) or 0)) + 0.02)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("score, pooled over batches (95% CI)")
+    if note:
+        fig.suptitle(f"{note}: the best on {measures[0]}; results.csv has every configuration", fontsize=9)
     _legend(fig, axes[0])
     return _save(fig, path)
 
 
 def pareto_front(x: pd.Series, y: pd.Series) -> pd.Series:
     """True for points no other point beats (lower or equal x and higher or equal y, one strictly)."""
-    keep = []
-    for i in x.index:
-        dominated = ((x <= x[i]) & (y >= y[i]) & ((x < x[i]) | (y > y[i]))).any()
-        keep.append(not dominated)
-    return pd.Series(keep, index=x.index)
+    xs, ys = x.to_numpy(dtype=float), y.to_numpy(dtype=float)
+    no_worse = (xs[None, :] <= xs[:, None]) & (ys[None, :] >= ys[:, None])  # [i, j]: j is at least as good as i
+    better = (xs[None, :] < xs[:, None]) | (ys[None, :] > ys[:, None])
+    return pd.Series(~(no_worse & better).any(axis=1), index=x.index)
 
 
 def cost_latency(report: Report, path: Path) -> Path | None:
@@ -126,8 +146,9 @@ def cost_latency(report: Report, path: Path) -> Path | None:
             best = points[front].sort_values(x_key)
             ax.step(best[x_key], best["value"], where="post", color="tab:red", linewidth=1)
             ax.scatter(best[x_key], best["value"], s=50, facecolors="none", edgecolors="tab:red", label="Pareto front")
-            for _, p in best.iterrows():
-                ax.annotate(p["config"], (p[x_key], p["value"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            for (x, y), tied in best.groupby([x_key, "value"], sort=False)["config"]:  # one label per point drawn
+                label = tied.iloc[0] + (f" (+{len(tied) - 1} tied)" if len(tied) > 1 else "")
+                ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
             ax.set_xlabel(x_label)
             ax.set_ylabel(measure)
             ax.grid(alpha=0.3)
@@ -141,16 +162,17 @@ def parse_failures(report: Report, path: Path) -> Path | None:
     frame = frame.dropna(subset=["parse_failure_rate"])
     if frame.empty:
         return None
+    frame, note = _top_series(_with_series(frame), "parse_failure_rate")
     fig, ax = plt.subplots(figsize=(5.5, 3.6), layout="constrained")
-    frame = frame.assign(series=frame.apply(_series_label, axis=1))
-    for series, group in frame.groupby("series", sort=False):
+    colors = plt.get_cmap("tab20").colors
+    for color, (series, group) in zip(colors, frame.groupby("series", sort=False), strict=False):
         group = group.sort_values("shots")
-        ax.plot(group["shots"], 100 * group["parse_failure_rate"], marker="o", label=series)
+        ax.plot(group["shots"], 100 * group["parse_failure_rate"], marker="o", label=series, color=color)
     ax.set_xticks(sorted(frame["shots"].unique()))
     ax.set_xlabel("shots")
     ax.set_ylabel("answers not parsed (%)")
     ax.set_ylim(-2, 102)
-    ax.set_title("parse failures, pooled over batches")
+    ax.set_title("parse failures, pooled over batches" + (f"\n{note}: the highest rates" if note else ""))
     ax.grid(alpha=0.3)
     _legend(fig, ax)
     return _save(fig, path)
@@ -164,9 +186,16 @@ def forest(report: Report, path: Path) -> Path | None:
     configs = list(dict.fromkeys(paired["config"]))
     title = "paired differences, 95% CI; p: paired bootstrap, Holm-corrected (red: < 0.05)"
     if len(configs) > MAX_FOREST_CONFIGS:  # the strongest evidence first; paired.csv has every row
-        strongest = paired.groupby("config", sort=False)["p_holm"].min().nsmallest(MAX_FOREST_CONFIGS, keep="first")
-        configs = [c for c in configs if c in strongest.index]
-        title += f"\n{MAX_FOREST_CONFIGS} of {paired['config'].nunique()} configurations (smallest Holm p)"
+        evidence = (
+            paired.assign(  # smallest Holm p, ties (e.g. all 1.0) broken by |Δ| in CI half-widths
+                z=-(paired["delta"].abs() / ((paired["ci_high"] - paired["ci_low"]) / 2).clip(lower=1e-12))
+            )
+            .groupby("config", sort=False)[["p_holm", "z"]]
+            .min()
+        )
+        strongest = evidence.sort_values(["p_holm", "z"], kind="stable").index[:MAX_FOREST_CONFIGS]
+        configs = [c for c in configs if c in set(strongest)]
+        title += f"\n{MAX_FOREST_CONFIGS} of {paired['config'].nunique()} configurations (smallest Holm p, then |Δ|/CI)"
         paired = paired[paired["config"].isin(configs)]
     cols = min(3, len(measures))
     rows = math.ceil(len(measures) / cols)
@@ -183,20 +212,17 @@ def forest(report: Report, path: Path) -> Path | None:
         ax.set_visible(False)
     for ax, measure in zip(flat, measures, strict=False):
         frame = paired[paired["measure"] == measure].set_index("config").reindex(configs)
-        y = list(range(len(configs)))[::-1]
+        frame = frame.assign(y=np.arange(len(configs))[::-1]).dropna(subset=["delta"])
         significant = frame["p_holm"] < 0.05
-        colors = ["tab:red" if s else "tab:blue" for s in significant]
-        for yi, (_, r), color in zip(y, frame.iterrows(), colors, strict=True):
-            if pd.notna(r["delta"]):
-                ax.errorbar(
-                    r["delta"], yi, xerr=[[r["delta"] - r["ci_low"]], [r["ci_high"] - r["delta"]]],
-                    fmt="o", color=color, markersize=4, capsize=2,
-                )  # fmt: skip
+        for color, points in (("tab:red", frame[significant]), ("tab:blue", frame[~significant])):
+            if len(points):
+                xerr = [points["delta"] - points["ci_low"], points["ci_high"] - points["delta"]]
+                ax.errorbar(points["delta"], points["y"], xerr=xerr, fmt="o", color=color, markersize=4, capsize=2)
         ax.axvline(0, color="0.4", linewidth=1)
-        for yi, (_, r) in zip(y, frame.iterrows(), strict=True):
-            if pd.notna(r["p_holm"]):
+        for yi, p_holm in zip(frame["y"], frame["p_holm"], strict=True):
+            if pd.notna(p_holm):
                 ax.annotate(
-                    f"p={r['p_holm']:.2f}", (1.01, yi), xycoords=("axes fraction", "data"), fontsize=6,
+                    f"p={p_holm:.2f}", (1.01, yi), xycoords=("axes fraction", "data"), fontsize=6,
                     ha="left", va="center", annotation_clip=False,
                 )  # fmt: skip
         ax.set_title(measure, fontsize=9)

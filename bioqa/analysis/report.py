@@ -8,7 +8,9 @@ Pooling across batches uses the per-question scores of all the configuration's r
 the union of questions, not a mean of batch means); its 95% CI resamples those questions (ranking measures only:
 the other pooled measures carry no CI, which keeps a 200-configuration report within seconds). Paired differences pair
 questions by (batch, question) and are tested with the paired bootstrap of :mod:`bioqa.evaluation.stats`; p-values
-are Holm-corrected across every (configuration, measure) comparison of the report.
+are Holm-corrected across every (configuration, measure) comparison of the report. A configuration scored on the same
+questions as the reference is compared through the two bootstrap distributions (the resamples draw the same questions
+for both, and are drawn once per question group for the whole report): the numbers of the paired bootstrap itself.
 """
 
 from __future__ import annotations
@@ -25,17 +27,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from tqdm.auto import tqdm
 
 from bioqa.analysis.baselines import BASELINE_MODEL, baseline_run, majority_yesno
-from bioqa.analysis.measures import MeasureSpec, measure_specs, paired, pooled_ci, pooled_value
+from bioqa.analysis.measures import MeasureSpec, measure_specs, paired, pooled_value, resample_measures
 from bioqa.analysis.runs import Run, SkippedRun, find_run_dirs, load_run, resolve_golden
 from bioqa.errors import BioQAError, ConfigError
+from bioqa.evaluation.stats import Resampled
 
 log = logging.getLogger(__name__)
 
 POOLED = "pooled"
-PARALLEL_FROM = 24  # configurations from which the statistics run in parallel processes
 COLUMNS = (
     "config", "model", "adapter", "shots", "selection", "wiki", "task", "batch", "question_type", "measure",
     "headline", "ranking", "value", "ci_low", "ci_high", "n", "parse_failure_rate", "prompt_tokens",
@@ -196,14 +198,8 @@ def _pooled_questions(runs: list[Run]) -> list[dict[str, Any]]:
     return [{**row, "index": f"{run.batch}#{row['index']}"} for run in runs for row in run.per_question or []]
 
 
-def _pooled_rows(config: str, runs: list[Run], specs, bootstrap: int, seed: int, warnings) -> list[dict[str, Any]]:
-    if any(r.per_question is None for r in runs):
-        missing = ", ".join(str(r.path) for r in runs if r.per_question is None)
-        warnings.append(f"{config}: not pooled, no per-question scores in {missing}")
-        return []
-    rows = _pooled_questions(runs)
+def _pooled_rows(config: str, runs: list[Run], rows, resampled, specs) -> list[dict[str, Any]]:
     names = [s.name for s in specs if s.poolable and any(s.name in r.metrics for r in runs)]
-    cis = pooled_ci(rows, [s.name for s in specs if s.ranking and s.name in names], bootstrap, seed)
     first = runs[0]
     base = _describe(first.__dict__ | {"config": config}, _pooled_accounting(runs), sum(r.questions for r in runs))
     base.update(batch=POOLED, run_dir=";".join(str(r.path) for r in runs))
@@ -213,7 +209,8 @@ def _pooled_rows(config: str, runs: list[Run], specs, bootstrap: int, seed: int,
         if spec.name not in names:
             continue
         value, n = pooled_value(rows, spec.name)
-        out.append(_measure_row(base, spec, value, cis.get(spec.name, (None, None)), n))
+        ci = resampled[spec.name].ci() if spec.ranking and spec.name in resampled else (None, None)
+        out.append(_measure_row(base, spec, value, ci, n))
     return out
 
 
@@ -230,31 +227,45 @@ def _choose_reference(configs: Sequence[str], reference: str | None) -> str | No
     )
 
 
-def _paired_rows(config: str, runs: list[Run], reference: str, ref_rows, specs, bootstrap: int, seed: int):
-    """``config`` − ``reference`` per ranking measure on the questions both scored (paired bootstrap)."""
-    if config == reference or ref_rows is None or any(r.per_question is None for r in runs):
-        return []
+@dataclass
+class _Reference:
+    """The configuration every other one is compared with: its pooled per-question rows and bootstrap resamples."""
+
+    config: str | None
+    rows: list[dict[str, Any]] | None
+    resampled: dict[str, Resampled]
+
+
+def _config_statistics(config: str, runs: list[Run], reference: _Reference, specs, bootstrap: int, seed: int, warnings):
+    """Pooled rows and paired rows (``config`` − reference per ranking measure) of one configuration."""
+    if any(r.per_question is None for r in runs):
+        missing = ", ".join(str(r.path) for r in runs if r.per_question is None)
+        warnings.append(f"{config}: not pooled, no per-question scores in {missing}")
+        return [], []
+    rows = _pooled_questions(runs)
     ranking = [s.name for s in specs if s.ranking and s.poolable]
-    return [
-        dict(
-            config=config,
-            reference=reference,
-            measure=name,
-            delta=result.delta,
-            ci_low=result.ci[0],
-            ci_high=result.ci[1],
-            p_bootstrap=result.p_bootstrap,
-            n=result.n_questions,
-        )
-        for name, result in paired(_pooled_questions(runs), ref_rows, ranking, bootstrap, seed).items()
-    ]
-
-
-def _config_statistics(config: str, runs: list[Run], reference, ref_rows, specs, bootstrap: int, seed: int):
-    """Pooled rows, paired rows and warnings of one configuration (one parallel task)."""
-    warnings: list[str] = []
-    pooled = _pooled_rows(config, runs, specs, bootstrap, seed, warnings)
-    return pooled, _paired_rows(config, runs, reference, ref_rows, specs, bootstrap, seed), warnings
+    resampled = resample_measures(rows, ranking, bootstrap, seed)
+    pooled = _pooled_rows(config, runs, rows, resampled, specs)
+    if config == reference.config or reference.rows is None:
+        return pooled, []
+    compared = []
+    for name in ranking:
+        a, b = resampled.get(name), reference.resampled.get(name)
+        result = paired(a, b, rows, reference.rows, name, bootstrap, seed) if a and b else None
+        if result is not None:
+            compared.append(
+                dict(
+                    config=config,
+                    reference=reference.config,
+                    measure=name,
+                    delta=result.delta,
+                    ci_low=result.ci[0],
+                    ci_high=result.ci[1],
+                    p_bootstrap=result.p_bootstrap,
+                    n=result.n_questions,
+                )
+            )
+    return pooled, compared
 
 
 def _paired_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -286,13 +297,11 @@ def build_report(
     bootstrap: int = 1000,
     seed: int = 0,
     figures: bool = True,
-    n_jobs: int | None = None,
 ) -> Report:
     """Collect every run under ``sources`` and write the report into ``out_dir`` (default ``SOURCE/report``).
 
     Raises :class:`ConfigError` for a missing source and :class:`BioQAError` when no usable run is found; run
-    directories that cannot be used are skipped, each with a warning in ``report.md``. ``n_jobs``: processes for
-    the pooled and paired statistics (default: up to 4 from PARALLEL_FROM configurations on, else 1).
+    directories that cannot be used are skipped, each with a warning in ``report.md``.
     """
     sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
     roots = _check_sources(sources)
@@ -316,19 +325,21 @@ def build_report(
     chosen = _choose_reference(list(by_config), reference)
     reference_runs = by_config.get(chosen, []) if chosen else []
     ref_rows = None if any(r.per_question is None for r in reference_runs) else _pooled_questions(reference_runs)
-    if n_jobs is None:
-        n_jobs = min(os.cpu_count() or 1, 4) if len(by_config) >= PARALLEL_FROM else 1
-    tasks = (
-        delayed(_config_statistics)(config, config_runs, chosen, ref_rows, specs, bootstrap, seed)
-        for config, config_runs in by_config.items()
-    )
-    paired_rows = []
-    for pooled, compared, config_warnings in Parallel(n_jobs=n_jobs)(tasks):
+    ranking = [s.name for s in specs if s.ranking and s.poolable]
+    ref = _Reference(chosen, ref_rows, resample_measures(ref_rows, ranking, bootstrap, seed) if ref_rows else {})
+    paired_rows: list[dict[str, Any]] = []
+    for config, config_runs in tqdm(by_config.items(), desc="pooling and pairing", unit="config", leave=False):
+        pooled, compared = _config_statistics(config, config_runs, ref, specs, bootstrap, seed, warnings)
         rows += pooled
         paired_rows += compared
-        warnings += config_warnings
     results = pd.DataFrame(rows, columns=list(COLUMNS))
     paired_frame = _paired_frame(paired_rows)
+    if len(paired_frame) and len(paired_frame) >= 0.05 * (bootstrap + 1):
+        warnings.append(
+            f"paired tests: with {bootstrap} resamples no p-value falls below 1/{bootstrap + 1}, so Holm over "
+            f"{len(paired_frame)} comparisons can call no difference significant (p_holm >= 0.05 everywhere); "
+            f"pass bootstrap={20 * len(paired_frame)} or more, or report fewer configurations, to test them"
+        )
     for message in warnings:
         log.warning(message)
     report = Report(out_dir, results, paired_frame, specs, chosen, warnings, runs=runs)

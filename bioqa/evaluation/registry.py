@@ -70,7 +70,13 @@ class MetricSpec:
 
 
 def _mean(key: str) -> Statistic:
-    return lambda c: np.where(np.isnan(c[key]), 0.0, c[key]).mean(axis=1)
+    """Mean per row, a NaN value counting as 0 (the jar's convention)."""
+
+    def stat(c: Columns) -> np.ndarray:
+        means = c[key].mean(axis=1)  # the same sums as below when no value is NaN, in a third of the time
+        return np.where(np.isnan(c[key]), 0.0, c[key]).mean(axis=1) if np.isnan(means).any() else means
+
+    return stat
 
 
 def _gmap(key: str, nan_log: float) -> Statistic:

@@ -17,6 +17,7 @@ with probability 1/2). Pooling several batches works on the per-question rows of
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,10 +42,48 @@ def _rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
+@functools.lru_cache(maxsize=16)
+def _resample_indices(seed: int, member: str, questions: int, n: int) -> np.ndarray:
+    """The ``n`` × ``questions`` resampled question indices of a group's stream (read-only; shared by every
+    system scored on as many questions of that group, so a sweep report draws them once)."""
+    index = _rng(seed, member).integers(0, questions, size=(n, questions))
+    index.flags.writeable = False
+    return index
+
+
 def _percentile_ci(values: np.ndarray, level: float) -> tuple[float, float]:
     tail = (1 - level) / 2 * 100
     low, high = np.nanpercentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class Resampled:
+    """One measure of one system: the questions it counts (their golden ``index`` in order), its value on them and
+    its value on each bootstrap resample of them."""
+
+    questions: tuple[Any, ...]
+    value: float
+    boot: np.ndarray
+
+    def ci(self, level: float = 0.95) -> tuple[float, float]:
+        """Percentile bootstrap confidence interval."""
+        return _percentile_ci(self.boot, level)
+
+
+def resample(per_question: Sequence[Mapping[str, Any]], metric: str, n: int = 1000, seed: int = 0) -> Resampled | None:
+    """The measure and its bootstrap distribution over its group's questions (``None`` without questions)."""
+    measure = metric_spec(metric)
+    rows = [r for r in per_question if measure.member in r]
+    if not rows or n <= 0:
+        return None
+    columns = _columns(rows, measure.inputs)
+    index = _resample_indices(seed, measure.member, len(rows), n)
+    return Resampled(
+        questions=tuple(r.get("index") for r in rows),
+        value=float(measure.statistic(columns)[0]),
+        boot=measure.statistic({k: np.take(v[0], index) for k, v in columns.items()}),
+    )
 
 
 def bootstrap_ci(
@@ -57,13 +96,9 @@ def bootstrap_ci(
     """Percentile bootstrap CI of each measure (only measures whose group has questions are returned)."""
     out: dict[str, tuple[float, float]] = {}
     for measure in _specs(metrics):
-        name = measure.name
-        rows = [r for r in per_question if measure.member in r]
-        if not rows or n <= 0:
-            continue
-        columns = _columns(rows, measure.inputs)
-        index = _rng(seed, measure.member).integers(0, len(rows), size=(n, len(rows)))
-        out[name] = _percentile_ci(measure.statistic({k: v[0][index] for k, v in columns.items()}), level)
+        resampled = resample(per_question, measure.name, n, seed)
+        if resampled is not None:
+            out[measure.name] = resampled.ci(level)
     return out
 
 
@@ -76,8 +111,32 @@ class PairedResult:
     delta: float
     ci: tuple[float, float]
     p_bootstrap: float
-    p_permutation: float
+    p_permutation: float | None  # None where only the bootstrap was run (:func:`paired_from_resamples`)
     n_questions: int
+
+
+def _p_bootstrap(boot: np.ndarray, delta: float) -> float:
+    """Two-sided paired bootstrap p-value: the null-centred differences at least as far from 0 as ``delta``."""
+    return float((1 + np.sum(np.abs(boot - delta) >= abs(delta) - 1e-12)) / (len(boot) + 1))
+
+
+def paired_from_resamples(a: Resampled, b: Resampled, level: float = 0.95) -> PairedResult | None:
+    """A − B from two systems' bootstrap distributions when both counted the same questions in the same order (the
+    resamples then draw the same questions for both): exactly :func:`paired_test`'s bootstrap CI and p-value, without
+    the permutation test. ``None`` when the questions differ (use :func:`paired_test`)."""
+    if a.questions != b.questions or None in a.questions or len(a.boot) != len(b.boot):
+        return None
+    delta = a.value - b.value
+    boot = a.boot - b.boot
+    return PairedResult(
+        a=a.value,
+        b=b.value,
+        delta=delta,
+        ci=_percentile_ci(boot, level),
+        p_bootstrap=_p_bootstrap(boot, delta),
+        p_permutation=None,
+        n_questions=len(a.questions),
+    )
 
 
 def paired_test(
@@ -115,7 +174,7 @@ def paired_test(
             b=value_b,
             delta=delta,
             ci=_percentile_ci(boot, level),
-            p_bootstrap=float((1 + np.sum(np.abs(boot - delta) >= threshold)) / (n + 1)),
+            p_bootstrap=_p_bootstrap(boot, delta),
             p_permutation=float((1 + np.sum(np.abs(perm) >= threshold)) / (n + 1)),
             n_questions=len(pairs),
         )
