@@ -279,12 +279,30 @@ def _interrupted_run(run: Path) -> None:
         (lambda p: (p / "f.txt").write_text("x") and p / "f.txt", ConfigError, "is a file"),
         (lambda p: p, BioQAError, "no run directories"),
         (lambda p: _interrupted_run(p / "r") or p, BioQAError, "none of the 1 run directories .*no metrics.json"),
+        (
+            lambda p: build_report(make_sweep(p), bootstrap=0, figures=False).out_dir,
+            ConfigError,
+            "is a report's output",
+        ),
     ],
-    ids=["missing", "file", "empty", "no usable run"],
+    ids=["missing", "file", "empty", "no usable run", "a report's output"],
 )
 def test_unusable_source_is_one_clear_error(tmp_path, make, error, message):
     with pytest.raises(error, match=message):
         build_report(make(tmp_path), bootstrap=10)
+
+
+def test_an_earlier_report_is_not_read_as_runs(sweep, tmp_path):
+    """Its baseline runs belong to that report: a new report over the sweep (listed twice) reads the sweep's runs."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("report"))
+    first = build_report(copy, bootstrap=0, figures=False)
+    again = build_report([copy, copy], out_dir=tmp_path / "again", bootstrap=0, figures=False)
+    assert {str(r.path) for r in again.runs if r.model != "baseline"} == {
+        str(r.path) for r in first.runs if r.model != "baseline"
+    }
+    assert again.warnings == first.warnings == []
+    assert not any(str(first.out_dir) in str(r.path) for r in again.runs)
 
 
 def test_unknown_reference_lists_the_choices(sweep, tmp_path):

@@ -31,7 +31,15 @@ from tqdm.auto import tqdm
 
 from bioqa.analysis.baselines import BASELINE_MODEL, baseline_run, majority_yesno
 from bioqa.analysis.measures import MeasureSpec, measure_specs, paired, pooled_value, resample_measures
-from bioqa.analysis.runs import Run, SkippedRun, find_run_dirs, load_run, resolve_golden
+from bioqa.analysis.runs import (
+    REPORT_MARKER,
+    Run,
+    SkippedRun,
+    find_run_dirs,
+    is_report_dir,
+    load_run,
+    resolve_golden,
+)
 from bioqa.errors import BioQAError, ConfigError
 from bioqa.evaluation.stats import Resampled
 
@@ -284,6 +292,8 @@ def _check_sources(sources: Sequence[str | os.PathLike]) -> list[Path]:
             raise ConfigError(f"report={source}: no such directory")
         if not path.is_dir():
             raise ConfigError(f"report={source}: is a file, expected a directory holding run directories")
+        if is_report_dir(path):
+            raise ConfigError(f"report={source}: is a report's output; give the sweep directory holding the runs")
         paths.append(path)
     return paths
 
@@ -315,6 +325,7 @@ def build_report(
     if not runs:
         raise BioQAError(f"report: none of the {len(run_dirs)} run directories under {where} is usable: {warnings[0]}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT_MARKER).write_text("written by bioqa's sweep report: run directories below are its own\n")
     if baselines:
         runs += _baselines(runs, out_dir, fewshot_dir, bootstrap, seed, warnings)
     specs = measure_specs(k for r in runs for k in r.metrics)

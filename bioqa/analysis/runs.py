@@ -20,6 +20,7 @@ from bioqa.analysis.measures import is_measure
 
 PER_QUESTION_FILES = ("per_question.jsonl", "per_question_scores.jsonl")  # the latter: runs before the rename
 MARKERS = ("metrics.json", ".hydra/config.yaml", "provenance.json")
+REPORT_MARKER = ".bioqa_report"  # written into every report's output directory
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -68,14 +69,20 @@ class SkippedRun(Exception):
     """A run directory the report cannot use; the message says why (one line)."""
 
 
+def is_report_dir(path: Path) -> bool:
+    """Whether ``path`` is a sweep report's output (its baseline runs are the report's, not the sweep's)."""
+    return (path / REPORT_MARKER).is_file() or ((path / "results.csv").is_file() and (path / "paired.csv").is_file())
+
+
 def find_run_dirs(roots: Iterable[str | os.PathLike], exclude: Iterable[Path] = ()) -> list[Path]:
-    """Every run directory under ``roots`` (searched recursively), sorted, skipping the ``exclude`` trees."""
+    """Every run directory under ``roots`` (searched recursively), sorted, skipping the ``exclude`` trees and any
+    earlier report's output."""
     excluded = [Path(e).resolve() for e in exclude]
     found: set[Path] = set()
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):
             here = Path(dirpath).resolve()
-            if any(here == e or e in here.parents for e in excluded):
+            if any(here == e or e in here.parents for e in excluded) or is_report_dir(here):
                 dirnames.clear()
                 continue
             dirnames[:] = [d for d in dirnames if d != ".hydra"]
