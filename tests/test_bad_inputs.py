@@ -144,7 +144,7 @@ CASES = [
     train("model=gpt-4o", expect="model=gpt-4o has no `train:` block"),
     train("model.train.lora.r=0", expect="model.train.lora.r=0"),
     train("model.train.optim.schedule=bogus", expect="model.train.optim.schedule=bogus"),
-    train("+model.train.lora.rank=8", expect="model.train.lora: LoraSettings"),
+    train("+model.train.lora.rank=8", expect="model.train.lora.rank: unknown config key"),
     train("prompt.selection=bogus", expect="prompt.selection=bogus"),
     train("ckpt_path={missing}", expect="ckpt_path={missing}: no such file"),
     train("ckpt_path=last", "resume_root={directory}", expect="ckpt_path=last: no checkpoints/last.ckpt"),
