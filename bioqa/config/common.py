@@ -147,9 +147,7 @@ def check_keys(schema: type[BaseModel], cfg: Any, prefix: str = "") -> None:
                 known = list(schema.model_fields)
                 match = difflib.get_close_matches(str(key), known, n=1)
                 hint = f"did you mean '{prefix}{match[0]}'? " if match else ""
-                raise ConfigError(
-                    f"{prefix}{key}: unknown config key, nothing reads it ({hint}known here: {', '.join(known)})"
-                )
+                raise ConfigError(f"{prefix}{key}: unknown config key ({hint}known here: {', '.join(known)})")
             continue
         if OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key):
             continue
