@@ -156,6 +156,7 @@ infer    | +data.limt=3 | data.limt: unknown config key (did you mean 'data.limi
 infer    | +model.adaptr=x | model.adaptr: unknown config key (did you mean 'model.adapter'?
 infer    | +prompt.n_shot=3 | prompt.n_shot: unknown config key (did you mean 'prompt.n_shots'?
 infer    | +retrieval.idx=1 | retrieval.idx: unknown config key (did you mean 'retrieval.index'?
+infer    | +errors.max_fracton=0.5 | errors.max_fracton: unknown config key (did you mean 'errors.max_fraction'?
 infer    | +paths.log=x | paths.log: unknown config key (did you mean 'paths.log_dir'?
 evaluate | +boostrap=10 | boostrap: unknown config key (did you mean 'bootstrap'?
 evaluate | report=x +report_dirr=y | report_dirr: unknown config key (did you mean 'report_dir'?

@@ -47,7 +47,7 @@ class Data(Section):
         description=f"a list of question types from {', '.join(QUESTION_TYPES)}, e.g. [yesno,factoid]; null for all"
     )
     shot_pool: Literal[POOLS] | None = Field(description=f"one of {', '.join(POOLS)}, or null for prompt.pool")
-    shot_pool_fallback: Literal["demo"] | None = Field(None, description="demo, or null (a missing pool is an error)")
+    shot_pool_fallback: Any = unread("null or demo (checked where it is used, bioqa.pipeline.app)")
 
 
 class Answering(Section):
@@ -79,7 +79,7 @@ class Retrieval(Section):
 
 
 class Errors(Section):
-    max_fraction: Annotated[float, Field(ge=0, le=1)] = Field(description="a share of requests, 0 <= x <= 1")
+    max_fraction: Any = None  # checked where it is used (bioqa.pipeline.accounting.check_max_fraction)
 
 
 class Ensemble(Section):
@@ -114,7 +114,7 @@ class InferConfig(Root):
     retrieval: Retrieval
     evaluation: Evaluation
     cache: Cache
-    errors: Errors
+    errors: Errors | None = unread("the share of failed requests a run may have")
     seed: Seed
     prompt: PromptSection | None = unread("checked whole by check_prompt")
     paths: Paths | None = unread("directories (resolved in the run)")
