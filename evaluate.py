@@ -3,20 +3,19 @@ or report on a sweep: python evaluate.py report=SWEEP_DIR [report_reference=CONF
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from bioqa.config.evaluate import validate_evaluate_config
-from bioqa.errors import error_boundary
+from bioqa.config.evaluate import check_evaluate_keys, validate_evaluate_config
+from bioqa.errors import hydra_entry
 from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.runs import register_resolvers
 
 register_resolvers()
 
 
-@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
-@error_boundary
+@hydra_entry("evaluate")
 def main(cfg: DictConfig) -> None:
+    check_evaluate_keys(cfg)
     if cfg.report is not None:
         from bioqa.analysis.report import report_from_config
 

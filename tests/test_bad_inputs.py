@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from omegaconf import DictConfig
 
 from bioqa.config.evaluate import validate_evaluate_config
 from bioqa.config.infer import validate_infer_config
-from bioqa.errors import EXIT_USAGE
+from bioqa.errors import EXIT_USAGE, ConfigError
 from bioqa.resources import demo_golden_path
 from bioqa.runs import register_resolvers
 
@@ -50,105 +51,120 @@ class Case:
         return f"{self.script}:{' '.join(self.overrides) or 'defaults'}"
 
 
-def infer(*overrides: str, expect: str) -> Case:
-    return Case("infer", overrides, expect)
+def cases(table: str) -> list[Case]:
+    """Rows ``script | overrides (space-separated) | expected part of the line``; ``#`` lines are comments.
+    evaluate gets ``golden={golden} system={system}`` first (a row's own value wins: Hydra applies them in order)."""
+    rows = []
+    for line in table.strip().splitlines():
+        if not line.startswith("#"):
+            script, overrides, expect = (part.strip() for part in line.split("|", 2))
+            files = ("golden={golden}", "system={system}") if script == "evaluate" else ()
+            rows.append(Case(script, files + tuple(overrides.split()), expect))
+    return rows
 
 
-def train(*overrides: str, expect: str) -> Case:
-    return Case("train", overrides, expect)
-
-
-def evaluate(*overrides: str, expect: str, golden: str | None = "{golden}", system: str | None = "{system}") -> Case:
-    files = tuple(f"{key}={value}" for key, value in (("golden", golden), ("system", system)) if value is not None)
-    return Case("evaluate", files + overrides, expect)
-
-
-CASES = [
-    # evaluate.py: unusable files, bad options, missing arguments
-    evaluate(system="{non_utf8}", expect="not UTF-8 text"),
-    evaluate(system="{directory}", expect="is a directory"),
-    evaluate(system="{nested}", expect="nested too deeply"),
-    evaluate(system="{truncated}", expect="not valid JSON"),
-    evaluate(system="{empty}", expect="empty file"),
-    evaluate(system="{json_list}", expect='expected a BioASQ JSON object {"questions": [...]}, got list'),
-    evaluate(system="{missing}", expect="no such file"),
-    evaluate(system=None, expect="system is missing: pass system=PATH"),
-    evaluate(golden=None, expect="golden is missing: pass golden=PATH"),
-    evaluate(golden="{missing}", expect="golden={missing}: no such file"),
-    evaluate(golden="{directory}", expect="is a directory"),
-    evaluate(golden="{non_utf8}", expect="not UTF-8 text"),
-    evaluate("compare={truncated}", expect="compare={truncated}: not valid JSON"),
-    evaluate("phase=C", expect="phase=C: Input should be 'A', 'B' or 'AB'"),
-    evaluate("version=7", expect="version=7: Input should be 2, 3, 5, 8 or 9"),
-    evaluate("bootstrap=-5", expect="bootstrap=-5: Input should be greater than or equal to 0"),
-    evaluate("bootstrap=abc", expect="bootstrap=abc: Input should be a valid integer"),
-    # infer.py: data selection
-    infer("data.limit=abc", expect="data.limit=abc: Input should be a valid integer"),
-    infer("data.limit=0", expect="data.limit=0: Input should be greater than or equal to 1"),
-    infer("data.limit=-1", expect="data.limit=-1: Input should be greater than or equal to 1"),
-    infer("data.limit=1.5", expect="data.limit=1.5: Input should be a valid integer"),
-    infer("data.types=[foo]", expect="data.types[0]=foo: Input should be 'yesno', 'factoid', 'list' or 'summary'"),
-    infer("data.types=yesno", expect="data.types=yesno: Input should be a valid list"),
-    infer("data.types=[]", expect="data.types=[]: List should have at least 1 item"),
-    infer("data.golden={yesno_only}", "data.types=[summary]", expect="no question of these types"),
-    infer("data.shot_pool=bogus", expect="data.shot_pool=bogus: Input should be 'fewshot', 'golden' or 'demo'"),
-    # infer.py: the questions file
-    infer("data.golden={malformed_golden}", expect="question q2, field 'type': unknown question type"),
-    infer("data.golden={non_utf8}", expect="data.golden={non_utf8}: not UTF-8 text"),
-    infer("data.golden={directory}", expect="data.golden={directory}: is a directory"),
-    infer("data.golden={missing}", expect="data.golden={missing}: no such file"),
-    infer("data.golden={empty}", expect="empty file"),
-    infer("data.golden={truncated}", expect="not valid JSON"),
-    infer("data.golden={nested}", expect="nested too deeply"),
-    infer("data.golden=???", expect="data.golden is missing (???): pass data.golden=..."),
-    infer("data.golden=${oc.env:BIOQA_UNSET_VARIABLE}", expect="Environment variable 'BIOQA_UNSET_VARIABLE' not found"),
-    # infer.py: answering, prompt, task, retrieval, evaluation, cache
-    infer("answering.chunk_size=0", expect="answering.chunk_size=0: Input should be greater than or equal to 1"),
-    infer("answering.max_new_tokens.ideal=0", expect="answering.max_new_tokens.ideal=0"),
-    infer("~answering.max_new_tokens.ideal", expect="answering.max_new_tokens has no entry for ['ideal']"),
-    infer("answering.temperature=-1", expect="answering.temperature=-1"),
-    infer("+answering.max_new_tokens.summary=5", expect="answering.max_new_tokens.summary=summary: Input should be"),
-    infer("model.adapter={directory}", expect="model.adapter={directory}: not a PEFT adapter directory"),
-    infer("prompt.selection=bogus", expect="prompt.selection=bogus: Input should be 'first_n' or 'knn'"),
-    infer("prompt.pool=bogus", expect="prompt.pool=bogus"),
-    infer("prompt.n_shots=-1", expect="prompt.n_shots=-1: Input should be greater than or equal to 0"),
-    infer("task=phase_a_plus", expect="task=phase_a_plus needs a search index for Phase A"),
-    infer("task=phase_a", expect="task=phase_a needs a search index for Phase A"),
-    infer("task=phase_a_plus", "task.phase_a_submission={missing}", expect="task.phase_a_submission={missing}"),
-    infer("task=phase_a_plus", "task.phase_a_submission={truncated}", expect="not valid JSON"),
-    infer("task=phase_a_plus", "retrieval=tantivy", "retrieval.index.corpus_path={missing}", expect="no such file"),
-    infer("cache.path={directory}", expect="cache.path={directory}: is a directory"),
-    infer("cache.path={empty}/completions.sqlite", expect="is not a directory"),
-    infer("evaluation.version=7", expect="evaluation.version=7: Input should be 2, 3, 5, 8 or 9"),
-    infer("evaluation.bootstrap=-5", expect="evaluation.bootstrap=-5: Input should be greater than or equal to 0"),
-    infer("evaluation.enabled=maybe", expect="evaluation.enabled=maybe: Input should be a valid boolean"),
-    # train.py: data files (a single string is one path or pattern)
-    train("data.train_files={missing}", expect="data.train_files={missing}: no such file"),
-    train("data.train_files=[{directory}/nothing*.json]", expect="matches no file"),
-    train("data.train_files=[{directory}]", expect="is a directory"),
-    train("data.train_files={truncated}", expect="not valid JSON"),
-    train("data.train_files={malformed_golden}", expect="question q2, field 'type'"),
-    train("data.train_files={summary_only}", "data.kinds=[exact]", expect="no training examples"),
-    train("data.train_files={one_question}", "data.kinds=[ideal]", expect="hold out the only training example"),
-    train("data.val_files={empty}", expect="data.val_files={empty}: empty file"),
-    train("data.format=chat_jsonl", "data.train_files={bad_chat}", expect=":2: the last message must be"),
-    train("data.format=chat_jsonl", "data.train_files={non_utf8}", expect="not UTF-8 text"),
-    train("data.format=chat_jsonl", expect="data.format=chat_jsonl needs data.train_files"),
-    # train.py: settings
-    train("data.batch_size=0", expect="data.batch_size=0: Input should be greater than or equal to 1"),
-    train("data.batch_size=abc", expect="data.batch_size=abc: Input should be a valid integer"),
-    train("data.val_fraction=1.0", expect="data.val_fraction=1.0: Input should be less than 1"),
-    train("data.val_fraction=-0.1", expect="data.val_fraction=-0.1"),
-    train("data.format=bogus", expect="data.format=bogus: Input should be 'golden' or 'chat_jsonl'"),
-    train("data.kinds=[foo]", expect="data.kinds[0]=foo"),
-    train("model=gpt-4o", expect="model=gpt-4o has no `train:` block"),
-    train("model.train.lora.r=0", expect="model.train.lora.r=0"),
-    train("model.train.optim.schedule=bogus", expect="model.train.optim.schedule=bogus"),
-    train("+model.train.lora.rank=8", expect="model.train.lora: LoraSettings"),
-    train("prompt.selection=bogus", expect="prompt.selection=bogus"),
-    train("ckpt_path={missing}", expect="ckpt_path={missing}: no such file"),
-    train("ckpt_path=last", "resume_root={directory}", expect="ckpt_path=last: no checkpoints/last.ckpt"),
-]
+CASES = cases(
+    """
+# evaluate.py: unusable files, bad options, missing arguments
+evaluate | system={non_utf8} | not UTF-8 text
+evaluate | system={directory} | is a directory
+evaluate | system={nested} | nested too deeply
+evaluate | system={truncated} | not valid JSON
+evaluate | system={empty} | empty file
+evaluate | system={json_list} | expected a BioASQ JSON object {"questions": [...]}, got list
+evaluate | system={missing} | no such file
+evaluate | system=??? | system is missing: pass system=PATH
+evaluate | golden=??? | golden is missing: pass golden=PATH
+evaluate | golden={missing} | golden={missing}: no such file
+evaluate | golden={directory} | is a directory
+evaluate | golden={non_utf8} | not UTF-8 text
+evaluate | compare={truncated} | compare={truncated}: not valid JSON
+evaluate | phase=C | phase=C: Input should be 'A', 'B' or 'AB'
+evaluate | version=7 | version=7: Input should be 2, 3, 5, 8 or 9
+evaluate | bootstrap=-5 | bootstrap=-5: Input should be greater than or equal to 0
+evaluate | bootstrap=abc | bootstrap=abc: Input should be a valid integer
+# infer.py: data selection
+infer    | data.limit=abc | data.limit=abc: Input should be a valid integer
+infer    | data.limit=0 | data.limit=0: Input should be greater than or equal to 1
+infer    | data.limit=-1 | data.limit=-1: Input should be greater than or equal to 1
+infer    | data.limit=1.5 | data.limit=1.5: Input should be a valid integer
+infer    | data.types=[foo] | data.types[0]=foo: Input should be 'yesno', 'factoid', 'list' or 'summary'
+infer    | data.types=yesno | data.types=yesno: Input should be a valid list
+infer    | data.types=[] | data.types=[]: List should have at least 1 item
+infer    | data.golden={yesno_only} data.types=[summary] | no question of these types
+infer    | data.shot_pool=bogus | data.shot_pool=bogus: Input should be 'fewshot', 'golden' or 'demo'
+# infer.py: the questions file
+infer    | data.golden={malformed_golden} | question q2, field 'type': unknown question type
+infer    | data.golden={non_utf8} | data.golden={non_utf8}: not UTF-8 text
+infer    | data.golden={directory} | data.golden={directory}: is a directory
+infer    | data.golden={missing} | data.golden={missing}: no such file
+infer    | data.golden={empty} | empty file
+infer    | data.golden={truncated} | not valid JSON
+infer    | data.golden={nested} | nested too deeply
+infer    | data.golden=??? | data.golden is missing (???): pass data.golden=...
+infer    | data.golden=${oc.env:BIOQA_UNSET_VARIABLE} | Environment variable 'BIOQA_UNSET_VARIABLE' not found
+# infer.py: answering, prompt, task, retrieval, evaluation, cache
+infer    | answering.chunk_size=0 | answering.chunk_size=0: Input should be greater than or equal to 1
+infer    | answering.max_new_tokens.ideal=0 | answering.max_new_tokens.ideal=0
+infer    | ~answering.max_new_tokens.ideal | answering.max_new_tokens has no entry for ['ideal']
+infer    | answering.temperature=-1 | answering.temperature=-1
+infer    | +answering.max_new_tokens.summary=5 | answering.max_new_tokens.summary=summary: Input should be
+infer    | model.adapter={directory} | model.adapter={directory}: not a PEFT adapter directory
+infer    | prompt.selection=bogus | prompt.selection=bogus: Input should be 'first_n' or 'knn'
+infer    | prompt.pool=bogus | prompt.pool=bogus
+infer    | prompt.n_shots=-1 | prompt.n_shots=-1: Input should be greater than or equal to 0
+infer    | task=phase_a_plus | task=phase_a_plus needs a search index for Phase A
+infer    | task=phase_a | task=phase_a needs a search index for Phase A
+infer    | task=phase_a_plus task.phase_a_submission={missing} | task.phase_a_submission={missing}
+infer    | task=phase_a_plus task.phase_a_submission={truncated} | not valid JSON
+infer    | task=phase_a_plus retrieval=tantivy retrieval.index.corpus_path={missing} | no such file
+infer    | cache.path={directory} | cache.path={directory}: is a directory
+infer    | cache.path={empty}/completions.sqlite | is not a directory
+infer    | evaluation.version=7 | evaluation.version=7: Input should be 2, 3, 5, 8 or 9
+infer    | evaluation.bootstrap=-5 | evaluation.bootstrap=-5: Input should be greater than or equal to 0
+infer    | evaluation.enabled=maybe | evaluation.enabled=maybe: Input should be a valid boolean
+# train.py: data files (a single string is one path or pattern)
+train    | data.train_files={missing} | data.train_files={missing}: no such file
+train    | data.train_files=[{directory}/nothing*.json] | matches no file
+train    | data.train_files=[{directory}] | is a directory
+train    | data.train_files={truncated} | not valid JSON
+train    | data.train_files={malformed_golden} | question q2, field 'type'
+train    | data.train_files={summary_only} data.kinds=[exact] | no training examples
+train    | data.train_files={one_question} data.kinds=[ideal] | hold out the only training example
+train    | data.val_files={empty} | data.val_files={empty}: empty file
+train    | data.format=chat_jsonl data.train_files={bad_chat} | :2: the last message must be
+train    | data.format=chat_jsonl data.train_files={non_utf8} | not UTF-8 text
+train    | data.format=chat_jsonl | data.format=chat_jsonl needs data.train_files
+# train.py: settings
+train    | data.batch_size=0 | data.batch_size=0: Input should be greater than or equal to 1
+train    | data.batch_size=abc | data.batch_size=abc: Input should be a valid integer
+train    | data.val_fraction=1.0 | data.val_fraction=1.0: Input should be less than 1
+train    | data.val_fraction=-0.1 | data.val_fraction=-0.1
+train    | data.format=bogus | data.format=bogus: Input should be 'golden' or 'chat_jsonl'
+train    | data.kinds=[foo] | data.kinds[0]=foo
+train    | model=gpt-4o | model=gpt-4o has no `train:` block
+train    | model.train.lora.r=0 | model.train.lora.r=0
+train    | model.train.optim.schedule=bogus | model.train.optim.schedule=bogus
+train    | +model.train.lora.rank=8 | model.train.lora.rank: unknown config key
+train    | prompt.selection=bogus | prompt.selection=bogus
+train    | ckpt_path={missing} | ckpt_path={missing}: no such file
+train    | ckpt_path=last resume_root={directory} | ckpt_path=last: no checkpoints/last.ckpt
+# unknown keys (a typo, or a +key nothing reads) are refused, naming the closest known key
+infer    | +foo=1 | foo: unknown config key
+infer    | +answering.max_new_token=64 | max_new_token: unknown config key (did you mean 'answering.max_new_tokens'
+infer    | +data.limt=3 | data.limt: unknown config key (did you mean 'data.limit'?
+infer    | +model.adaptr=x | model.adaptr: unknown config key (did you mean 'model.adapter'?
+infer    | +prompt.n_shot=3 | prompt.n_shot: unknown config key (did you mean 'prompt.n_shots'?
+infer    | +retrieval.idx=1 | retrieval.idx: unknown config key (did you mean 'retrieval.index'?
+infer    | +errors.max_fracton=0.5 | errors.max_fracton: unknown config key (did you mean 'errors.max_fraction'?
+infer    | +paths.log=x | paths.log: unknown config key (did you mean 'paths.log_dir'?
+evaluate | +boostrap=10 | boostrap: unknown config key (did you mean 'bootstrap'?
+evaluate | report=x +report_dirr=y | report_dirr: unknown config key (did you mean 'report_dir'?
+train    | +model.train.optim.l=1 | model.train.optim.l: unknown config key
+train    | +data.bach_size=2 | data.bach_size: unknown config key (did you mean 'data.batch_size'?
+train    | +merged=true | merged: unknown config key (did you mean 'merge'?
+"""
+)
 
 
 def demo_questions() -> list[dict]:
@@ -370,3 +386,125 @@ def test_chat_jsonl_files_are_read_and_counted_before_any_model(tmp_path):
     overrides = ["data.format=chat_jsonl", f"data.train_files={path}", "data.val_fraction=0"]
     inputs = validate_train_config(compose_config("train", overrides, tmp_path / "run"))
     assert (inputs.n_train, inputs.prompt) == (3, None)
+
+
+# Hydra's own errors, raised before any bioqa code runs (bad override syntax, unknown key, unknown option), on the
+# real command line: main() with a patched sys.argv, as `python <script>.py ARGS` runs it.
+HYDRA_CASES = [
+    *(
+        Case(script, (arg,), expect)
+        for script in ("infer", "evaluate", "train")
+        for arg, expect in [
+            ("modle=mixtral", "modle=mixtral: no config key 'modle' ("),
+            ("prompt.n_shots=[1", "prompt.n_shots=[1: not a valid override (no viable alternative at input '[1');"),
+            ("data.limit", "data.limit: not a valid override (missing EQUAL at '<EOF>'); see https://hydra.cc/"),
+            ("~modle", "Could not delete from config. 'modle' does not exist."),
+        ]
+    ),
+    Case("infer", ("modle=mixtral",), "modle=mixtral: no config key 'modle' (did you mean 'model'? use +modle=mixtral"),
+    Case("evaluate", ("sytem=x",), "sytem=x: no config key 'sytem' (did you mean 'system'? use +sytem=x to add"),
+    *(
+        Case(script, ("model=mixtrall",), "model=mixtrall: no option 'mixtrall' in group 'model'; did you mean")
+        for script in ("infer", "train")
+    ),
+    Case("infer", ("prompt/templates=papr",), "no option 'papr' in group 'prompt/templates'; did you mean 'paper'?"),
+    Case("infer", ("data.limt=3",), "data.limt=3: no config key 'data.limt' (did you mean 'data.limit'?"),
+    Case("infer", ("--config-name=nope",), "Cannot find primary config 'nope'"),
+    # -m sweeps: refused before the first job, and Hydra's sweep directory (multirun.yaml) is removed again
+    Case("infer", ("-m", "model=tiny-llama,mixtrall"), "model=mixtrall: no option 'mixtrall' in group 'model'"),
+    Case("infer", ("-m", "prompt=1shot,3shoot"), "prompt=3shoot: no option '3shoot' in group 'prompt'"),
+    Case("infer", ("-m", "modle=1,2"), "modle=1: no config key 'modle' (did you mean 'model'?"),
+    Case("train", ("-m", "data.limit=[1"), "data.limit=[1: not a valid override"),
+    Case("evaluate", ("-m", "sytem=a,b"), "sytem=a: no config key 'sytem' (did you mean 'system'?"),
+    Case("train", ("-m", "model=smollm2,mixtrall"), "model=mixtrall: no option 'mixtrall'"),
+]
+
+
+def run_script(name: str, args: list[str], monkeypatch) -> int | str | None:
+    """``python <name>.py ARGS`` in-process: the exit code of the ``SystemExit`` it ends with."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *args])
+    try:
+        with pytest.raises(SystemExit) as exited:
+            script(name).main()
+    finally:
+        GlobalHydra.instance().clear()
+    return exited.value.code
+
+
+def command_line(case: Case, tmp_path: Path) -> list[str]:
+    """``case``'s arguments (``-m`` first), logs and caches under ``tmp_path``."""
+    mode = [a for a in case.overrides if a == "-m"]
+    paths = [f"paths.log_dir={tmp_path}/logs", f"paths.cache_dir={tmp_path}/cache"]
+    return [*mode, *paths, *(a for a in case.overrides if a != "-m")]
+
+
+@pytest.mark.parametrize("case", HYDRA_CASES, ids=lambda case: case.id)
+def test_hydra_errors_end_in_one_line(case: Case, tmp_path, capsys, monkeypatch):
+    forbid_work(monkeypatch, case.script)
+    write_previous_run(tmp_path / "logs" / "run", tmp_path / "cache")
+    before = snapshot(tmp_path)
+    code = run_script(case.script, command_line(case, tmp_path), monkeypatch)
+    stderr = capsys.readouterr().err
+    assert_one_line(code, stderr, case.expect)
+    assert stderr.startswith(f"{case.script}.py: error: ")
+    assert snapshot(tmp_path) == before  # no run or sweep directory left behind
+    assert "HYDRA_FULL_ERROR" not in os.environ  # set for Hydra only while it ran
+
+
+@pytest.mark.parametrize("verbose", ["HYDRA_FULL_ERROR", "BIOQA_VERBOSE"])
+def test_verbose_keeps_hydras_full_error(verbose, tmp_path, capsys, monkeypatch):
+    """HYDRA_FULL_ERROR=1: Hydra raises the error itself (its traceback); BIOQA_VERBOSE=1: Hydra's own report."""
+    from hydra.errors import ConfigCompositionException
+
+    forbid_work(monkeypatch, "infer")
+    monkeypatch.setenv(verbose, "1")
+    args = command_line(Case("infer", ("modle=mixtral",), ""), tmp_path)
+    if verbose == "HYDRA_FULL_ERROR":
+        monkeypatch.setattr(sys, "argv", ["infer.py", *args])
+        with pytest.raises(ConfigCompositionException, match="Could not override 'modle'"):
+            script("infer").main()
+        return
+    assert run_script("infer", args, monkeypatch) == 1
+    assert "Could not override 'modle'.\nTo append to your config use +modle=mixtral" in capsys.readouterr().err
+
+
+def test_the_task_runs_in_the_users_environment(tmp_path, capsys, monkeypatch):
+    """HYDRA_FULL_ERROR=1 is Hydra's only: inside the run (and its subprocesses) the user's environment, so a bad
+    value is still one line (not a traceback) and verbose() still means "the user asked"."""
+    seen = {}
+
+    def validate(cfg):
+        seen["env"] = {name: os.environ.get(name) for name in ("HYDRA_FULL_ERROR", "BIOQA_HYDRA_FULL_ERROR_SET")}
+        raise ConfigError("data.limit=abc: refused")
+
+    forbid_work(monkeypatch, "infer")
+    monkeypatch.setattr(importlib.import_module("bioqa.pipeline.app"), "validate_infer_config", validate)
+    args = [*command_line(Case("infer", (), ""), tmp_path), f"hydra.run.dir={tmp_path}/run", "model=tiny-llama"]
+    assert run_script("infer", args, monkeypatch) == EXIT_USAGE
+    assert capsys.readouterr().err.strip() == "infer.py: error: data.limit=abc: refused"
+    assert seen["env"] == {"HYDRA_FULL_ERROR": None, "BIOQA_HYDRA_FULL_ERROR_SET": None}
+
+
+# Open sections (their keys are someone else's to check) still take extra keys.
+OPEN = [
+    ("infer", ["model=gpt-4o", "+model.backend.extra_params={seed: 1}", "+model.backend.timeout_s=5"]),
+    ("infer", ["+model.backend.trust_remote_code=false"]),
+    ("infer", ["retrieval=tantivy", "+retrieval.index.merge_policy=x", "+retrieval.phase_a.lang=en"]),
+    ("infer", ["logger=wandb", "+logger.wandb.entity=me"]),
+    ("infer", ["+hydra.job.env_set.X=1"]),
+    ("train", ["+trainer.deterministic=true", "+model.train.base.attn_implementation=eager"]),
+    ("train", ["+model.train.optim.betas=[0.9,0.95]", "+logger.tb={_target_: x}"]),
+]
+
+
+@pytest.mark.parametrize(("name", "overrides"), OPEN, ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_open_sections_accept_extra_keys(name, overrides, tmp_path):
+    cfg = compose_config(name, [f"paths.cache_dir={tmp_path}", *overrides], tmp_path / "run")
+    if name == "infer":
+        assert validate_infer_config(cfg).task.name == "phase_b"
+    else:
+        from bioqa.training.config import validate_train_config
+
+        assert validate_train_config(cfg).n_train > 0

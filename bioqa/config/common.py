@@ -3,8 +3,10 @@ the config key and the file in every error."""
 
 from __future__ import annotations
 
+import difflib
 import glob
 import json
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -48,15 +50,55 @@ AdapterDir = Annotated[str, AfterValidator(_adapter_dir)]
 
 
 class Section(BaseModel):
-    """A config node: the keys it knows are typed and checked; other keys are kept as they are (config options
-    and newer code add theirs, and the code using them checks them)."""
+    """A closed config node: the keys it declares are typed and checked, any other key (a typo, or a ``+key=...``
+    nothing reads) is refused, naming the closest known key (:func:`check_keys`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenSection(Section):
+    """A config node whose other keys are someone else's to check: the keyword arguments of a ``_target_`` it builds
+    (its signature refuses unknown ones when built, before any weights load) or settings passed through verbatim
+    (LiteLLM's ``extra_params``, the Lightning Trainer's arguments). Declared keys are still typed and checked."""
 
     model_config = ConfigDict(extra="allow")
+
+
+def unread(description: str) -> Any:
+    """A field whose key names are checked (:func:`check_keys`) but whose values are not read by the schema: other
+    code checks them (``prompt``: :func:`check_prompt`), or they hold interpolations that resolve only inside a run
+    (``${hydra:runtime.output_dir}``)."""
+    return Field(None, description=description, json_schema_extra={"unread": True})
+
+
+class Root(Section):
+    """An entry point's whole config: closed, but ``hydra`` (present when composed with ``return_hydra_config``)
+    is Hydra's to check."""
+
+    hydra: OpenSection | None = unread("Hydra's own settings (Hydra checks them)")
+    task_name: str
+
+
+class Paths(Section):
+    """``conf/paths``: where a run finds data and writes logs and caches."""
+
+    root_dir: Any = None
+    shared_dir: Any = None
+    log_dir: Any = None
+    cache_dir: Any = None
+    output_dir: Any = None
+
+
+class Loggers(OpenSection):
+    """``conf/logger``: one ``_target_`` node per experiment logger (named freely: wandb, csv) and ``log_texts``."""
+
+    log_texts: Flag = False
 
 
 class PromptSection(Section):
     """``conf/prompt``: shot count, selection and pool (templates are checked by :class:`PromptConfig`)."""
 
+    templates: dict[str, Any] = Field(description="answer kind -> question type -> template (conf/prompt/templates)")
     n_shots: NonNegative = Field(description="shots per prompt, 0 or more")
     selection: Literal[SELECTIONS] = Field(description=f"one of {', '.join(SELECTIONS)}")
     pool: Literal[POOLS] = Field(description=f"one of {', '.join(POOLS)}")
@@ -69,12 +111,14 @@ S = TypeVar("S", bound=BaseModel)
 
 
 def validated(schema: type[S], cfg: DictConfig, prefix: str = "") -> S:
-    """``cfg``'s keys that ``schema`` declares, resolved and checked; the first problem becomes one
-    :class:`ConfigError` line: ``key=value: what is wrong (what is allowed)``."""
+    """``cfg``'s keys that ``schema`` declares, resolved and checked, after refusing keys it does not know
+    (:func:`check_keys`); the first problem becomes one :class:`ConfigError` line: ``key=value: what is wrong
+    (what is allowed)``."""
+    check_keys(schema, cfg, prefix)
     values = {}
     present = list(cfg.keys())  # with the ``???`` ones (``name in cfg`` is False for those)
     for name, field in schema.model_fields.items():
-        if name not in present:
+        if name not in present or (field.json_schema_extra or {}).get("unread"):
             continue
         if OmegaConf.is_missing(cfg, name):
             example = field.examples[0] if field.examples else "..."
@@ -88,6 +132,33 @@ def validated(schema: type[S], cfg: DictConfig, prefix: str = "") -> S:
         return schema.model_validate(values)
     except ValidationError as error:
         raise ConfigError(one_line(error, schema, prefix)) from None
+
+
+def check_keys(schema: type[BaseModel], cfg: Any, prefix: str = "") -> None:
+    """Refuse a key of ``cfg`` that closed ``schema`` (a :class:`Section`, not an :class:`OpenSection`) does not
+    declare, in declared sub-sections too (their values unresolved): ``key: unknown config key (did you mean ...)``.
+    Hydra refuses an unknown key on the command line; this refuses one added with ``+key=...`` or by a config file."""
+    if not isinstance(cfg, DictConfig):
+        return
+    for key in cfg:
+        field = schema.model_fields.get(key)
+        if field is None:
+            if schema.model_config.get("extra") == "forbid":
+                known = list(schema.model_fields)
+                match = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"did you mean '{prefix}{match[0]}'? " if match else ""
+                raise ConfigError(f"{prefix}{key}: unknown config key ({hint}known here: {', '.join(known)})")
+            continue
+        if OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key):
+            continue
+        for section in _sections(field.annotation, Section):
+            check_keys(section, cfg[key], f"{prefix}{key}.")
+
+
+def _sections(annotation: Any, kind: type[BaseModel]) -> list[type[BaseModel]]:
+    """The ``kind`` subclasses in a field's annotation (``X``, ``X | None``)."""
+    candidates = (annotation, *typing.get_args(annotation))
+    return [c for c in candidates if isinstance(c, type) and issubclass(c, kind)]
 
 
 def one_line(error: ValidationError, schema: type[BaseModel], prefix: str = "") -> str:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from omegaconf import DictConfig
 from pydantic import Field
 
-from bioqa.config.common import ExistingFile, Flag, NonNegative, Section, Seed, read_bioasq_json, validated
+from bioqa.config.common import (
+    ExistingFile,
+    Flag,
+    NonNegative,
+    Paths,
+    Root,
+    Seed,
+    check_keys,
+    read_bioasq_json,
+    unread,
+    validated,
+)
 from bioqa.evaluation.official import VERSIONS
 
 
-class EvaluateConfig(Section):
+class EvaluateConfig(Root):
     golden: ExistingFile = Field(description="a BioASQ golden file", examples=["PATH"])
     system: ExistingFile = Field(description="a submission in the official format", examples=["PATH"])
     compare: ExistingFile | None = Field(description="a second submission, or null")
@@ -20,6 +31,11 @@ class EvaluateConfig(Section):
     bootstrap: NonNegative = Field(description="0 or more resamples for the 95% CIs; 0: no CIs")
     seed: Seed
     rouge: Flag
+    paths: Paths | None = unread("directories (resolved in the run)")
+    report: Any = unread("a sweep directory or a list of them (bioqa.analysis.report checks it)")
+    report_dir: Any = unread("where the report is written")
+    report_reference: Any = unread("the configuration the forest plot compares against")
+    report_baselines: Any = unread("score the model-free baselines")
 
 
 def validate_evaluate_config(cfg: DictConfig) -> EvaluateConfig:
@@ -30,3 +46,8 @@ def validate_evaluate_config(cfg: DictConfig) -> EvaluateConfig:
         if getattr(checked, key) is not None:
             read_bioasq_json(key, getattr(checked, key))
     return checked
+
+
+def check_evaluate_keys(cfg: DictConfig) -> None:
+    """Refuse a key of ``evaluate.py``'s config that nothing reads (a typo, a ``+key=...``), in report mode too."""
+    check_keys(EvaluateConfig, cfg)

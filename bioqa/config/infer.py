@@ -13,12 +13,18 @@ from bioqa.config.common import (
     Count,
     ExistingFile,
     Flag,
+    Loggers,
     NonNegative,
+    OpenSection,
+    Paths,
+    PromptSection,
+    Root,
     Section,
     Seed,
     check_prompt,
     read_questions,
     show,
+    unread,
     validated,
 )
 from bioqa.data import QUESTION_TYPES
@@ -30,6 +36,8 @@ from bioqa.prompts.config import ANSWER_KINDS, POOLS
 class Model(Section):
     name: str
     adapter: AdapterDir | None = Field(None, description="a directory written by train.py (<run>/adapter), or null")
+    backend: OpenSection | None = unread("the backend's _target_ and its keyword arguments (checked when built)")
+    train: OpenSection | None = unread("train.py's recipe (infer.py does not read it)")
 
 
 class Data(Section):
@@ -39,6 +47,7 @@ class Data(Section):
         description=f"a list of question types from {', '.join(QUESTION_TYPES)}, e.g. [yesno,factoid]; null for all"
     )
     shot_pool: Literal[POOLS] | None = Field(description=f"one of {', '.join(POOLS)}, or null for prompt.pool")
+    shot_pool_fallback: Any = unread("null or demo (checked where it is used, bioqa.pipeline.app)")
 
 
 class Answering(Section):
@@ -57,13 +66,31 @@ class Task(Section):
     kinds: list[Literal[ANSWER_KINDS]] = Field(description=f"answer kinds from {', '.join(ANSWER_KINDS)}")
 
 
-class Index(Section):
+class Index(OpenSection):
+    """A ``_target_`` search index: its keyword arguments are the index class's to check."""
+
     corpus_path: ExistingFile | None = Field(None, description="a JSONL corpus file")
 
 
 class Retrieval(Section):
     index: Index | None = None
-    phase_a: dict[str, Any] | None = None
+    phase_a: dict[str, Any] | None = None  # a _target_ (PhaseAConfig) and its keyword arguments
+    wikipedia: OpenSection | None = unread("a _target_ (WikipediaContext) and its keyword arguments")
+
+
+class Errors(Section):
+    max_fraction: Any = None  # checked where it is used (bioqa.pipeline.accounting.check_max_fraction)
+
+
+class Ensemble(Section):
+    """``task=ensemble``'s settings (read and checked by :mod:`bioqa.pipeline.ensemble`)."""
+
+    runs: Any = None
+    rrf_k: Any = None
+    list_min_votes: Any = None
+    ideal: Any = None
+    ideal_member: Any = None
+    condense_max_tokens: Any = None
 
 
 class Evaluation(Section):
@@ -79,7 +106,7 @@ class Cache(Section):
     path: str | None = Field(description="an SQLite file (created when missing)")
 
 
-class InferConfig(Section):
+class InferConfig(Root):
     model: Model
     data: Data
     answering: Answering
@@ -87,7 +114,12 @@ class InferConfig(Section):
     retrieval: Retrieval
     evaluation: Evaluation
     cache: Cache
+    errors: Errors | None = unread("the share of failed requests a run may have")
     seed: Seed
+    prompt: PromptSection | None = unread("checked whole by check_prompt")
+    paths: Paths | None = unread("directories (resolved in the run)")
+    logger: Loggers | None = unread("experiment loggers")
+    ensemble: Ensemble | None = unread("task=ensemble's settings")
 
 
 def validate_infer_config(cfg: DictConfig) -> InferConfig:

@@ -13,7 +13,12 @@ from pydantic import Field, field_validator
 from bioqa.config.common import (
     Count,
     Flag,
+    Loggers,
     NonNegative,
+    OpenSection,
+    Paths,
+    PromptSection,
+    Root,
     Section,
     Seed,
     check_file,
@@ -22,6 +27,7 @@ from bioqa.config.common import (
     read_questions,
     read_text,
     show,
+    unread,
     validated,
 )
 from bioqa.errors import ConfigError
@@ -49,6 +55,8 @@ class TrainData(Section):
     answer_tokens: Count = Field(description="at least 1")
     batch_size: Count = Field(description="examples per batch, at least 1")
     bucket_by_length: Flag
+    packing: Flag = False
+    pack_length: Count | None = Field(None, description="tokens per packed row, at least 1; null: max_length")
     num_workers: NonNegative = Field(description="0 or more")
 
     @field_validator("train_files", "val_files", mode="before")
@@ -75,23 +83,31 @@ class Optim(Section):
     weight_decay: Annotated[float, Field(ge=0)] = Field(description="0 or more")
     warmup_ratio: Annotated[float, Field(ge=0, le=1)] = Field(description="0 <= warmup_ratio <= 1")
     schedule: Literal[SCHEDULES] = Field(description=", ".join(SCHEDULES))
+    betas: Annotated[list[Positive], Field(min_length=2, max_length=2)] | None = Field(
+        None, description="Adam's two betas, e.g. [0.9,0.999]"
+    )
 
 
 class Recipe(Section):
-    base: dict[str, Any]
-    tokenizer: dict[str, Any]
+    base: dict[str, Any]  # a _target_ (the 4-bit loader) and its keyword arguments, checked when built
+    tokenizer: dict[str, Any]  # the same, for the tokenizer loader
     max_length: Count = Field(description="tokens per example, at least 1")
-    gradient_checkpointing: Flag
+    gradient_checkpointing: Flag | Literal["auto"] = Field(description="true, false or auto")
+    memory_budget_gb: Positive | None = Field(None, description="GPU memory for the auto plan, above 0, or null")
+    liger: Flag = False
+    compile_layers: Flag = False
     lora: Lora
     optim: Optim
 
 
 class TrainModel(Section):
     name: str
+    adapter: Any = unread("infer.py's adapter to answer with (train.py does not read it)")
+    backend: OpenSection | None = unread("infer.py's backend (_target_ and its keyword arguments)")
     train: Recipe
 
 
-class TrainConfig(Section):
+class TrainConfig(Root):
     data: TrainData
     model: TrainModel
     early_stopping_patience: NonNegative | None = Field(description="evaluations without improvement, or null")
@@ -99,7 +115,10 @@ class TrainConfig(Section):
     ckpt_path: str | None = Field(description='a .ckpt file, "last", or null')
     resume_root: str
     seed: Seed
-    trainer: dict[str, Any]
+    trainer: dict[str, Any]  # the Lightning Trainer's keyword arguments, passed through (the Trainer checks them)
+    prompt: PromptSection | None = unread("checked whole by check_prompt (data.format=golden)")
+    paths: Paths | None = unread("directories (resolved in the run)")
+    logger: Loggers | None = unread("experiment loggers")
 
 
 @dataclass(frozen=True)
