@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from bioqa.config.evaluate import check_evaluate_keys, validate_evaluate_config
+from bioqa.config.evaluate import check_evaluate_keys, validate_evaluate_config, validate_report_config
 from bioqa.errors import hydra_entry
 from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.runs import register_resolvers
@@ -19,6 +19,7 @@ def main(cfg: DictConfig) -> None:
     if cfg.report is not None:
         from bioqa.analysis.report import report_from_config
 
+        validate_report_config(cfg)
         report_from_config(cfg)
         return
     validate_evaluate_config(cfg)

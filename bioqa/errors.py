@@ -83,7 +83,30 @@ def describe(error: BaseException) -> str | None:
         return f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
     if isinstance(error, RecursionError):
         return "input nested too deeply to read (recursion limit)"
+    if type(error).__name__ == "InstantiationException":  # hydra.errors, not imported unless Hydra raised it
+        return _describe_instantiation(error)
     return None
+
+
+#: A TypeError raised by binding a target's arguments (a config key or value the target does not take).
+_SIGNATURE_MISMATCH = re.compile(r"unexpected keyword argument|missing \d+ required|takes \d+ positional")
+
+
+def _describe_instantiation(error: BaseException) -> str | None:
+    """Hydra could not build a config node (``full_key``): a value its target refused (ValueError, a bioqa or OS
+    error) or arguments its signature does not take; anything else raised inside the target keeps its traceback."""
+    cause = error.__cause__
+    found = re.search(r"^full_key: (\S+)", str(error), re.MULTILINE)
+    where = found.group(1) if found else "a config node"
+    if isinstance(cause, TypeError) and _SIGNATURE_MISMATCH.search(str(cause)):
+        return f"{where}: {cause}"
+    if isinstance(cause, ValueError | BioQAError):
+        return f"{where}: {describe(cause) or cause}"
+    if isinstance(cause, ImportError) and str(error).startswith("Error locating target"):
+        target = str(error).split("'")[1]
+        return f"{where}._target_={target}: cannot be imported ({' '.join(str(cause).split())})"
+    reason = describe(cause) if isinstance(cause, OSError) else None
+    return f"{where}: {reason}" if reason else None
 
 
 def error_boundary(entry: F) -> F:

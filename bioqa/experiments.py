@@ -21,7 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bioqa.errors import EXIT_USAGE, ConfigError, describe
+from bioqa.errors import EXIT_USAGE, ConfigError, describe, describe_hydra
 from bioqa.runs import register_resolvers
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -102,7 +102,7 @@ def plan_jobs(experiment: str, overrides: Sequence[str] = ()) -> list[Job]:
         try:
             cfg = compose_job(job)
         except Exception as error:  # a bad override: the job cannot run
-            jobs.append(Job(job, None, describe(error) or f"{type(error).__name__}: {error}"))
+            jobs.append(Job(job, None, describe_hydra(error) or f"{type(error).__name__}: {error}"))
             continue
         problem = _data_problem(cfg)
         if problem is None:
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         jobs = plan_jobs(argv[0], argv[1:])
     except Exception as error:
-        message = describe(error)
+        message = describe(error) or describe_hydra(error)  # composing the experiment is Hydra's work here
         if message is None:
             raise
         print(f"bioqa.experiments: error: {message}", file=sys.stderr)

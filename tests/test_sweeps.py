@@ -77,6 +77,9 @@ def test_command_line_overrides_replace_the_experiment_grid():
         (["no_such_experiment"], 2, "no such experiment"),
         ([], 2, "usage"),
         (["shot_sweep", "prompt=0shot"], 0, "1 of 1 jobs can run"),
+        (["shot_sweep", "bogus=1"], 2, "error: bogus=1: no config key 'bogus' (use +bogus=1 to add a new key)"),
+        (["shot_sweep", "model=mixtrall"], 2, "error: model=mixtrall: no option 'mixtrall' in group 'model'"),
+        (["shot_sweep", "prompt=[1"], 2, "error: prompt=[1: not a valid override"),
     ],
 )
 def test_plan_command_exit_codes(argv, code, message, capsys):

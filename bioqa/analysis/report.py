@@ -374,7 +374,8 @@ def report_from_config(cfg) -> Report:
     """``python evaluate.py report=DIR|[DIR, ...] [report_reference=CONFIG] [bootstrap=1000] [seed=0]``."""
     from omegaconf import OmegaConf
 
-    sources = OmegaConf.to_container(cfg.report, resolve=True) if OmegaConf.is_list(cfg.report) else [cfg.report]
+    listed = OmegaConf.to_container(cfg.report, resolve=True) if OmegaConf.is_list(cfg.report) else [cfg.report]
+    sources = [str(source) for source in listed]  # a directory named 5 arrives as an int
     out = cfg.get("report_dir") or (None if len(sources) == 1 else Path(cfg.paths.output_dir) / "report")
     report = build_report(
         sources,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import difflib
 import glob
+import inspect
 import json
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -140,6 +142,8 @@ def check_keys(schema: type[BaseModel], cfg: Any, prefix: str = "") -> None:
     Hydra refuses an unknown key on the command line; this refuses one added with ``+key=...`` or by a config file."""
     if not isinstance(cfg, DictConfig):
         return
+    if schema.model_config.get("extra") != "forbid":
+        check_target_keys(cfg, prefix)
     for key in cfg:
         field = schema.model_fields.get(key)
         if field is None:
@@ -153,6 +157,33 @@ def check_keys(schema: type[BaseModel], cfg: Any, prefix: str = "") -> None:
             continue
         for section in _sections(field.annotation, Section):
             check_keys(section, cfg[key], f"{prefix}{key}.")
+
+
+def check_target_keys(cfg: DictConfig, prefix: str = "") -> None:
+    """Refuse a key of a node built from ``_target_`` (and of such nodes inside it) that is not a parameter of the
+    target, unless it takes ``**kwargs``: ``+model.backend.batch_sise=4`` fails here, before anything is built. A
+    target that cannot be imported is left to Hydra, which names it when it builds the node."""
+    has_target = "_target_" in cfg and not OmegaConf.is_interpolation(cfg, "_target_")
+    target = cfg["_target_"] if has_target else None
+    if isinstance(target, str):
+        try:
+            parameters = inspect.signature(get_object(target)).parameters
+        except Exception:
+            parameters = None
+        if parameters is not None and all(p.kind is not p.VAR_KEYWORD for p in parameters.values()):
+            known = [name for name, p in parameters.items() if p.kind is not p.VAR_POSITIONAL]
+            for key in cfg:
+                if not str(key).startswith("_") and key not in parameters:
+                    match = difflib.get_close_matches(str(key), known, n=1)
+                    hint = f"did you mean '{prefix}{match[0]}'? " if match else ""
+                    raise ConfigError(
+                        f"{prefix}{key}: not a parameter of {target} ({hint}known here: {', '.join(known)})"
+                    )
+    for key in cfg:
+        if not OmegaConf.is_missing(cfg, key) and not OmegaConf.is_interpolation(cfg, key):
+            child = cfg[key]
+            if isinstance(child, DictConfig) and "_target_" in child:
+                check_target_keys(child, f"{prefix}{key}.")
 
 
 def _sections(annotation: Any, kind: type[BaseModel]) -> list[type[BaseModel]]:

@@ -48,6 +48,29 @@ def validate_evaluate_config(cfg: DictConfig) -> EvaluateConfig:
     return checked
 
 
+class ReportConfig(Root):
+    """``evaluate.py report=...``: the sweep report reads these; the single-submission keys are not read."""
+
+    report: Any = unread("a sweep directory or a list of them (bioqa.analysis.report checks each)")
+    report_dir: str | None = Field(description="where the report is written, or null")
+    report_reference: str | None = Field(description="a configuration's label (or a unique part), or null")
+    report_baselines: Flag
+    bootstrap: NonNegative = Field(description="0 or more resamples for the 95% CIs and paired tests")
+    seed: Seed
+    paths: Paths | None = unread("directories (resolved in the run)")
+    golden: Any = unread("not read by the report")
+    system: Any = unread("not read by the report")
+    compare: Any = unread("not read by the report")
+    phase: Any = unread("not read by the report")
+    version: Any = unread("not read by the report")
+    rouge: Any = unread("not read by the report")
+
+
 def check_evaluate_keys(cfg: DictConfig) -> None:
     """Refuse a key of ``evaluate.py``'s config that nothing reads (a typo, a ``+key=...``), in report mode too."""
     check_keys(EvaluateConfig, cfg)
+
+
+def validate_report_config(cfg: DictConfig) -> ReportConfig:
+    """Check ``evaluate.py report=...``'s config (types and ranges) before any run directory is read."""
+    return validated(ReportConfig, cfg)

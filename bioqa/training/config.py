@@ -3,6 +3,8 @@ its data files read before the 4-bit base model is built (minutes for Mixtral)."
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -133,6 +135,18 @@ class TrainInputs:
     prompt: PromptConfig | None
 
 
+def check_trainer_arguments(trainer: dict[str, Any]) -> None:
+    """Refuse a ``trainer.*`` key the Lightning Trainer does not take (a typo), before any model is built."""
+    import pytorch_lightning as pl
+
+    known = [name for name in inspect.signature(pl.Trainer.__init__).parameters if name != "self"]
+    for key in trainer:
+        if key not in known:
+            match = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean 'trainer.{match[0]}'? " if match else ""
+            raise ConfigError(f"trainer.{key}: not an argument of the Lightning Trainer ({hint}see its documentation)")
+
+
 def validate_train_config(cfg: DictConfig) -> TrainInputs:
     """Check ``train.py``'s config and read every data file before any model is built; raises
     :class:`~bioqa.errors.ConfigError` / :class:`~bioqa.errors.DataFileError` (or the data's own one-line error)."""
@@ -142,6 +156,7 @@ def validate_train_config(cfg: DictConfig) -> TrainInputs:
             "choose a model config that has one, e.g. model=smollm2 or model=mixtral"
         )
     config = validated(TrainConfig, cfg)
+    check_trainer_arguments(config.trainer)
     data = config.data
     if data.format == "chat_jsonl" and not data.train_files:
         raise ConfigError("data.format=chat_jsonl needs data.train_files (chat JSONL files or patterns)")
