@@ -16,6 +16,23 @@ from bioqa.runs import register_resolvers
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 
+#: Chats for the training tests: a system prompt and a JSON answer, a yes/no answer, a free-text answer.
+CHATS = [
+    [
+        {"role": "system", "content": "You are a biomedical expert."},
+        {"role": "user", "content": "Which organ secretes insulin?"},
+        {"role": "assistant", "content": '{"entities": ["pancreas"]}'},
+    ],
+    [
+        {"role": "user", "content": "Is the liver an organ? Answer yes or no."},
+        {"role": "assistant", "content": "yes"},
+    ],
+    [
+        {"role": "user", "content": "Name two hormones of the pancreas."},
+        {"role": "assistant", "content": "insulin and glucagon"},
+    ],
+]
+
 
 def compose_config(
     config_name: str | None = None,
