@@ -10,7 +10,6 @@ from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
 from bioqa.models import CachedBackend, ChatRequest, GenerationParams, build_backend
-from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend, save_random_model
 from bioqa.models.litellm_backend import LiteLLMBackend
 from bioqa.runs import register_resolvers
@@ -73,10 +72,8 @@ def test_smollm2_config_points_at_the_embedded_gguf():
     assert model_cfg("smollm2", "model.adapter=/runs/x/adapter").backend.adapter == "/runs/x/adapter"
 
 
-def test_mixtral_config_takes_a_local_path(tmp_path):
-    tiny = save_random_model(
-        tmp_path / "mixtral", smollm2_dir(), SMOLLM2_GGUF, architecture="mixtral", num_local_experts=4
-    )
+def test_mixtral_config_takes_a_local_path(tmp_path, tokenizer_dir):
+    tiny = save_random_model(tmp_path / "mixtral", tokenizer_dir, architecture="mixtral", num_local_experts=4)
     cfg = model_cfg("mixtral", f"model.backend.model_path={tiny}", "model.backend.load_in_4bit=false")
     cfg.backend.dtype = "float32"
     backend = build_backend(cfg)
@@ -86,10 +83,10 @@ def test_mixtral_config_takes_a_local_path(tmp_path):
     assert model_cfg("mixtral").backend.load_in_4bit is True
 
 
-def test_load_in_4bit_quantises_with_the_training_loader(tmp_path):
+def test_load_in_4bit_quantises_with_the_training_loader(tmp_path, tokenizer_dir):
     import bitsandbytes as bnb
 
-    tiny = save_random_model(tmp_path / "m", smollm2_dir(), SMOLLM2_GGUF)
+    tiny = save_random_model(tmp_path / "m", tokenizer_dir)
     backend = HFBackend(tiny, load_in_4bit=True, dtype="float32", device="cpu")
     assert backend.model_id.endswith(":4bit")
     assert isinstance(backend.model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
