@@ -29,8 +29,9 @@ from bioqa.models.cache import CachedBackend, CompletionCache
 from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend
 from bioqa.pipeline.answering import AnsweringConfig
-from bioqa.pipeline.inference import EvaluationOptions, run_inference
-from bioqa.prompts import PromptBuilder, PromptConfig
+from bioqa.pipeline.app import run_with_prompts
+from bioqa.pipeline.inference import EvaluationOptions
+from bioqa.prompts import PromptConfig
 from bioqa.runs import file_sha256, package_versions, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,16 +52,10 @@ def one_run(golden: Path, questions, prompt: PromptConfig, batch_size: int, cach
     )
     setup_s = time.perf_counter() - started
     answering = AnsweringConfig(kinds=("exact",))
-    builder = PromptBuilder(
-        prompt,
-        count_tokens=backend.count_tokens,
-        context_window=backend.context_window,
-        max_new_tokens=max(answering.max_new_tokens.values()),
-    )
-    result = run_inference(
+    result = run_with_prompts(
         questions,
         backend,
-        builder.build,
+        prompt,
         out,
         answering=answering,
         golden_path=golden,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import compose_config, in_tmp
+from helpers import compose_config, in_tmp, tokenizer_overrides
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
@@ -52,10 +52,6 @@ INFER_OVERRIDES = (
 )
 TRAIN_OVERRIDES = ("model=tiny-mixtral", "prompt=0shot", "logger=csv", "trainer.max_steps=2")
 EVALUATE_OVERRIDES = ("golden=${demo_golden:}", "bootstrap=0")
-
-
-def tokenizer_overrides(path: Path) -> list[str]:
-    return [f"model.backend.tokenizer_path={path}", "model.backend.tokenizer_gguf_file=null"]
 
 
 @pytest.fixture(scope="session")

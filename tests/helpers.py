@@ -16,6 +16,23 @@ from bioqa.runs import register_resolvers
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 
+#: Chats for the training tests: a system prompt and a JSON answer, a yes/no answer, a free-text answer.
+CHATS = [
+    [
+        {"role": "system", "content": "You are a biomedical expert."},
+        {"role": "user", "content": "Which organ secretes insulin?"},
+        {"role": "assistant", "content": '{"entities": ["pancreas"]}'},
+    ],
+    [
+        {"role": "user", "content": "Is the liver an organ? Answer yes or no."},
+        {"role": "assistant", "content": "yes"},
+    ],
+    [
+        {"role": "user", "content": "Name two hormones of the pancreas."},
+        {"role": "assistant", "content": "insulin and glucagon"},
+    ],
+]
+
 
 def compose_config(
     config_name: str | None = None,
@@ -28,6 +45,12 @@ def compose_config(
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def tokenizer_overrides(path: Path) -> list[str]:
+    """Overrides that make a tiny random model take its tokenizer from the directory ``path`` (e.g. the
+    ``tokenizer_dir`` fixture) instead of parsing the embedded GGUF file."""
+    return [f"model.backend.tokenizer_path={path}", "model.backend.tokenizer_gguf_file=null"]
 
 
 def in_tmp(cfg: DictConfig, tmp_path: Path) -> DictConfig:

@@ -19,7 +19,6 @@ import pytest
 from bioqa.errors import BackendAuthError
 from bioqa.models.base import ChatRequest, Completion, GenerationParams
 from bioqa.models.cache import CachedBackend, CompletionCache, cache_key
-from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend
 from bioqa.models.litellm_backend import LiteLLMBackend
 
@@ -250,8 +249,8 @@ def test_completion_rejects_an_untyped_or_unknown_failure():
 
 
 @pytest.fixture(scope="module")
-def tiny(one_torch_thread):
-    return HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=2, batch_size=4, context_window=512)
+def tiny(one_torch_thread, tokenizer_dir):
+    return HFBackend.from_random_config(tokenizer_dir, seed=2, batch_size=4, context_window=512)
 
 
 def test_hf_reports_length_and_stop(tiny):

@@ -18,7 +18,6 @@ from helpers import ask
 
 from bioqa.models.base import ChatRequest, Completion, GenerationParams
 from bioqa.models.cache import CachedBackend, CompletionCache, cache_key
-from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -33,8 +32,8 @@ class RecordingHF(HFBackend):
 
 
 @pytest.fixture(scope="module")
-def backend():
-    model = RecordingHF.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=1, batch_size=2, context_window=80)
+def backend(tokenizer_dir):
+    model = RecordingHF.from_random_config(tokenizer_dir, seed=1, batch_size=2, context_window=80)
     model.sent = []
     return model
 

@@ -7,7 +7,6 @@ from functools import partial
 import pytest
 from helpers import ask
 
-from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend, save_random_model
 from bioqa.models.litellm_backend import LiteLLMBackend
 from bioqa.models.serve import ServedModel, model_spec
@@ -16,8 +15,8 @@ pytestmark = pytest.mark.slow  # starts a `transformers serve` subprocess
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_random_model(tmp_path_factory.mktemp("served") / "tiny", smollm2_dir(), SMOLLM2_GGUF, seed=0)
+def model_dir(tmp_path_factory, tokenizer_dir):
+    return save_random_model(tmp_path_factory.mktemp("served") / "tiny", tokenizer_dir, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ QUESTIONS = [f"Is BRCA{i} associated with {'breast ' * (i % 4)}cancer?" for i in
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return save_random_model(tmp_path_factory.mktemp("tiny") / "llama", smollm2_dir(), SMOLLM2_GGUF, seed=0)
+def tiny_dir(tmp_path_factory, tokenizer_dir):
+    return save_random_model(tmp_path_factory.mktemp("tiny") / "llama", tokenizer_dir, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -112,20 +112,20 @@ def test_adapter_changes_the_model_and_its_id(tiny_dir, tmp_path):
     assert [c.text for c in plain.generate(requests)] != [c.text for c in adapted.generate(requests)]
 
 
-def test_expert_lora_adapter_loads_on_a_4bit_mixtral(tmp_path):
+def test_expert_lora_adapter_loads_on_a_4bit_mixtral(tmp_path, tokenizer_dir):
     from bioqa.models.adapters import LoraSettings, add_lora, save_adapter
     from bioqa.models.quantization import random_model_4bit
 
     sizes = {"architecture": "mixtral", "seed": 0, "num_local_experts": 4, "num_experts_per_tok": 2}
-    trained = add_lora(random_model_4bit(smollm2_dir(), SMOLLM2_GGUF, **sizes), LoraSettings(r=4, experts=True))
+    trained = add_lora(random_model_4bit(tokenizer_dir, **sizes), LoraSettings(r=4, experts=True))
     with torch.no_grad():  # stand-in for training: LoRA B matrices start at zero, which would change nothing
         for name, parameter in trained.named_parameters():
             if "lora_B" in name or name.endswith("_B"):
                 parameter.normal_(0, 0.5)
     adapter = save_adapter(trained, tmp_path / "adapter")
     assert (adapter / "expert_lora.safetensors").is_file()
-    base = HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, load_in_4bit=True, **sizes)
-    adapted = HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, load_in_4bit=True, adapter=adapter, **sizes)
+    base = HFBackend.from_random_config(tokenizer_dir, load_in_4bit=True, **sizes)
+    adapted = HFBackend.from_random_config(tokenizer_dir, load_in_4bit=True, adapter=adapter, **sizes)
     assert any(hasattr(module, "gate_up_A") for module in adapted.model.modules())
     requests = [ask(q, max_new_tokens=6) for q in QUESTIONS[:3]]
     assert [c.text for c in base.generate(requests)] != [c.text for c in adapted.generate(requests)]
@@ -140,9 +140,9 @@ def test_clear_errors_for_missing_files(tmp_path, tiny_dir):
         HFBackend(tiny_dir, adapter=tmp_path)
 
 
-def test_random_config_is_reproducible_and_sized(tiny_dir):
-    a = HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=3, hidden_size=32, num_hidden_layers=1)
-    b = HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, seed=3, hidden_size=32, num_hidden_layers=1)
+def test_random_config_is_reproducible_and_sized(tokenizer_dir):
+    a = HFBackend.from_random_config(tokenizer_dir, seed=3, hidden_size=32, num_hidden_layers=1)
+    b = HFBackend.from_random_config(tokenizer_dir, seed=3, hidden_size=32, num_hidden_layers=1)
     assert a.model.config.hidden_size == 32 and a.model.config.num_hidden_layers == 1
     assert a.model_id == b.model_id and "seed=3" in a.model_id
     request = [ask(QUESTIONS[1], max_new_tokens=6)]
@@ -176,9 +176,9 @@ def test_weights_load_only_when_a_completion_is_computed(tmp_path, tiny_dir):
     assert answer.cached and answer.text == expected and again._model is None  # a cached rerun loads no weights
 
 
-def test_max_batch_tokens_puts_long_prompts_in_smaller_batches(monkeypatch):
+def test_max_batch_tokens_puts_long_prompts_in_smaller_batches(monkeypatch, tokenizer_dir):
     backend = HFBackend.from_random_config(
-        smollm2_dir(), SMOLLM2_GGUF, hidden_size=32, num_hidden_layers=1, batch_size=8, max_batch_tokens=1000
+        tokenizer_dir, hidden_size=32, num_hidden_layers=1, batch_size=8, max_batch_tokens=1000
     )
     sizes: list[int] = []
     run_batch = backend._run_batch

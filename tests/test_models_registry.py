@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import tokenizer_overrides
 from hydra._internal.utils import _locate
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
 from bioqa.models import CachedBackend, ChatRequest, GenerationParams, build_backend
-from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend, save_random_model
 from bioqa.models.litellm_backend import LiteLLMBackend
 from bioqa.runs import register_resolvers
@@ -58,8 +58,9 @@ def test_missing_key_is_a_clear_error_at_build_time(monkeypatch):
         build_backend(model_cfg("claude-3-opus"))
 
 
-def test_tiny_llama_through_the_cache(tmp_path):
-    backend = build_backend(model_cfg("tiny-llama", "model.backend.hidden_size=32"), cache_path=tmp_path / "c.sqlite")
+def test_tiny_llama_through_the_cache(tmp_path, tokenizer_dir):
+    cfg = model_cfg("tiny-llama", "model.backend.hidden_size=32", *tokenizer_overrides(tokenizer_dir))
+    backend = build_backend(cfg, cache_path=tmp_path / "c.sqlite")
     assert isinstance(backend, CachedBackend) and backend.kind == "hf"
     request = ChatRequest(({"role": "user", "content": "yes?"},), GenerationParams(max_new_tokens=3))
     first, second = backend.generate([request]), backend.generate([request])
@@ -73,10 +74,8 @@ def test_smollm2_config_points_at_the_embedded_gguf():
     assert model_cfg("smollm2", "model.adapter=/runs/x/adapter").backend.adapter == "/runs/x/adapter"
 
 
-def test_mixtral_config_takes_a_local_path(tmp_path):
-    tiny = save_random_model(
-        tmp_path / "mixtral", smollm2_dir(), SMOLLM2_GGUF, architecture="mixtral", num_local_experts=4
-    )
+def test_mixtral_config_takes_a_local_path(tmp_path, tokenizer_dir):
+    tiny = save_random_model(tmp_path / "mixtral", tokenizer_dir, architecture="mixtral", num_local_experts=4)
     cfg = model_cfg("mixtral", f"model.backend.model_path={tiny}", "model.backend.load_in_4bit=false")
     cfg.backend.dtype = "float32"
     backend = build_backend(cfg)
@@ -86,10 +85,10 @@ def test_mixtral_config_takes_a_local_path(tmp_path):
     assert model_cfg("mixtral").backend.load_in_4bit is True
 
 
-def test_load_in_4bit_quantises_with_the_training_loader(tmp_path):
+def test_load_in_4bit_quantises_with_the_training_loader(tmp_path, tokenizer_dir):
     import bitsandbytes as bnb
 
-    tiny = save_random_model(tmp_path / "m", smollm2_dir(), SMOLLM2_GGUF)
+    tiny = save_random_model(tmp_path / "m", tokenizer_dir)
     backend = HFBackend(tiny, load_in_4bit=True, dtype="float32", device="cpu")
     assert backend.model_id.endswith(":4bit")
     assert isinstance(backend.model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)

@@ -86,15 +86,14 @@ def test_truncated_answers_are_counted_and_the_ideal_ones_apart():
     assert "truncated 2" in summary_line(summary)
 
 
-def test_answering_returns_only_this_runs_items_and_reuses_the_journal(tmp_path):
+def test_answering_returns_only_this_runs_items_and_reuses_the_journal(tmp_path, tokenizer_dir):
     from bioqa.data import load_questions
-    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
     from bioqa.models.hf import HFBackend
     from bioqa.pipeline.answering import AnsweringConfig, answer_questions
     from bioqa.prompts import PromptBuilder, PromptConfig
     from bioqa.resources import demo_golden_path
 
-    backend = HFBackend.from_random_config(smollm2_dir(), SMOLLM2_GGUF, hidden_size=32, num_hidden_layers=1)
+    backend = HFBackend.from_random_config(tokenizer_dir, hidden_size=32, num_hidden_layers=1)
     questions = [q for q in load_questions(demo_golden_path()) if q.type == "yesno"][:3]
     template = {"system": "", "user": "{snippets} {question}", "answer": "{answer}"}
     templates = {"exact": {"yesno": template, "factoid": template, "list": template}}

@@ -5,19 +5,15 @@ from __future__ import annotations
 import pytest
 from helpers import compose_config
 from omegaconf import OmegaConf
-from transformers import AutoTokenizer
 
 from bioqa.data import Question, Snippet
-from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.prompts import PromptBuilder, PromptConfig, PromptTooLongError, ShotPool, fit_prompt
 
 MAX_NEW = 64
 
 
 @pytest.fixture(scope="module")
-def count_tokens():
-    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_dir()), gguf_file=SMOLLM2_GGUF)
-
+def count_tokens(tokenizer):
     def count(messages) -> int:
         encoded = tokenizer.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=True)
         return len(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)

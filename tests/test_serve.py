@@ -25,11 +25,11 @@ def test_command_pins_the_model(tmp_path):
     assert command[command.index("--port") + 1] == "8123" and "bnb-4bit" in command
 
 
-def test_merged_adapter_generates_like_base_plus_adapter(tmp_path):
+def test_merged_adapter_generates_like_base_plus_adapter(tmp_path, tokenizer_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    base_dir = save_random_model(tmp_path / "base", smollm2_dir(), SMOLLM2_GGUF, seed=0)
+    base_dir = save_random_model(tmp_path / "base", tokenizer_dir, seed=0)
     lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), lora).save_pretrained(tmp_path / "adapter")
     assert servable_model(base_dir) == str(base_dir.resolve())  # a plain directory is served as it is

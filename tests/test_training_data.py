@@ -9,7 +9,6 @@ from helpers import compose_config
 from hydra.core.hydra_config import HydraConfig
 
 from bioqa.data import load_questions
-from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import load_tokenizer
 from bioqa.prompts import PromptBuilder, PromptConfig
 from bioqa.resources import demo_golden_path
@@ -51,8 +50,8 @@ CHAT = [
 
 
 @pytest.fixture(scope="module")
-def mistral_tokenizer():
-    tokenizer = load_tokenizer(smollm2_dir(), SMOLLM2_GGUF)
+def mistral_tokenizer(tokenizer_dir):
+    tokenizer = load_tokenizer(tokenizer_dir)
     tokenizer.chat_template = MISTRAL_TEMPLATE
     return tokenizer
 

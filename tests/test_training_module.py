@@ -7,7 +7,7 @@ import json
 import bitsandbytes as bnb
 import pytest
 import torch
-from helpers import CONF, compose_config
+from helpers import CHATS, CONF, compose_config
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
@@ -31,18 +31,6 @@ from bioqa.training.recipe import DataSettings, OptimSettings, train
 
 torch.set_num_threads(2)
 
-CHATS = [
-    [
-        {"role": "system", "content": "You are a biomedical expert."},
-        {"role": "user", "content": "Which organ secretes insulin?"},
-        {"role": "assistant", "content": '{"entities": ["pancreas"]}'},
-    ],
-    [
-        {"role": "user", "content": "Is the liver an organ? Answer yes or no."},
-        {"role": "assistant", "content": "yes"},
-    ],
-]
-
 
 @pytest.fixture(scope="module")
 def mixtral_dir(tmp_path_factory, tokenizer):
@@ -58,7 +46,7 @@ def mixtral_dir(tmp_path_factory, tokenizer):
 
 @pytest.fixture(scope="module")
 def batch(tokenizer):
-    return collate([tokenize_example(tokenizer, chat) for chat in CHATS], tokenizer.pad_token_id)
+    return collate([tokenize_example(tokenizer, chat) for chat in CHATS[:2]], tokenizer.pad_token_id)
 
 
 def lora_model(mixtral_dir, experts: bool, compute_dtype=torch.float32):

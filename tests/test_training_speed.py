@@ -7,11 +7,11 @@ import logging
 
 import pytest
 import torch
+from helpers import CHATS
 
 from bioqa.errors import ConfigError
 from bioqa.models.adapters import LoraSettings, add_lora
-from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
-from bioqa.models.hf import load_tokenizer, random_model
+from bioqa.models.hf import random_model
 from bioqa.models.quantization import quantize_model_
 from bioqa.resources import demo_golden_path
 from bioqa.training import kernels
@@ -31,27 +31,7 @@ from bioqa.training.recipe import DataSettings, checkpoint_plan
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CHATS = [
-    [
-        {"role": "system", "content": "You are a biomedical expert."},
-        {"role": "user", "content": "Which organ secretes insulin?"},
-        {"role": "assistant", "content": '{"entities": ["pancreas"]}'},
-    ],
-    [
-        {"role": "user", "content": "Is the liver an organ? Answer yes or no."},
-        {"role": "assistant", "content": "yes"},
-    ],
-    [
-        {"role": "user", "content": "Name two hormones of the pancreas."},
-        {"role": "assistant", "content": "insulin and glucagon"},
-    ],
-]
 MIXTRAL_8X7B = ModelShape(layers=32, hidden=4096, ffn=14336, heads=32, kv_heads=8, vocab=32000, experts=8, top_k=2)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer(smollm2_dir(), SMOLLM2_GGUF)
 
 
 @pytest.fixture(scope="module")

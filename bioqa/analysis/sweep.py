@@ -18,24 +18,16 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from bioqa.evaluation.registry import headline_metrics
 from bioqa.runs import IDENTITY_FILE, flatten
 
 log = logging.getLogger(__name__)
 
-#: Columns of the summary, in order; a measure absent from every run is left out.
+#: Columns of the summary, in order (the registry's headline measures, answers before phase A, then accounting);
+#: a measure absent from every run is left out.
 HEADLINE = (
-    "yesno.acc",
-    "yesno.macro_f1",
-    "factoid.strict_acc",
-    "factoid.lenient_acc",
-    "factoid.mrr",
-    "list.precision",
-    "list.recall",
-    "list.f1",
-    "ideal.rouge2_f1",
-    "ideal.rouge_su4_f1",
-    "documents.MAP",
-    "snippets.MF1",
+    *(s.name for s in headline_metrics() if s.phase != "A"),
+    *(s.name for s in headline_metrics() if s.phase == "A"),
     "accounting.parse_failure_rate",
     "accounting.errors",
     "accounting.cost_usd",

@@ -132,23 +132,10 @@ def evaluate_submission(
     )
 
 
-def compare_submissions(
-    golden: Source,
-    system_a: Source,
-    system_b: Source,
-    phase: Phase = "AB",
-    version: int = DEFAULT_VERSION,
-    rouge: bool = True,
-    bootstrap: int = 1000,
-    seed: int = 0,
-    rouge_options: RougeOptions | None = None,
-) -> ComparisonReport:
-    """Score both submissions; per measure, both on the questions counted for both, and A − B with a paired
-    bootstrap CI and p-value and a paired permutation p-value."""
-    kwargs = dict(
-        phase=phase, version=version, rouge=rouge, bootstrap=bootstrap, seed=seed, rouge_options=rouge_options
-    )
-    a = evaluate_submission(golden, system_a, **kwargs)
-    b = evaluate_submission(golden, system_b, **kwargs)
+def compare_submissions(golden: Source, system_a: Source, system_b: Source, **options: Any) -> ComparisonReport:
+    """Score both submissions (``options``: the keywords of :func:`evaluate_submission`); per measure, both on the
+    questions counted for both, and A − B with a paired bootstrap CI and p-value and a paired permutation p-value."""
+    a = evaluate_submission(golden, system_a, **options)
+    b = evaluate_submission(golden, system_b, **options)
     shared = [m for m in a.metrics if m in b.metrics]
-    return ComparisonReport(a=a, b=b, paired=paired_test(a.per_question, b.per_question, shared, bootstrap, seed))
+    return ComparisonReport(a=a, b=b, paired=paired_test(a.per_question, b.per_question, shared, a.bootstrap, a.seed))

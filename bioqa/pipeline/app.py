@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,26 @@ def run_texts(output_dir: Path, golden: str | Path) -> dict[str, dict[str, Any]]
     return texts
 
 
+def run_with_prompts(
+    questions: Sequence[Question],
+    backend: Backend,
+    prompt: PromptConfig,
+    output_dir: str | Path,
+    *,
+    answering: AnsweringConfig,
+    **options: Any,
+) -> InferenceResult:
+    """:func:`~bioqa.pipeline.inference.run_inference` with ``prompt``'s prompts fitted into the backend's context
+    window, room left for the longest answer ``answering`` allows; ``options``: run_inference's other keywords."""
+    builder = PromptBuilder(
+        prompt,
+        count_tokens=backend.count_tokens,
+        context_window=backend.context_window,
+        max_new_tokens=max(answering.max_new_tokens.values()),
+    )
+    return run_inference(questions, backend, builder.build, output_dir, answering=answering, **options)
+
+
 def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResult:
     """Everything ``python infer.py ...`` does, given its composed config.
 
@@ -237,16 +258,10 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
             if cfg.task.snippets == "phase_a":
                 phase_a, phase_a_stats = phase_a_answers(cfg, questions, backend, output_dir)
                 run_info.update(phase_a_stats)
-            builder = PromptBuilder(
-                prompt,
-                count_tokens=backend.count_tokens,
-                context_window=backend.context_window,
-                max_new_tokens=max(answering.max_new_tokens.values()),
-            )
-            result = run_inference(
+            result = run_with_prompts(
                 questions,
                 backend,
-                builder.build,
+                prompt,
                 output_dir,
                 answering=answering,
                 golden_path=cfg.data.golden,
