@@ -83,6 +83,12 @@ evaluate | phase=C | phase=C: Input should be 'A', 'B' or 'AB'
 evaluate | version=7 | version=7: Input should be 2, 3, 5, 8 or 9
 evaluate | bootstrap=-5 | bootstrap=-5: Input should be greater than or equal to 0
 evaluate | bootstrap=abc | bootstrap=abc: Input should be a valid integer
+# evaluate.py report=: the sweep report's options and sources
+evaluate | report={directory} bootstrap=abc | bootstrap=abc: Input should be a valid integer
+evaluate | report={directory} report_baselines=maybe | report_baselines=maybe: Input should be a valid boolean
+evaluate | report={missing} | report={missing}: no such directory
+evaluate | report={golden} | report={golden}: is a file, expected a directory
+evaluate | report={directory} | no run directories (metrics.json) under
 # infer.py: data selection
 infer    | data.limit=abc | data.limit=abc: Input should be a valid integer
 infer    | data.limit=0 | data.limit=0: Input should be greater than or equal to 1

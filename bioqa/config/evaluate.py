@@ -11,6 +11,7 @@ from bioqa.config.common import (
     ExistingFile,
     Flag,
     NonNegative,
+    OpenSection,
     Paths,
     Root,
     Seed,
@@ -48,8 +49,9 @@ def validate_evaluate_config(cfg: DictConfig) -> EvaluateConfig:
     return checked
 
 
-class ReportConfig(Root):
-    """``evaluate.py report=...``: the sweep report reads these; the single-submission keys are not read."""
+class ReportConfig(OpenSection):
+    """``evaluate.py report=...``: the values the sweep report reads (every key's name is checked against
+    :class:`EvaluateConfig` first, by :func:`check_evaluate_keys`)."""
 
     report: Any = unread("a sweep directory or a list of them (bioqa.analysis.report checks each)")
     report_dir: str | None = Field(description="where the report is written, or null")
@@ -57,13 +59,6 @@ class ReportConfig(Root):
     report_baselines: Flag
     bootstrap: NonNegative = Field(description="0 or more resamples for the 95% CIs and paired tests")
     seed: Seed
-    paths: Paths | None = unread("directories (resolved in the run)")
-    golden: Any = unread("not read by the report")
-    system: Any = unread("not read by the report")
-    compare: Any = unread("not read by the report")
-    phase: Any = unread("not read by the report")
-    version: Any = unread("not read by the report")
-    rouge: Any = unread("not read by the report")
 
 
 def check_evaluate_keys(cfg: DictConfig) -> None:
