@@ -39,6 +39,10 @@ def wandb_logger(
     )
 
 
+#: Where ``wandb_logger``'s ``**kwargs`` go (checked up front by :func:`bioqa.config.common.check_target_keys`).
+wandb_logger.forwards_kwargs_to = ("pytorch_lightning.loggers.WandbLogger", "wandb.init")  # type: ignore[attr-defined]
+
+
 def build_loggers(cfg_logger: Mapping[str, Any] | None) -> list[Any]:
     """The experiment loggers of a ``conf/logger/*.yaml`` option: every entry with a ``_target_`` (plain settings
     such as ``log_texts`` sit beside them)."""

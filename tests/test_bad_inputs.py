@@ -174,6 +174,8 @@ infer    | model=smollm2 +model.backend.batch_sise=4 | model.backend.batch_sise:
 infer    | model=mixtral +model.backend.load_in_4bits=1 | (did you mean 'model.backend.load_in_4bit'?
 infer    | model=gpt-4o +model.backend.temprature=1 | model.backend.temprature: not a parameter of bioqa.models.litellm
 infer    | task=phase_a retrieval=tantivy +retrieval.index.field_boost=1 | (did you mean 'retrieval.index.field_boosts'?
+train    | logger=wandb +logger.wandb.projet=x | logger.wandb.projet: not a parameter of bioqa.loggers.wandb_logger (did
+infer    | logger=wandb +logger.wandb.notez=x | (did you mean 'logger.wandb.notes'?
 train    | +trainer.max_step=3 | trainer.max_step: not an argument of the Lightning Trainer (did you mean 'trainer.max_
 """
 )

@@ -159,21 +159,28 @@ def check_keys(schema: type[BaseModel], cfg: Any, prefix: str = "") -> None:
             check_keys(section, cfg[key], f"{prefix}{key}.")
 
 
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
 def check_target_keys(cfg: DictConfig, prefix: str = "") -> None:
     """Refuse a key of a node built from ``_target_`` (and of such nodes inside it) that is not a parameter of the
     target, unless it takes ``**kwargs``: ``+model.backend.batch_sise=4`` fails here, before anything is built. A
-    target that cannot be imported is left to Hydra, which names it when it builds the node."""
+    target that hands its ``**kwargs`` on names the callables that take them in ``forwards_kwargs_to`` (dotted
+    paths): their parameters count too, and only the last one's ``**kwargs`` leaves the node open. A target that
+    cannot be imported is left to Hydra, which names it when it builds the node."""
     has_target = "_target_" in cfg and not OmegaConf.is_interpolation(cfg, "_target_")
     target = cfg["_target_"] if has_target else None
     if isinstance(target, str):
         try:
-            parameters = inspect.signature(get_object(target)).parameters
+            built = get_object(target)
+            chain = [built, *(get_object(name) for name in getattr(built, "forwards_kwargs_to", ()))]
+            signatures = [inspect.signature(callee).parameters for callee in chain]
         except Exception:
-            parameters = None
-        if parameters is not None and all(p.kind is not p.VAR_KEYWORD for p in parameters.values()):
-            known = [name for name, p in parameters.items() if p.kind is not p.VAR_POSITIONAL]
+            signatures = None
+        if signatures is not None and all(p.kind is not p.VAR_KEYWORD for p in signatures[-1].values()):
+            known = list(dict.fromkeys(n for ps in signatures for n, p in ps.items() if p.kind not in _VARIADIC))
             for key in cfg:
-                if not str(key).startswith("_") and key not in parameters:
+                if not str(key).startswith("_") and key not in known:
                     match = difflib.get_close_matches(str(key), known, n=1)
                     hint = f"did you mean '{prefix}{match[0]}'? " if match else ""
                     raise ConfigError(
