@@ -237,9 +237,11 @@ def _choose_reference(configs: Sequence[str], reference: str | None) -> str | No
 
 @dataclass
 class _Reference:
-    """The configuration every other one is compared with: its pooled per-question rows and bootstrap resamples."""
+    """The configuration every other one is compared with on the ``measures`` (the report's poolable ranking
+    measures): its pooled per-question rows and bootstrap resamples."""
 
     config: str | None
+    measures: list[str]
     rows: list[dict[str, Any]] | None
     resampled: dict[str, Resampled]
 
@@ -251,13 +253,12 @@ def _config_statistics(config: str, runs: list[Run], reference: _Reference, spec
         warnings.append(f"{config}: not pooled, no per-question scores in {missing}")
         return [], []
     rows = _pooled_questions(runs)
-    ranking = [s.name for s in specs if s.ranking and s.poolable]
-    resampled = resample_measures(rows, ranking, bootstrap, seed)
+    resampled = resample_measures(rows, reference.measures, bootstrap, seed)
     pooled = _pooled_rows(config, runs, rows, resampled, specs)
     if config == reference.config or reference.rows is None:
         return pooled, []
     compared = []
-    for name in ranking:
+    for name in reference.measures:
         a, b = resampled.get(name), reference.resampled.get(name)
         result = paired(a, b, rows, reference.rows, name, bootstrap, seed) if a and b else None
         if result is not None:
@@ -337,7 +338,9 @@ def build_report(
     reference_runs = by_config.get(chosen, []) if chosen else []
     ref_rows = None if any(r.per_question is None for r in reference_runs) else _pooled_questions(reference_runs)
     ranking = [s.name for s in specs if s.ranking and s.poolable]
-    ref = _Reference(chosen, ref_rows, resample_measures(ref_rows, ranking, bootstrap, seed) if ref_rows else {})
+    ref = _Reference(
+        chosen, ranking, ref_rows, resample_measures(ref_rows, ranking, bootstrap, seed) if ref_rows else {}
+    )
     paired_rows: list[dict[str, Any]] = []
     for config, config_runs in tqdm(by_config.items(), desc="pooling and pairing", unit="config", leave=False):
         pooled, compared = _config_statistics(config, config_runs, ref, specs, bootstrap, seed, warnings)
