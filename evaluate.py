@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from bioqa.config.evaluate import check_evaluate_keys, validate_evaluate_config, validate_report_config
+from bioqa.config.evaluate import validate_evaluate_config, validate_report_config
 from bioqa.errors import hydra_entry
 from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.runs import register_resolvers
@@ -15,7 +15,6 @@ register_resolvers()
 
 @hydra_entry("evaluate")
 def main(cfg: DictConfig) -> None:
-    check_evaluate_keys(cfg)
     if cfg.report is not None:
         from bioqa.analysis.report import report_from_config
 

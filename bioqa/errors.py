@@ -11,7 +11,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -253,7 +253,7 @@ def describe_hydra(error: BaseException) -> str | None:
         return f"{error.override}: not a valid override ({' '.join(reason) or 'syntax'}); see {GRAMMAR_URL}"
     if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")
-        hint = _closest(option, error.options)
+        hint = did_you_mean(option, error.options)
         choices = ", ".join(error.options)
         return f"{group}={option}: no option '{option}' in group '{group}'; {hint}choose one of: {choices}"
     unknown = re.match(r"Could not override '([^']+)'\.\nTo append to your config use \+(.+)", str(error))
@@ -262,7 +262,7 @@ def describe_hydra(error: BaseException) -> str | None:
         key, override = unknown.groups()
         parent, _, name = key.rpartition(".")
         known = list(cause.parent_node.keys()) if hasattr(cause.parent_node, "keys") else []
-        hint = _closest(name, [str(k) for k in known], prefix=f"{parent}." if parent else "")
+        hint = did_you_mean(name, [str(k) for k in known], prefix=f"{parent}." if parent else "")
         value = override.partition("=")[2]
         return f"{override}: no config key '{key}' ({hint}use +{key}={value or '...'} to add a new key)"
     lines = [line.strip() for line in str(error).split("\nConfig search path:")[0].splitlines() if line.strip()]
@@ -271,7 +271,7 @@ def describe_hydra(error: BaseException) -> str | None:
     return " ".join(lines) or type(error).__name__
 
 
-def _closest(name: str, known: list[str], prefix: str = "") -> str:
+def did_you_mean(name: str, known: Sequence[str], prefix: str = "") -> str:
     """``did you mean 'X'? `` for the known name closest to ``name`` (difflib), or ``""``."""
     match = difflib.get_close_matches(name, known, n=1)
     return f"did you mean '{prefix}{match[0]}'? " if match else ""

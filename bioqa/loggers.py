@@ -39,7 +39,7 @@ def wandb_logger(
     )
 
 
-#: Where ``wandb_logger``'s ``**kwargs`` go (checked up front by :func:`bioqa.config.common.check_target_keys`).
+#: Where ``wandb_logger``'s ``**kwargs`` go (checked up front by :func:`bioqa.config.common.check_target_arguments`).
 wandb_logger.forwards_kwargs_to = ("pytorch_lightning.loggers.WandbLogger", "wandb.init")  # type: ignore[attr-defined]
 
 

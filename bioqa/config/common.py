@@ -3,12 +3,11 @@ the config key and the file in every error."""
 
 from __future__ import annotations
 
-import difflib
 import glob
 import inspect
 import json
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -17,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from bioqa.data import BioASQFormatError, Question, load_questions
-from bioqa.errors import ConfigError, DataFileError
+from bioqa.errors import ConfigError, DataFileError, did_you_mean
 from bioqa.prompts.config import POOLS, SELECTIONS, SNIPPET_FORMATS, PromptConfig
 
 #: A count of at least one (strict: ``abc``, ``1.5`` and ``true`` are refused, not converted).
@@ -138,59 +137,59 @@ def validated(schema: type[S], cfg: DictConfig, prefix: str = "") -> S:
 
 def check_keys(schema: type[BaseModel], cfg: Any, prefix: str = "") -> None:
     """Refuse a key of ``cfg`` that closed ``schema`` (a :class:`Section`, not an :class:`OpenSection`) does not
-    declare, in declared sub-sections too (their values unresolved): ``key: unknown config key (did you mean ...)``.
-    Hydra refuses an unknown key on the command line; this refuses one added with ``+key=...`` or by a config file."""
+    declare, in declared sub-sections too (their values unresolved): ``key: unknown config key (did you mean ...)``;
+    and, in every node built from ``_target_`` wherever it sits, a key its target does not take
+    (:func:`check_target_arguments`). Hydra refuses an unknown key on the command line; this refuses one added with
+    ``+key=...`` or by a config file."""
     if not isinstance(cfg, DictConfig):
         return
-    if schema.model_config.get("extra") != "forbid":
-        check_target_keys(cfg, prefix)
+    check_target_arguments(cfg, prefix)
+    closed = schema.model_config.get("extra") == "forbid"
     for key in cfg:
         field = schema.model_fields.get(key)
-        if field is None:
-            if schema.model_config.get("extra") == "forbid":
-                known = list(schema.model_fields)
-                match = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"did you mean '{prefix}{match[0]}'? " if match else ""
-                raise ConfigError(f"{prefix}{key}: unknown config key ({hint}known here: {', '.join(known)})")
-            continue
+        if field is None and closed:
+            known = list(schema.model_fields)
+            hint = did_you_mean(str(key), known, prefix)
+            raise ConfigError(f"{prefix}{key}: unknown config key ({hint}known here: {', '.join(known)})")
         if OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key):
             continue
-        for section in _sections(field.annotation, Section):
+        sections = _sections(field.annotation, Section) if field is not None else []
+        for section in sections or [OpenSection]:  # a free node (extra key, dict field): only its _target_ nodes
             check_keys(section, cfg[key], f"{prefix}{key}.")
 
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
-def check_target_keys(cfg: DictConfig, prefix: str = "") -> None:
-    """Refuse a key of a node built from ``_target_`` (and of such nodes inside it) that is not a parameter of the
-    target, unless it takes ``**kwargs``: ``+model.backend.batch_sise=4`` fails here, before anything is built. A
-    target that hands its ``**kwargs`` on names the callables that take them in ``forwards_kwargs_to`` (dotted
-    paths): their parameters count too, and only the last one's ``**kwargs`` leaves the node open. A target that
-    cannot be imported is left to Hydra, which names it when it builds the node."""
-    has_target = "_target_" in cfg and not OmegaConf.is_interpolation(cfg, "_target_")
-    target = cfg["_target_"] if has_target else None
-    if isinstance(target, str):
-        try:
-            built = get_object(target)
-            chain = [built, *(get_object(name) for name in getattr(built, "forwards_kwargs_to", ()))]
-            signatures = [inspect.signature(callee).parameters for callee in chain]
-        except Exception:
-            signatures = None
-        if signatures is not None and all(p.kind is not p.VAR_KEYWORD for p in signatures[-1].values()):
-            known = list(dict.fromkeys(n for ps in signatures for n, p in ps.items() if p.kind not in _VARIADIC))
-            for key in cfg:
-                if not str(key).startswith("_") and key not in known:
-                    match = difflib.get_close_matches(str(key), known, n=1)
-                    hint = f"did you mean '{prefix}{match[0]}'? " if match else ""
-                    raise ConfigError(
-                        f"{prefix}{key}: not a parameter of {target} ({hint}known here: {', '.join(known)})"
-                    )
-    for key in cfg:
-        if not OmegaConf.is_missing(cfg, key) and not OmegaConf.is_interpolation(cfg, key):
-            child = cfg[key]
-            if isinstance(child, DictConfig) and "_target_" in child:
-                check_target_keys(child, f"{prefix}{key}.")
+def refuse_unknown_arguments(
+    keys: Iterable[str], callees: Sequence[Callable[..., Any]], what: str, prefix: str = "", list_known: bool = True
+) -> None:
+    """Refuse a key that none of ``callees`` takes as a parameter, unless the last of them takes ``**kwargs``
+    (the others hand theirs on): ``<prefix><key>: not <what> (did you mean ...? known here: ...)``."""
+    signatures = [inspect.signature(callee).parameters for callee in callees]
+    if any(p.kind is p.VAR_KEYWORD for p in signatures[-1].values()):
+        return
+    known = list(dict.fromkeys(n for ps in signatures for n, p in ps.items() if p.kind not in _VARIADIC))
+    for key in keys:
+        if key not in known:
+            tail = f"known here: {', '.join(known)}" if list_known else "see its documentation"
+            raise ConfigError(f"{prefix}{key}: not {what} ({did_you_mean(key, known, prefix)}{tail})")
+
+
+def check_target_arguments(cfg: DictConfig, prefix: str = "") -> None:
+    """Refuse a key of a node built from ``_target_`` that is not a parameter of the target, unless it takes
+    ``**kwargs``: ``+model.backend.batch_sise=4`` fails here, before anything is built. A target that hands its
+    ``**kwargs`` on names the callables that take them in ``forwards_kwargs_to`` (dotted paths): their parameters
+    count too. A target that cannot be imported is left to Hydra, which names it when it builds the node."""
+    if "_target_" not in cfg or OmegaConf.is_interpolation(cfg, "_target_") or not isinstance(cfg._target_, str):
+        return
+    try:
+        built = get_object(cfg._target_)
+        callees = [built, *(get_object(name) for name in getattr(built, "forwards_kwargs_to", ()))]
+    except Exception:
+        return
+    keys = [str(key) for key in cfg if not str(key).startswith("_")]  # _convert_, _partial_: Hydra's own
+    refuse_unknown_arguments(keys, callees, f"a parameter of {cfg._target_}", prefix)
 
 
 def _sections(annotation: Any, kind: type[BaseModel]) -> list[type[BaseModel]]:

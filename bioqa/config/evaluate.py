@@ -51,7 +51,7 @@ def validate_evaluate_config(cfg: DictConfig) -> EvaluateConfig:
 
 class ReportConfig(OpenSection):
     """``evaluate.py report=...``: the values the sweep report reads (every key's name is checked against
-    :class:`EvaluateConfig` first, by :func:`check_evaluate_keys`)."""
+    :class:`EvaluateConfig` first, by :func:`validate_report_config`)."""
 
     report: Any = unread("a sweep directory or a list of them (bioqa.analysis.report checks each)")
     report_dir: str | None = Field(description="where the report is written, or null")
@@ -61,11 +61,8 @@ class ReportConfig(OpenSection):
     seed: Seed
 
 
-def check_evaluate_keys(cfg: DictConfig) -> None:
-    """Refuse a key of ``evaluate.py``'s config that nothing reads (a typo, a ``+key=...``), in report mode too."""
-    check_keys(EvaluateConfig, cfg)
-
-
 def validate_report_config(cfg: DictConfig) -> ReportConfig:
-    """Check ``evaluate.py report=...``'s config (types and ranges) before any run directory is read."""
+    """Check ``evaluate.py report=...``'s config before any run directory is read: every key's name against the
+    whole of ``evaluate.py``'s config (a typo, a ``+key=...``), then the report's values (types and ranges)."""
+    check_keys(EvaluateConfig, cfg)
     return validated(ReportConfig, cfg)

@@ -3,8 +3,6 @@ its data files read before the 4-bit base model is built (minutes for Mixtral)."
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import os
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -28,6 +26,7 @@ from bioqa.config.common import (
     expand_files,
     read_questions,
     read_text,
+    refuse_unknown_arguments,
     show,
     unread,
     validated,
@@ -139,12 +138,7 @@ def check_trainer_arguments(trainer: dict[str, Any]) -> None:
     """Refuse a ``trainer.*`` key the Lightning Trainer does not take (a typo), before any model is built."""
     import pytorch_lightning as pl
 
-    known = [name for name in inspect.signature(pl.Trainer.__init__).parameters if name != "self"]
-    for key in trainer:
-        if key not in known:
-            match = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean 'trainer.{match[0]}'? " if match else ""
-            raise ConfigError(f"trainer.{key}: not an argument of the Lightning Trainer ({hint}see its documentation)")
+    refuse_unknown_arguments(trainer, [pl.Trainer], "an argument of the Lightning Trainer", "trainer.", False)
 
 
 def validate_train_config(cfg: DictConfig) -> TrainInputs:
