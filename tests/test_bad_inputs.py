@@ -176,6 +176,7 @@ infer    | model=gpt-4o +model.backend.temprature=1 | model.backend.temprature: 
 infer    | task=phase_a retrieval=tantivy +retrieval.index.field_boost=1 | (did you mean 'retrieval.index.field_boosts'?
 train    | logger=wandb +logger.wandb.projet=x | logger.wandb.projet: not a parameter of bioqa.loggers.wandb_logger (did
 infer    | logger=wandb +logger.wandb.notez=x | (did you mean 'logger.wandb.notes'?
+infer    | task=phase_a retrieval=tantivy +retrieval.phase_a.lang=en | retrieval.phase_a.lang: not a parameter of
 train    | +trainer.max_step=3 | trainer.max_step: not an argument of the Lightning Trainer (did you mean 'trainer.max_
 """
 )
