@@ -118,12 +118,13 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str |
 LOCK_PATH = Path(__file__).resolve().parent.parent / "requirements.lock"
 
 
-def lock_state(path: Path = LOCK_PATH) -> dict[str, Any] | None:
+def lock_state(path: Path | None = None) -> dict[str, Any] | None:
     """The lock file's sha256 and every locked package whose installed version differs from it (``None`` when bioqa
     does not run from a checkout with a lock: installed into another environment)."""
+    path = LOCK_PATH if path is None else path
     if not path.is_file():
         return None
-    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", path.read_text(encoding="utf-8"), flags=re.MULTILINE))
+    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", path.read_text(encoding="utf-8", errors="replace"), flags=re.MULTILINE))
     differ: dict[str, dict[str, str | None]] = {}
     for name, version in locked.items():
         installed = package_versions([name])[name]
