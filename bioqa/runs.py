@@ -124,7 +124,8 @@ def lock_state(path: Path | None = None) -> dict[str, Any] | None:
     path = LOCK_PATH if path is None else path
     if not path.is_file():
         return None
-    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", path.read_text(encoding="utf-8", errors="replace"), flags=re.MULTILINE))
+    text = path.read_text(encoding="utf-8", errors="replace")
+    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, flags=re.MULTILINE))
     differ: dict[str, dict[str, str | None]] = {}
     for name, version in locked.items():
         installed = package_versions([name])[name]

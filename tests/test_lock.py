@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
