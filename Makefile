@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (Python 3.11 + pip):  `make demo`  and  `make test`.
 SHELL := /bin/bash
-# Both install exactly requirements.lock (every package pinned, hashes checked): the versions CI passed with.
+# Both install exactly requirements.lock (every package pinned, hashes checked; the dev and ann extras included):
+# the versions CI passed with.
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
