@@ -65,3 +65,22 @@ def parse_list(text: str, key: str = "snippets") -> list | None:
     if isinstance(obj, dict):
         obj = obj.get(key)
     return obj if isinstance(obj, list) else None
+
+
+_TAGGED = re.compile(r"##(.*?)##", re.DOTALL)
+_HASHTAG = re.compile(r"#([^#]+)#")
+
+
+def parse_tagged_query(text: str) -> str | None:
+    """The seed paper's reading of a query reply: the first text wrapped in ``##`` tags, line breaks removed;
+    ``None`` when no (non-blank) tagged text is present (callers fall back to :func:`parse_query`)."""
+    found = _TAGGED.search(text)
+    query = found.group(1).replace("\n", "").strip() if found else ""
+    return query or None
+
+
+def parse_hashtag_titles(text: str, limit: int | None = None) -> list[str]:
+    """The seed paper's reading of a Wikipedia title reply: every ``#Title#`` (stripped, duplicates removed, at
+    most ``limit``)."""
+    titles = [t.strip() for t in _HASHTAG.findall(text)]
+    return list(dict.fromkeys(t for t in titles if t and "\n" not in t))[:limit]

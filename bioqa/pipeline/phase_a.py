@@ -28,8 +28,10 @@ from typing import Any, Literal
 from tqdm.auto import tqdm
 
 from bioqa.answers import RANKING_SCHEMA, SNIPPETS_SCHEMA, parse_list, parse_query
+from bioqa.answers.phase_a import parse_tagged_query
 from bioqa.data import MAX_DOCUMENTS, MAX_SNIPPETS, Question, Snippet, SystemAnswer, pubmed_url
 from bioqa.models import Backend, ChatRequest, GenerationParams
+from bioqa.pipeline.phase_a_paper import article_text, load_stage_shots, numbered_snippets, shot_question
 from bioqa.retrieval.base import Hit, SearchIndex, bow_query, search_traced
 from bioqa.retrieval.locate import Span, locate, sentence_spans
 from bioqa.retrieval.scoring import PassageScorer
@@ -41,9 +43,16 @@ PROMPT_KEYS = ("system", "query", "broader", "extract", "rerank")
 @dataclass
 class PhaseAConfig:
     """Everything Phase A needs besides questions, backend and index; prompt templates use ``str.format``
-    fields (``{question}``, ``{failed_queries}``, ``{title}``, ``{abstract}``, ``{snippets}``)."""
+    fields (``{question}``, ``{failed_queries}``, ``{original_query}``, ``{title}``, ``{abstract}``, ``{article}``,
+    ``{snippets}``).
+
+    ``style="paper"``: the seed paper's prompts (:mod:`bioqa.pipeline.phase_a_paper`): ``shots`` per stage (query,
+    extract, rerank) from ``shot_files``, free-text replies (no JSON schema), the query read from ``##`` tags."""
 
     strategy: Literal["llm", "bm25"] = "llm"
+    style: Literal["bioqa", "paper"] = "bioqa"
+    shots: dict[str, int] = field(default_factory=dict)  # paper style: n shots per stage
+    shot_files: dict[str, str | None] = field(default_factory=dict)  # paper style: a file per stage
     prompts: dict[str, str] = field(default_factory=dict)
     fewshot: list[dict[str, str]] = field(default_factory=list)  # [{"question": ..., "query": ...}]
     search_k: int = 50
@@ -60,13 +69,20 @@ class PhaseAConfig:
     extract_max_tokens: int = 384
     rerank_max_tokens: int = 96
     show_progress: bool = True
+    #: paper style: the shot turns of each stage, read from ``shot_files`` (query: ``(question, completion)`` pairs)
+    stage_shots: dict[str, list] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.strategy not in ("llm", "bm25"):
             raise ValueError(f"phase A strategy must be 'llm' or 'bm25', got {self.strategy!r}")
-        missing = [k for k in PROMPT_KEYS if not self.prompts.get(k)]
+        if self.style not in ("bioqa", "paper"):
+            raise ValueError(f"phase A style must be 'bioqa' or 'paper', got {self.style!r}")
+        keys = PROMPT_KEYS + (("query_shot",) if self.style == "paper" and self.shots.get("query") else ())
+        missing = [k for k in keys if not self.prompts.get(k)]
         if self.strategy == "llm" and missing:
             raise ValueError(f"phase A config: prompt templates missing for {missing}")
+        if self.strategy == "llm" and self.style == "paper":
+            self.stage_shots = load_stage_shots(self.shots, self.shot_files)
 
 
 @dataclass
@@ -176,8 +192,14 @@ class _LLMPhaseA:
         self.stats = PhaseAStats(config.show_progress)
         self.traces: list[dict] = []
 
-    def _messages(self, user: str, shots: Sequence[tuple[str, str]] = ()) -> tuple[dict[str, str], ...]:
-        messages = [{"role": "system", "content": self.prompts["system"]}]
+    @property
+    def paper(self) -> bool:
+        return self.config.style == "paper"
+
+    def _messages(
+        self, user: str, shots: Sequence[tuple[str, str]] = (), turns: Sequence[dict] = ()
+    ) -> tuple[dict[str, str], ...]:
+        messages = [{"role": "system", "content": self.prompts["system"]}, *turns]
         for shot_user, shot_answer in shots:
             messages += [{"role": "user", "content": shot_user}, {"role": "assistant", "content": shot_answer}]
         messages.append({"role": "user", "content": user})
@@ -209,14 +231,24 @@ class _LLMPhaseA:
         return texts
 
     def query_messages(self, question: str) -> tuple:
-        shots = [(self.prompts["query"].format(question=s["question"]), s["query"]) for s in self.config.fewshot]
+        if self.paper:
+            pool = self.config.stage_shots["query"]
+            shots = [(self.prompts["query_shot"].format(question=shot_question(q)), c) for q, c in pool]
+        else:
+            shots = [(self.prompts["query"].format(question=s["question"]), s["query"]) for s in self.config.fewshot]
         return self._messages(self.prompts["query"].format(question=question), shots)
 
-    def _search(self, i: int, query: str, source: str, hits: list[list[Hit]]) -> None:
+    def _query(self, text: str | None) -> tuple[str, dict]:
+        """The query in a reply, and how it was read (paper style: ``##`` tags, else bioqa's reading)."""
+        tagged = parse_tagged_query(text or "") if self.paper else None
+        query = tagged or parse_query(text or "")
+        return query, {"completion": text, "tagged": tagged is not None} if self.paper else {}
+
+    def _search(self, i: int, query: str, source: str, hits: list[list[Hit]], reply: dict | None = None) -> None:
         with self.stats.timed("search") as stat:
             found, info = search_traced(self.index, query, self.config.search_k) if query else ([], {})
             stat.searches += 1
-        entry = {"query": query, "source": source, "hits": len(found)}
+        entry = {"query": query, "source": source, "hits": len(found), **(reply or {})}
         if info.get("mode", "strict") != "strict":
             entry["parse"] = info
         self.traces[i]["queries"].append(entry)
@@ -231,7 +263,8 @@ class _LLMPhaseA:
             "query", everyone, [self.query_messages(q.body) for q in questions], cfg.query_max_tokens
         )
         for i, text in enumerate(outputs):
-            self._search(i, parse_query(text or ""), "llm", hits)
+            query, reply = self._query(text)
+            self._search(i, query, "llm", hits, reply)
         for _ in range(cfg.max_broader_attempts):
             empty = [i for i in everyone if not hits[i]]
             if not empty:
@@ -239,10 +272,14 @@ class _LLMPhaseA:
             requests = []
             for i in empty:
                 failed = "\n".join(t["query"] or "(empty)" for t in traces[i]["queries"])
-                prompt = self.prompts["broader"].format(question=questions[i].body, failed_queries=failed)
+                last = traces[i]["queries"][-1]["query"]
+                prompt = self.prompts["broader"].format(
+                    question=questions[i].body, failed_queries=failed, original_query=last
+                )
                 requests.append(self._messages(prompt))
             for i, text in zip(empty, self._generate("broader", empty, requests, cfg.query_max_tokens), strict=True):
-                self._search(i, parse_query(text or ""), "broader", hits)
+                query, reply = self._query(text)
+                self._search(i, query, "broader", hits, reply)
         for i, q in enumerate(questions):
             if not hits[i]:
                 self._search(i, bow_query(q.body), "bag_of_words", hits)
@@ -259,8 +296,9 @@ class _LLMPhaseA:
     def _extract_messages(self, question: str, hit: Hit) -> tuple:
         title, abstract = _document_text(hit)
         while True:
-            user = self.prompts["extract"].format(question=question, title=title, abstract=abstract)
-            messages = self._messages(user)
+            article = article_text(pubmed_url(hit.pmid), title, abstract) if self.paper else ""
+            user = self.prompts["extract"].format(question=question, title=title, abstract=abstract, article=article)
+            messages = self._messages(user, turns=self.config.stage_shots.get("extract", ()))
             if len(abstract) < 200 or _fits(self.backend, messages, self.config.extract_max_tokens):
                 return messages
             abstract = abstract[: int(len(abstract) * 0.8)]
@@ -272,7 +310,7 @@ class _LLMPhaseA:
             [i for i, _ in jobs],
             [self._extract_messages(questions[i].body, hit) for i, hit in jobs],
             self.config.extract_max_tokens,
-            SNIPPETS_SCHEMA,
+            None if self.paper else SNIPPETS_SCHEMA,
         )
         found: list[dict[tuple, Snippet]] = [{} for _ in questions]
         stats = [
@@ -316,10 +354,14 @@ class _LLMPhaseA:
 
     def _rerank_messages(self, question: str, candidates: list[Snippet]) -> tuple[tuple, list[Snippet]]:
         while True:
-            listing = json.dumps(
-                [{"id": k, "text": _clean(s.text)} for k, s in enumerate(candidates)], ensure_ascii=False
-            )
-            messages = self._messages(self.prompts["rerank"].format(question=question, snippets=listing))
+            if self.paper:
+                listing = numbered_snippets([s.text for s in candidates])
+            else:
+                listing = json.dumps(
+                    [{"id": k, "text": _clean(s.text)} for k, s in enumerate(candidates)], ensure_ascii=False
+                )
+            user = self.prompts["rerank"].format(question=question, snippets=listing)
+            messages = self._messages(user, turns=self.config.stage_shots.get("rerank", ()))
             if len(candidates) <= 1 or _fits(self.backend, messages, self.config.rerank_max_tokens):
                 return messages, candidates
             candidates = candidates[: max(1, int(len(candidates) * 0.75))]
@@ -336,7 +378,11 @@ class _LLMPhaseA:
             else:
                 traces[i]["rerank"] = {"mode": "none", "candidates": 0, "llm_ranked": 0}
         outputs = self._generate(
-            "rerank", [i for i, _, _ in jobs], [m for _, m, _ in jobs], self.config.rerank_max_tokens, RANKING_SCHEMA
+            "rerank",
+            [i for i, _, _ in jobs],
+            [m for _, m, _ in jobs],
+            self.config.rerank_max_tokens,
+            None if self.paper else RANKING_SCHEMA,
         )
         ranked = [list(f) for f in fallbacks]
         for (i, _, candidates), text in zip(jobs, outputs, strict=True):
