@@ -182,6 +182,30 @@ train    | +trainer.max_step=3 | trainer.max_step: not an argument of the Lightn
 )
 
 
+# The seed paper's Phase A prompt set (retrieval/phase_a=paper) reads its shot files before any model is built.
+# Rows: overrides of retrieval.phase_a (a leading + kept) | the expected part of the line.
+PAPER_PHASE_A = ("task=phase_a", "retrieval=tantivy", "retrieval/phase_a=paper")
+CASES += [
+    Case("infer", PAPER_PHASE_A + tuple(re.sub(r"^(\+?)", r"\1retrieval.phase_a.", o) for o in row.split()), expect)
+    for row, expect in (
+        line.split(" | ", 1)
+        for line in """
+shots.extract=1 shot_files.extract={missing} | shot_files.extract={missing}: no such file
+shots.extract=1 shot_files.extract={empty} | shot_files.extract={empty}: empty file
+shots.rerank=1 shot_files.rerank={non_utf8} | shot_files.rerank={non_utf8}: not UTF-8 text
+shots.extract=3 shot_files.extract={bad_chat} | {bad_chat}: 3 shots asked for, the file has 2 examples
+shots.rerank=1 shot_files.rerank={golden} | {golden}:1: expected {"messages": [{"role", "content"}, ...]}
+shots.query=1 | shots.query=1 needs retrieval.phase_a.shot_files.query=FILE
+shots.query=2 shot_files.query={query_pool} | {query_pool}: 2 shots asked for, the pool has 1
+shots.query=1 shot_files.query={golden} | {golden}: not a query shot pool
+shots.query=1 shot_files.query={truncated} | {truncated}: not valid JSON
+shots.extract=-1 | shots.extract=-1: expected a whole number of shots
++shots.expand=1 | unknown stage 'expand'
+""".strip().splitlines()
+    )
+]
+
+
 def demo_questions() -> list[dict]:
     return json.loads(demo_golden_path().read_text(encoding="utf-8"))["questions"]
 
@@ -206,6 +230,9 @@ def write_inputs(folder: Path) -> dict[str, str]:
         "summary_only": json.dumps({"questions": [q for q in questions if q["type"] == "summary"]}),
         "one_question": json.dumps({"questions": questions[:1]}),
         "bad_chat": json.dumps({"messages": CHAT}) + "\n" + json.dumps({"messages": CHAT[:1]}) + "\n",
+        "query_pool": json.dumps(
+            {"kind": "bioqa.query_shot_pool", "shots": [{"question": "Q?", "completion": "##q##"}]}
+        ),
     }
     paths = {"directory": str(folder / "a_directory"), "missing": str(folder / "missing.json")}
     (folder / "a_directory").mkdir()
@@ -356,6 +383,7 @@ PROMPTS = sorted(p.stem for p in (CONF / "prompt").glob("[0-9]*.yaml"))
     "overrides",
     [[f"prompt={prompt}"] for prompt in PROMPTS]
     + [["task=phase_a_plus", "retrieval=tantivy"], ["task=phase_a", "retrieval=bm25"], ["retrieval=elasticsearch"]]
+    + [["task=phase_a", "retrieval=tantivy", "retrieval/phase_a=paper"]]
     + [["data.limit=3", "data.types=[yesno,list]", "prompt.selection=knn", "cache.enabled=false"]],
     ids=" ".join,
 )

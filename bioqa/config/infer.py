@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pydantic import Field
 
@@ -137,6 +138,8 @@ def validate_infer_config(cfg: DictConfig) -> InferConfig:
             f"task={task.name} needs a search index for Phase A: choose retrieval=tantivy|bm25|elasticsearch, "
             "or reuse a Phase A submission with task.phase_a_submission=PATH"
         )
+    if task.snippets == "phase_a" and task.phase_a_submission is None:
+        instantiate(cfg.retrieval.phase_a)  # its prompt set and shot files (retrieval/phase_a=paper) are read now
     if checked.cache.enabled:
         check_cache_path(checked.cache.path)
     questions = read_questions("data.golden", checked.data.golden)
