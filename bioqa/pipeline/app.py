@@ -89,11 +89,19 @@ def _retrieval_identity(cfg: DictConfig) -> dict[str, Any]:
     used: dict[str, Any] = {}
     if cfg.task.snippets == "phase_a" and not cfg.task.phase_a_submission:
         index = {k: v for k, v in (node.get("index") or {}).items() if k != "show_progress"}
-        used = {"index": index, "phase_a": node.get("phase_a")}
+        used = {"index": index, "phase_a": node.get("phase_a"), **_shot_files_identity(node.get("phase_a") or {})}
     wiki = node.get("wikipedia") or {}
     if wiki.get("max_articles"):
         used["wikipedia"] = {k: v for k, v in wiki.items() if k not in ("user_agent", "timeout_s", "max_retries")}
     return used
+
+
+def _shot_files_identity(phase_a: dict[str, Any]) -> dict[str, Any]:
+    """The sha256 of every Phase A shot file in use (``retrieval/phase_a=paper``: a query shot pool, the paper's
+    extraction and rerank examples): the same path with other content is another run."""
+    shots, files = phase_a.get("shots") or {}, phase_a.get("shot_files") or {}
+    used = {stage: file_sha256(path) for stage, path in files.items() if path and shots.get(stage)}
+    return {"phase_a_shot_files_sha256": used} if used else {}
 
 
 def _prompt_identity(prompt: PromptConfig) -> dict[str, Any]:
