@@ -76,6 +76,7 @@ class Index(OpenSection):
 class Retrieval(Section):
     index: Index | None = None
     phase_a: dict[str, Any] | None = None  # a _target_ (PhaseAConfig) and its keyword arguments
+    phase_a_models: dict[Literal["query", "extract", "rerank"], Model | None] | None = None  # a model per stage
     wikipedia: OpenSection | None = unread("a _target_ (WikipediaContext) and its keyword arguments")
 
 

@@ -111,12 +111,21 @@ def _prompt_identity(prompt: PromptConfig) -> dict[str, Any]:
     return dataclasses.asdict(dataclasses.replace(prompt, pool_path=None) if prompt.pool == "demo" else prompt)
 
 
-def run_identity(cfg: DictConfig, prompt: PromptConfig, backend: Backend, answering: AnsweringConfig) -> dict[str, Any]:
-    """Everything that determines a run's answers: model, the prompt config actually used, the question file's
-    content and selection, decoding, task and retrieval. Scoring options are not part of it (a resume may
-    rescore)."""
+def run_identity(
+    cfg: DictConfig,
+    prompt: PromptConfig,
+    backend: Backend,
+    answering: AnsweringConfig,
+    stage_backends: dict[str, Backend] | None = None,
+) -> dict[str, Any]:
+    """Everything that determines a run's answers: model (and Phase A's model per stage), the prompt config actually
+    used, the question file's content and selection, decoding, task and retrieval. Scoring options are not part of
+    it (a resume may rescore)."""
     types = cfg.data.types
     submission = cfg.task.phase_a_submission
+    retrieval = _retrieval_identity(cfg)
+    if stage_backends:
+        retrieval["phase_a_backends"] = {s: {"kind": b.kind, "model_id": b.model_id} for s, b in stage_backends.items()}
     return {
         "backend": {"kind": backend.kind, "model_id": backend.model_id},
         "prompt": _prompt_identity(prompt) if answering.kinds else None,
@@ -136,12 +145,24 @@ def run_identity(cfg: DictConfig, prompt: PromptConfig, backend: Backend, answer
             "snippets": cfg.task.snippets,
             "phase_a_submission_sha256": file_sha256(submission) if submission else None,
         },
-        "retrieval": _retrieval_identity(cfg),
+        "retrieval": retrieval,
     }
 
 
+def build_stage_backends(cfg: DictConfig, cache_path: str | None) -> dict[str, Backend]:
+    """Phase A's own model per stage (``retrieval.phase_a_models``), when Phase A runs now and names any."""
+    if cfg.task.snippets != "phase_a" or cfg.task.phase_a_submission:
+        return {}
+    nodes = OmegaConf.to_container(cfg.retrieval.get("phase_a_models") or {}, resolve=True)
+    return {stage: build_backend(node, cache_path) for stage, node in nodes.items() if node}
+
+
 def phase_a_answers(
-    cfg: DictConfig, questions: list[Question], backend: Backend, output_dir: Path
+    cfg: DictConfig,
+    questions: list[Question],
+    backend: Backend,
+    output_dir: Path,
+    stage_backends: dict[str, Backend] | None = None,
 ) -> tuple[dict[str, SystemAnswer], dict[str, float]]:
     """Documents and snippets per question, from a Phase A submission file or by running Phase A now; and the
     Phase A numbers for the run's metrics (wall time, model calls and errors, per stage)."""
@@ -153,7 +174,7 @@ def phase_a_answers(
     from bioqa.pipeline.phase_a import run_phase_a
 
     index = instantiate(cfg.retrieval.index)
-    result = run_phase_a(questions, backend, index, instantiate(cfg.retrieval.phase_a))
+    result = run_phase_a(questions, backend, index, instantiate(cfg.retrieval.phase_a), stage_backends)
     write_json(output_dir / "phase_a_traces.json", result.traces)
     write_json(output_dir / "phase_a_stats.json", result.stats)  # per-stage wall time, model calls and errors
     return {a.id: a for a in result.answers}, phase_a_metrics(result.stats)
@@ -258,13 +279,16 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
     if prompt.n_shots and prompt.pool != requested_pool:
         run_info["run.shot_pool_requested"] = requested_pool
     with RunDirectory(output_dir) as run:
-        backend = build_backend(cfg.model, cfg.cache.path if cfg.cache.enabled else None)
+        cache_path = cfg.cache.path if cfg.cache.enabled else None
+        backend = build_backend(cfg.model, cache_path)
+        stage_backends: dict[str, Backend] = {}
         try:
-            run.bind(run_identity(cfg, prompt, backend, answering))
+            stage_backends = build_stage_backends(cfg, cache_path)
+            run.bind(run_identity(cfg, prompt, backend, answering, stage_backends))
             write_provenance(output_dir, [cfg.data.golden])
             phase_a = None
             if cfg.task.snippets == "phase_a":
-                phase_a, phase_a_stats = phase_a_answers(cfg, questions, backend, output_dir)
+                phase_a, phase_a_stats = phase_a_answers(cfg, questions, backend, output_dir, stage_backends)
                 run_info.update(phase_a_stats)
             result = run_with_prompts(
                 questions,
@@ -279,7 +303,8 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
                 run_info=run_info,
             )
         finally:
-            backend.close()
+            for built in (backend, *stage_backends.values()):
+                built.close()
     log_to_experiment_loggers(cfg, result.metrics, output_dir)
     check_failures(result.metrics["accounting.errors"], result.metrics["accounting.requests"], max_fraction, output_dir)
     return result

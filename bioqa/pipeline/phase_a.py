@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -185,12 +185,23 @@ def _fits(backend: Backend, messages: tuple, max_new_tokens: int) -> bool:
 
 
 class _LLMPhaseA:
-    def __init__(self, backend: Backend, index: SearchIndex, config: PhaseAConfig):
+    def __init__(
+        self,
+        backend: Backend,
+        index: SearchIndex,
+        config: PhaseAConfig,
+        stage_backends: Mapping[str, Backend] | None = None,
+    ):
         self.backend, self.index, self.config = backend, index, config
+        self.stage_backends = dict(stage_backends or {})
         self.prompts = config.prompts
         self.scorer = PassageScorer(config.embedding_model)
         self.stats = PhaseAStats(config.show_progress)
         self.traces: list[dict] = []
+
+    def backend_for(self, stage: str) -> Backend:
+        """The stage's own model (``retrieval.phase_a_models``; broader queries: the query model), else the run's."""
+        return self.stage_backends.get("query" if stage == "broader" else stage, self.backend)
 
     @property
     def paper(self) -> bool:
@@ -213,7 +224,7 @@ class _LLMPhaseA:
         params = GenerationParams(max_new_tokens=max_new_tokens)
         texts: list[str | None] = [None] * len(messages)
         with self.stats.timed(stage) as stat, self.stats.bar(stage, len(messages), "call") as bar:
-            for k, completion in self.backend.stream([ChatRequest(m, params, schema) for m in messages]):
+            for k, completion in self.backend_for(stage).stream([ChatRequest(m, params, schema) for m in messages]):
                 stat.model_calls += 1
                 if completion.ok:
                     texts[k] = completion.text
@@ -299,7 +310,7 @@ class _LLMPhaseA:
             article = article_text(pubmed_url(hit.pmid), title, abstract) if self.paper else ""
             user = self.prompts["extract"].format(question=question, title=title, abstract=abstract, article=article)
             messages = self._messages(user, turns=self.config.stage_shots.get("extract", ()))
-            if len(abstract) < 200 or _fits(self.backend, messages, self.config.extract_max_tokens):
+            if len(abstract) < 200 or _fits(self.backend_for("extract"), messages, self.config.extract_max_tokens):
                 return messages
             abstract = abstract[: int(len(abstract) * 0.8)]
 
@@ -362,7 +373,7 @@ class _LLMPhaseA:
                 )
             user = self.prompts["rerank"].format(question=question, snippets=listing)
             messages = self._messages(user, turns=self.config.stage_shots.get("rerank", ()))
-            if len(candidates) <= 1 or _fits(self.backend, messages, self.config.rerank_max_tokens):
+            if len(candidates) <= 1 or _fits(self.backend_for("rerank"), messages, self.config.rerank_max_tokens):
                 return messages, candidates
             candidates = candidates[: max(1, int(len(candidates) * 0.75))]
 
@@ -447,19 +458,21 @@ def run_phase_a(
     backend: Backend | None,
     index: SearchIndex,
     config: PhaseAConfig,
+    stage_backends: Mapping[str, Backend] | None = None,
 ) -> PhaseAResult:
     """Documents and snippets for every question (same order), one trace dict per question (queries tried
     with their hit counts and how each was parsed, extraction and located/dropped quote counts, rerank mode,
     failed model calls per stage) and per-stage statistics (wall time, model calls and errors, searches).
 
-    ``backend`` may be ``None`` only for ``config.strategy == "bm25"``.
+    ``backend`` may be ``None`` only for ``config.strategy == "bm25"``; ``stage_backends``: a model per stage
+    (``query`` (broader queries too), ``extract``, ``rerank``) replacing ``backend`` there.
     """
     if config.strategy == "bm25":
         result = _baseline(questions, index, config)
     elif backend is None:
         raise ValueError("phase A strategy 'llm' needs a model backend")
     else:
-        result = _LLMPhaseA(backend, index, config).run(questions)
+        result = _LLMPhaseA(backend, index, config, stage_backends).run(questions)
     stats = result.stats
     log.info(
         "phase A: %d questions in %.1f s (%s); %d model calls, %d failed",
