@@ -24,6 +24,7 @@ from bioqa.pipeline.accounting import check_failures, check_max_fraction
 from bioqa.pipeline.answering import AnsweringConfig
 from bioqa.pipeline.inference import PREDICTIONS, EvaluationOptions, InferenceResult, run_inference
 from bioqa.prompts import PromptBuilder, PromptConfig
+from bioqa.prompts.render import SUMMARY_SECTION
 from bioqa.runs import RunDirectory, file_sha256, write_json, write_provenance
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,10 @@ def wikipedia_context(cfg: DictConfig, questions: list[Question], backend: Backe
         return {}
     articles = instantiate(wiki_cfg).context_for([q.body for q in questions], backend)
     return {
-        q.id: [Snippet(document=a.url, text=a.as_context(), begin_section="wikipedia") for a in found]
+        q.id: [
+            Snippet(document=a.url, text=a.as_context(), begin_section=SUMMARY_SECTION if a.summary else "wikipedia")
+            for a in found
+        ]
         for q, found in zip(questions, articles, strict=True)
     }
 

@@ -9,6 +9,8 @@ from bioqa.answers import AnswerKind, style_for
 from bioqa.data import Question, Snippet
 from bioqa.prompts.config import Template
 
+#: The section of a context snippet holding the paper style's Wikipedia summary (placed before the snippets).
+SUMMARY_SECTION = "wikipedia_summary"
 _PLACEHOLDER = re.compile(r"\{(snippets|question|answer)\}")
 
 
@@ -18,7 +20,13 @@ def fill(template: str, **values: str) -> str:
 
 
 def format_snippets(snippets: Sequence[Snippet], style: str = "paper") -> str:
-    """``paper``: the Python list of snippet dicts the paper put in its prompts; ``numbered``: ``[i] text`` lines."""
+    """``paper``: the Python list of snippet dicts the paper put in its prompts; ``numbered``: ``[i] text`` lines.
+    A Wikipedia summary (section :data:`SUMMARY_SECTION`, ``retrieval.wikipedia.style=paper``) goes before them,
+    followed by a blank line, as the paper placed its ``wiki_context``."""
+    summaries = [s.text for s in snippets if s.begin_section == SUMMARY_SECTION]
+    if summaries:
+        rest = [s for s in snippets if s.begin_section != SUMMARY_SECTION]
+        return "".join(f"{text}\n\n" for text in summaries) + format_snippets(rest, style)
     if style == "paper":
         return str(
             [

@@ -5,8 +5,8 @@ endpoint (``https://{language}.wikipedia.org/w/api.php``), so it cannot be point
 institution's own MediaWiki or a local test server; its HTTP stack changed from ``requests`` (<= 0.10) to ``httpx``
 (>= 0.11), 0.10.0 changed retries and keyword arguments incompatibly, and 0.16 pins ``httpx``, ``click`` and
 ``tenacity`` to exact versions, so a resolver that meets ``httpx`` 0.29 silently falls back to a two-year-old
-``requests`` release. bioqa asks one question of the API (a page's plain-text introduction, redirects followed):
-these ~100 lines, with ``api_url`` as the seam, are the whole dependency.
+``requests`` release. bioqa asks one question of the API (a page's plain-text introduction or whole text, redirects
+followed): these ~100 lines, with ``api_url`` as the seam, are the whole dependency.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ class MediaWikiError(Exception):
 
 
 class MediaWikiClient:
-    """Plain-text page introductions from the MediaWiki API at ``api_url`` (``{language}`` is filled in)."""
+    """Plain-text page introductions and whole texts from the MediaWiki API at ``api_url`` (``{language}`` is
+    filled in)."""
 
     def __init__(
         self,
@@ -50,15 +51,24 @@ class MediaWikiClient:
     def introduction(self, title: str) -> tuple[str | None, str]:
         """``(resolved title, introduction)`` of ``title`` (redirects followed); ``(None, "")`` for a page the wiki
         does not have. Raises :class:`MediaWikiError` when the API cannot answer (after ``max_retries``)."""
+        return self.extract(title, intro=True)
+
+    def full_text(self, title: str) -> tuple[str | None, str]:
+        """``(resolved title, whole plain text)`` of ``title``, section headings as plain lines (the seed paper's
+        ``page.text``); otherwise as :meth:`introduction`."""
+        return self.extract(title, intro=False)
+
+    def extract(self, title: str, intro: bool) -> tuple[str | None, str]:
+        """The plain-text extract of ``title``: its introduction (``intro``) or the whole page."""
         params = {
             "action": "query",
             "format": "json",
             "formatversion": "2",
             "prop": "extracts",
-            "exintro": "1",
             "explaintext": "1",
             "redirects": "1",
             "titles": title,
+            **({"exintro": "1"} if intro else {"exsectionformat": "plain"}),
         }
         reply = self._get(params)
         pages = reply.get("query", {}).get("pages") if isinstance(reply, dict) else None

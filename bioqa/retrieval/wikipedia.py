@@ -8,9 +8,17 @@ and recorded in the cache's ``wanted`` table, which this module's command fetche
 
     python -m bioqa.retrieval.wikipedia --cache cache/wikipedia.sqlite --wanted      # what offline runs lacked
     python -m bioqa.retrieval.wikipedia --cache cache/wikipedia.sqlite --titles titles.txt
+    python -m bioqa.retrieval.wikipedia --cache cache/wikipedia.sqlite --wanted --full  # whole texts (style=paper)
 
 ``api_url`` points the client at any MediaWiki: Wikipedia (the default), a mirror, or the local HTTP server the
 tests run with recorded API replies.
+
+``style="paper"`` runs the seed paper's Wikipedia context as its Phase A+/B notebooks did
+(``02_12B/Batch3/PhaseA+/UR-IW-*-Run.ipynb``): titles asked for step by step and read from ``#hashtags#``, the
+whole text of each article (cached beside the introductions: ``--full`` fills it), concatenated and summarised
+for the question by a second prompt with its own system message; the one summary is what the answer prompts
+get, before the snippets. The concatenated text is cut (and counted: ``calls["summary.context_cut"]``) only
+where the summary request would not fit the model's context window.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from urllib.parse import quote
 from tqdm.auto import tqdm
 
 from bioqa.answers import TITLES_SCHEMA, parse_list
+from bioqa.answers.phase_a import parse_hashtag_titles
 from bioqa.errors import ConfigError, TooManyFailures, error_boundary
 from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
 from bioqa.retrieval.mediawiki import WIKIPEDIA_API, MediaWikiClient, MediaWikiError
@@ -38,18 +47,22 @@ log = logging.getLogger(__name__)
 
 #: Wikimedia asks for a contact in the User-Agent: set your own (config ``retrieval.wikipedia.user_agent``).
 USER_AGENT = "bioqa/0.1 (biomedical question answering research)"
+#: The paper style's prompts: the title request's system and user turns, the summary request's.
+PAPER_PROMPT_KEYS = ("system", "titles", "summary_system", "summary")
 
 
 @dataclass(frozen=True)
 class WikiArticle:
-    """An article's introduction (or the model's summary of it) to show the answering model."""
+    """An article's introduction (or the model's summary of it) to show the answering model; ``summary``: the
+    paper style's one summary of all articles of a question (shown as it is)."""
 
     title: str
     url: str
     text: str
+    summary: bool = False
 
     def as_context(self) -> str:
-        return f"Wikipedia, {self.title}: {self.text}"
+        return self.text if self.summary else f"Wikipedia, {self.title}: {self.text}"
 
 
 def parse_titles(text: str, limit: int) -> list[str]:
@@ -79,7 +92,18 @@ class WikipediaContext:
         api_url: str = WIKIPEDIA_API,
         cache_path: str | os.PathLike | None = None,
         offline: bool = False,
+        style: str = "bioqa",
+        paper_prompts: dict[str, str] | None = None,
+        paper_max_tokens: int = 4096,
     ):
+        if style not in ("bioqa", "paper"):
+            raise ConfigError(f"retrieval.wikipedia.style={style}: expected bioqa or paper")
+        self.style, self.paper_max_tokens = style, paper_max_tokens
+        self.paper_prompts = dict(paper_prompts or {})
+        if style == "paper" and max_articles > 0:
+            missing = [k for k in PAPER_PROMPT_KEYS if not self.paper_prompts.get(k)]
+            if missing:
+                raise ConfigError(f"retrieval.wikipedia.paper_prompts: templates missing for {missing}")
         self.prompts = dict(prompts or {})
         if offline and cache_path is None:
             raise ConfigError("retrieval.wikipedia.offline=true needs retrieval.wikipedia.cache_path")
@@ -91,7 +115,7 @@ class WikipediaContext:
         #: model calls of this context: asked, failed (``failed_<error kind>`` too), per stage (titles, summary)
         self.calls: Counter[str] = Counter()
         needed = ["system", "titles"] + (["summary"] if summarise else [])
-        if max_articles > 0 and (missing := [k for k in needed if not self.prompts.get(k)]):
+        if max_articles > 0 and style == "bioqa" and (missing := [k for k in needed if not self.prompts.get(k)]):
             raise ValueError(f"wikipedia context: prompt templates missing for {missing}")
         self.max_articles, self.max_chars, self.summarise = max_articles, max_chars, summarise
         self.language = language
@@ -103,19 +127,27 @@ class WikipediaContext:
         """The SQLite cache, opened on first use (``None`` without ``cache_path``)."""
         return WikipediaCache(self.cache_path, create=not self.offline) if self.cache_path is not None else None
 
-    def _request(self, user: str, max_new_tokens: int, schema: dict | None = None) -> ChatRequest:
-        messages = ({"role": "system", "content": self.prompts["system"]}, {"role": "user", "content": user})
+    @property
+    def full(self) -> bool:
+        """Whole page texts (the paper style), not introductions."""
+        return self.style == "paper"
+
+    def _request(
+        self, user: str, max_new_tokens: int, schema: dict | None = None, system: str | None = None
+    ) -> ChatRequest:
+        system = self.prompts["system"] if system is None else system
+        messages = ({"role": "system", "content": system}, {"role": "user", "content": user})
         return ChatRequest(messages, GenerationParams(max_new_tokens=max_new_tokens), schema)
 
     def _article(self, title: str, text: str) -> WikiArticle:
         url = f"https://{self.language}.wikipedia.org/wiki/{quote(title.replace(' ', '_'))}"
-        return WikiArticle(title, url, text[: self.max_chars])
+        return WikiArticle(title, url, text if self.full else text[: self.max_chars])
 
     def download(self, title: str) -> tuple[str | None, str] | None:
         """``(resolved title, introduction)`` from Wikipedia, ``(None, "")`` for a page that does not exist,
         ``None`` when unreachable (warned about; never cached)."""
         try:
-            resolved, text = self.client.introduction(title)
+            resolved, text = self.client.full_text(title) if self.full else self.client.introduction(title)
         except MediaWikiError as err:
             log.warning("wikipedia: could not fetch %r: %s", title, err)
             self.counts["unreachable"] += 1
@@ -128,7 +160,7 @@ class WikipediaContext:
     def fetch(self, title: str) -> WikiArticle | None:
         """The introduction of an article (redirects followed), from the cache when it has it; ``None`` when
         missing, unreachable, or (offline) not cached."""
-        cached = self.cache.get(self.language, title) if self.cache else None
+        cached = self.cache.get(self.language, title, self.full) if self.cache else None
         if cached is not None:
             self.counts["cache_hits"] += 1
             if cached.missing:
@@ -137,14 +169,14 @@ class WikipediaContext:
         if self.offline:
             self.counts["offline_missing"] += 1
             self.missing.append(title)
-            self.cache.want(self.language, title)
+            self.cache.want(self.language, title, self.full)
             return None
         found = self.download(title)
         if found is None:
             return None
         resolved, text = found
         if self.cache is not None:
-            self.cache.put(self.language, title, resolved, text)
+            self.cache.put(self.language, title, resolved, text, self.full)
         if resolved is None:
             self.counts["misses"] += 1
             return None
@@ -154,6 +186,8 @@ class WikipediaContext:
         """Up to ``max_articles`` articles per question (same order); ``[]`` everywhere when disabled."""
         if self.max_articles <= 0 or not questions:
             return [[] for _ in questions]
+        if self.style == "paper":
+            return self._paper_context(questions, backend)
         requests = [
             self._request(
                 self.prompts["titles"].format(question=q, k=self.max_articles), self.titles_max_tokens, TITLES_SCHEMA
@@ -161,11 +195,18 @@ class WikipediaContext:
             for q in questions
         ]
         completions = self._generate("titles", requests, backend)
+        articles = self._fetch_all([parse_titles(c.text if c.ok else "", self.max_articles) for c in completions])
+        if self.summarise:
+            articles = self._summarise(questions, articles, backend)
+        return articles
+
+    def _fetch_all(self, titles: list[list[str]]) -> list[list[WikiArticle]]:
+        """The articles of every question's titles (each fetched once), the offline run's lacking titles warned."""
         cache: dict[str, WikiArticle | None] = {}
         articles: list[list[WikiArticle]] = []
-        for completion in completions:
+        for wanted in titles:
             found = []
-            for title in parse_titles(completion.text if completion.ok else "", self.max_articles):
+            for title in wanted:
                 if title not in cache:
                     cache[title] = self.fetch(title)
                 if cache[title] is not None and cache[title] not in found:
@@ -180,9 +221,40 @@ class WikipediaContext:
                 self.cache.path,
                 ", ".join(dict.fromkeys(self.missing)),
             )
-        if self.summarise:
-            articles = self._summarise(questions, articles, backend)
         return articles
+
+    def _paper_context(self, questions: Sequence[str], backend: Backend) -> list[list[WikiArticle]]:
+        """The paper's context: hashtag titles, whole articles concatenated (``text + "\\n\\n"`` each), one summary
+        per question (asked for even when no article was found, as the paper did)."""
+        prompts, limit = self.paper_prompts, self.paper_max_tokens
+        requests = [
+            self._request(prompts["titles"].format(question=q), limit, system=prompts["system"]) for q in questions
+        ]
+        completions = self._generate("titles", requests, backend)
+        titles = [parse_hashtag_titles(c.text if c.ok else "", self.max_articles) for c in completions]
+        articles = self._fetch_all(titles)
+        summaries = [
+            self._summary_request(q, "".join(a.text + "\n\n" for a in found), backend)
+            for q, found in zip(questions, articles, strict=True)
+        ]
+        return [
+            [WikiArticle("summary", found[0].url if found else "", c.text.strip(), summary=True)]
+            if c.ok and c.text.strip()
+            else []
+            for found, c in zip(articles, self._generate("summary", summaries, backend), strict=True)
+        ]
+
+    def _summary_request(self, question: str, context: str, backend: Backend) -> ChatRequest:
+        """The paper's summary request, its articles' text cut (counted) only where it would not fit the context."""
+        prompts, cut = self.paper_prompts, False
+        while True:
+            user = prompts["summary"].format(question=question, wikipedia_context=context)
+            request = self._request(user, self.paper_max_tokens, system=prompts["summary_system"])
+            fits = backend.count_tokens(request.messages) + self.paper_max_tokens <= backend.context_window
+            if fits or len(context) < 1000:
+                self.calls["summary.context_cut"] += cut
+                return request
+            context, cut = context[: int(len(context) * 0.8)], True
 
     def _generate(self, stage: str, requests: list[ChatRequest], backend: Backend) -> list[Completion]:
         """``backend``'s completions, counted in :attr:`calls`; failures are warned about in one line."""
@@ -193,7 +265,9 @@ class WikipediaContext:
         if failed:
             kinds = ", ".join(f"{kind} ×{n}" for kind, n in failed.most_common())
             consequence = (
-                "questions without Wikipedia context" if stage == "titles" else "introductions kept unsummarised"
+                "questions without Wikipedia context"
+                if stage == "titles" or self.full
+                else "introductions kept unsummarised"
             )
             log.warning(
                 "wikipedia: %d of %d %s requests failed (%s): %s%s",
@@ -228,7 +302,7 @@ def prefetch(context: WikipediaContext, titles: Iterable[str], show_progress: bo
         raise ConfigError("prefetch needs an online WikipediaContext with a cache_path")
     for title in tqdm(list(dict.fromkeys(titles)), desc="wikipedia prefetch", unit="title", disable=not show_progress):
         context.fetch(title)
-    return {**context.counts, **context.cache.counts(context.language)}
+    return {**context.counts, **context.cache.counts(context.language, context.full)}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, int]:
@@ -238,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     parser.add_argument("--cache", required=True, help="the SQLite cache (retrieval.wikipedia.cache_path)")
     parser.add_argument("--titles", help="a file with one article title per line")
     parser.add_argument("--wanted", action="store_true", help="the titles offline runs recorded as lacking")
+    parser.add_argument("--full", action="store_true", help="whole page texts (retrieval.wikipedia.style=paper)")
     parser.add_argument("--language", default="en")
     parser.add_argument("--api-url", default=WIKIPEDIA_API, help="the MediaWiki API ({language} is filled in)")
     parser.add_argument("--user-agent", default=os.environ.get("BIOQA_WIKIPEDIA_USER_AGENT", USER_AGENT))
@@ -246,9 +321,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     if not args.titles and not args.wanted:
         raise ConfigError("give --titles FILE and/or --wanted")
     context = WikipediaContext(
-        max_articles=0, language=args.language, user_agent=args.user_agent, cache_path=args.cache, api_url=args.api_url
+        max_articles=0,
+        language=args.language,
+        user_agent=args.user_agent,
+        cache_path=args.cache,
+        api_url=args.api_url,
+        style="paper" if args.full else "bioqa",
     )
-    titles = context.cache.wanted(args.language) if args.wanted else []
+    titles = context.cache.wanted(args.language, context.full) if args.wanted else []
     if args.titles:
         with open(args.titles, encoding="utf-8") as handle:
             titles += [line.strip() for line in handle if line.strip()]

@@ -1,5 +1,7 @@
 """A persistent Wikipedia cache (SQLite): introductions keyed by language + normalised title, with redirects
-and misses recorded, and the titles an offline run wanted but lacked (for :func:`prefetch`).
+and misses recorded, and the titles an offline run wanted but lacked (for :func:`prefetch`); whole page texts
+(``full=True``: ``retrieval.wikipedia.style=paper``) beside them in tables of the same shape, ``full_pages`` and
+``full_wanted``.
 
 Tables: ``pages(language, key, title, text, missing, fetched_at)`` — ``key`` is the requested title normalised
 as MediaWiki does (underscores as spaces, runs of spaces collapsed, first letter upper-case); ``title`` is the
@@ -27,6 +29,12 @@ CREATE TABLE IF NOT EXISTS wanted (
     language TEXT NOT NULL, key TEXT NOT NULL, title TEXT NOT NULL, wanted_at TEXT NOT NULL,
     PRIMARY KEY (language, key));
 """
+_SCHEMA += _SCHEMA.replace("EXISTS pages", "EXISTS full_pages").replace("EXISTS wanted", "EXISTS full_wanted")
+
+
+def _tables(full: bool) -> tuple[str, str]:
+    """The (pages, wanted) tables of introductions or (``full``) whole texts."""
+    return ("full_pages", "full_wanted") if full else ("pages", "wanted")
 
 
 def normalise_title(title: str) -> str:
@@ -68,45 +76,52 @@ class WikipediaCache:
         except sqlite3.DatabaseError as err:
             raise ConfigError(f"{self.path}: not a Wikipedia cache (SQLite says: {err})") from None
 
-    def get(self, language: str, title: str) -> CachedPage | None:
+    def get(self, language: str, title: str, full: bool = False) -> CachedPage | None:
+        pages, _ = _tables(full)
         row = self._db.execute(
-            "SELECT title, text, missing FROM pages WHERE language = ? AND key = ?", (language, normalise_title(title))
+            f"SELECT title, text, missing FROM {pages} WHERE language = ? AND key = ?",
+            (language, normalise_title(title)),
         ).fetchone()
         return CachedPage(title, row[0], row[1], bool(row[2])) if row else None
 
-    def put(self, language: str, requested: str, title: str | None, text: str) -> CachedPage:
+    def put(self, language: str, requested: str, title: str | None, text: str, full: bool = False) -> CachedPage:
         """Record a fetched page (``title`` = where it resolved) or, with ``title=None``, a miss."""
+        pages, wanted = _tables(full)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         page = CachedPage(requested, title or requested, text if title else "", title is None)
         rows = [(language, normalise_title(requested), page.title, page.text, int(page.missing), now)]
         if page.redirected:
             rows.append((language, normalise_title(page.title), page.title, page.text, 0, now))
         with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany(f"INSERT OR REPLACE INTO {pages} VALUES (?, ?, ?, ?, ?, ?)", rows)
             self._db.executemany(
-                "DELETE FROM wanted WHERE language = ? AND key = ?", [(language, row[1]) for row in rows]
+                f"DELETE FROM {wanted} WHERE language = ? AND key = ?", [(language, row[1]) for row in rows]
             )
         return page
 
-    def want(self, language: str, title: str) -> None:
+    def want(self, language: str, title: str, full: bool = False) -> None:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._db.execute(
-            "INSERT OR IGNORE INTO wanted VALUES (?, ?, ?, ?)", (language, normalise_title(title), title, now)
+            f"INSERT OR IGNORE INTO {_tables(full)[1]} VALUES (?, ?, ?, ?)",
+            (language, normalise_title(title), title, now),
         )
 
-    def wanted(self, language: str) -> list[str]:
-        rows = self._db.execute("SELECT title FROM wanted WHERE language = ? ORDER BY wanted_at, key", (language,))
+    def wanted(self, language: str, full: bool = False) -> list[str]:
+        rows = self._db.execute(
+            f"SELECT title FROM {_tables(full)[1]} WHERE language = ? ORDER BY wanted_at, key", (language,)
+        )
         return [r[0] for r in rows]
 
-    def counts(self, language: str) -> dict[str, int]:
+    def counts(self, language: str, full: bool = False) -> dict[str, int]:
         pages, missing, redirects = self._db.execute(
-            "SELECT COUNT(*), SUM(missing), SUM(key != title) FROM pages WHERE language = ?", (language,)
+            f"SELECT COUNT(*), SUM(missing), SUM(key != title) FROM {_tables(full)[0]} WHERE language = ?",
+            (language,),
         ).fetchone()
         return {
             "pages": pages,
             "missing": missing or 0,
             "redirects": redirects or 0,
-            "wanted": len(self.wanted(language)),
+            "wanted": len(self.wanted(language, full)),
         }
 
     def close(self) -> None:
