@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ScriptedBackend, compose_config
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from bioqa.answers.phase_a import parse_tagged_query
@@ -236,6 +237,30 @@ def test_broader_prompt_names_the_query_that_found_nothing(index, shot_files, tm
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": paper_broader(question.body, "zzunknownterm AND qqnothing")},
     ]
+
+
+def paper_wiki_query(wiki_context: str, question: str) -> str:
+    return f"""
+        {wiki_context}
+        Answer this question: '{question}' 
+        Think step by step and write an exhaustive answer explaining your reasoning"""
+
+
+def test_the_wikipedia_grounded_query_searches_documents_like_the_models_answer(index, shot_files, tmp_path):
+    config = paper_config(tmp_path, shot_files, 0, query_source="more_like_this", mlt_size=3)
+    question = next(q for q in load_questions(demo_golden_path()) if "cystic fibrosis" in q.body)
+    context = "SUMMARY: Cystic fibrosis is caused by CFTR mutations."
+    answer = "Cystic fibrosis is caused by mutations in the CFTR gene, a chloride channel of epithelial cells."
+    backend = ScriptedBackend({"Answer this question": answer}, context_window=100_000)
+    [trace] = run_phase_a([question], backend, index, config, wiki_context=[context]).traces
+    assert list(backend.calls[0][0].messages) == [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": paper_wiki_query(context, question.body)},
+    ]
+    assert trace["queries"] == [{"query": answer, "source": "more_like_this", "hits": 3}]
+    assert index.more_like_this(answer, 3)[0].title.startswith("Cystic fibrosis is caused by mutations")
+    with pytest.raises(InstantiationException, match=r"templates missing for \[.wiki_query.\]"):
+        paper_config(tmp_path, shot_files, 0, query_source="more_like_this", **{"prompts.wiki_query": "''"})
 
 
 # ----------------------------------------------------------------- the ## reading

@@ -34,7 +34,7 @@ class FakeSearch:
         kind, spec = next(iter(body["query"].items()))
         if kind == "query_string" and "((" in spec["query"]:
             return 400, {"error": {"type": "query_shard_exception"}}
-        words = [w.strip('"()').lower() for w in spec["query"].split()]
+        words = [w.strip('"().').lower() for w in spec.get("query", spec.get("like", "")).split()]
         hits = []
         for doc in DOCS:
             text = f"{doc['title']} {doc['abstract']}".lower()
@@ -65,6 +65,23 @@ def test_rejected_query_is_retried_as_simple_query_string(server):
     hits = ElasticsearchIndex(url=server).search("((evolocumab", k=3)
     assert [h.pmid for h in hits] == ["90000016"]
     assert [next(iter(r["body"]["query"])) for r in FakeSearch.requests] == ["query_string", "simple_query_string"]
+
+
+def test_more_like_this_sends_the_papers_query(server):
+    like = "Statins lower LDL by inhibiting HMG-CoA reductase."
+    hits = ElasticsearchIndex(url=server).more_like_this(like, k=100)
+    assert [h.pmid for h in hits] == ["90000015", "90000016"]
+    [sent] = FakeSearch.requests
+    assert sent["body"]["size"] == 100
+    assert sent["body"]["query"] == {
+        "more_like_this": {
+            "fields": ["title", "abstract"],
+            "like": like,
+            "min_term_freq": 1,
+            "min_doc_freq": 1,
+            "boost_terms": 1,
+        }
+    }
 
 
 def test_empty_query_sends_nothing(server):

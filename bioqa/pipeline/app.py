@@ -164,6 +164,7 @@ def phase_a_answers(
     backend: Backend,
     output_dir: Path,
     stage_backends: dict[str, Backend] | None = None,
+    context: dict[str, list[Snippet]] | None = None,
 ) -> tuple[dict[str, SystemAnswer], dict[str, float]]:
     """Documents and snippets per question, from a Phase A submission file or by running Phase A now; and the
     Phase A numbers for the run's metrics (wall time, model calls and errors, per stage)."""
@@ -175,7 +176,8 @@ def phase_a_answers(
     from bioqa.pipeline.phase_a import run_phase_a
 
     index = instantiate(cfg.retrieval.index)
-    result = run_phase_a(questions, backend, index, instantiate(cfg.retrieval.phase_a), stage_backends)
+    wiki = ["\n\n".join(s.text for s in (context or {}).get(q.id, ())) for q in questions]
+    result = run_phase_a(questions, backend, index, instantiate(cfg.retrieval.phase_a), stage_backends, wiki)
     write_json(output_dir / "phase_a_traces.json", result.traces)
     write_json(output_dir / "phase_a_stats.json", result.stats)  # per-stage wall time, model calls and errors
     return {a.id: a for a in result.answers}, phase_a_metrics(result.stats)
@@ -291,8 +293,9 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
             run.bind(run_identity(cfg, prompt, backend, answering, stage_backends))
             write_provenance(output_dir, [cfg.data.golden])
             phase_a = None
+            context = wikipedia_context(cfg, questions, backend)  # Phase A's Wikipedia-grounded query reads it too
             if cfg.task.snippets == "phase_a":
-                phase_a, phase_a_stats = phase_a_answers(cfg, questions, backend, output_dir, stage_backends)
+                phase_a, phase_a_stats = phase_a_answers(cfg, questions, backend, output_dir, stage_backends, context)
                 run_info.update(phase_a_stats)
             result = run_with_prompts(
                 questions,
@@ -303,7 +306,7 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
                 golden_path=cfg.data.golden,
                 evaluation=EvaluationOptions(**OmegaConf.to_container(cfg.evaluation, resolve=True)),
                 phase_a=phase_a,
-                context=wikipedia_context(cfg, questions, backend),
+                context=context,
                 run_info=run_info,
             )
         finally:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from bioqa.answers import RANKING_SCHEMA, SNIPPETS_SCHEMA, parse_list, parse_query
 from bioqa.answers.phase_a import parse_tagged_query
 from bioqa.data import MAX_DOCUMENTS, MAX_SNIPPETS, Question, Snippet, SystemAnswer, pubmed_url
+from bioqa.errors import ConfigError
 from bioqa.models import Backend, ChatRequest, GenerationParams
 from bioqa.pipeline.phase_a_paper import article_text, load_stage_shots, numbered_snippets, shot_question
 from bioqa.retrieval.base import Hit, SearchIndex, bow_query, search_traced
@@ -53,6 +54,10 @@ class PhaseAConfig:
     style: Literal["bioqa", "paper"] = "bioqa"
     shots: dict[str, int] = field(default_factory=dict)  # paper style: n shots per stage
     shot_files: dict[str, str | None] = field(default_factory=dict)  # paper style: a file per stage
+    #: query_string: the model writes a query string | more_like_this: the model answers from the Wikipedia context
+    #: (``prompts["wiki_query"]``) and its answer is a more-like-this query of ``mlt_size`` documents (the paper's)
+    query_source: Literal["query_string", "more_like_this"] = "query_string"
+    mlt_size: int = 100
     prompts: dict[str, str] = field(default_factory=dict)
     fewshot: list[dict[str, str]] = field(default_factory=list)  # [{"question": ..., "query": ...}]
     search_k: int = 50
@@ -77,7 +82,10 @@ class PhaseAConfig:
             raise ValueError(f"phase A strategy must be 'llm' or 'bm25', got {self.strategy!r}")
         if self.style not in ("bioqa", "paper"):
             raise ValueError(f"phase A style must be 'bioqa' or 'paper', got {self.style!r}")
+        if self.query_source not in ("query_string", "more_like_this"):
+            raise ValueError(f"phase A query_source must be query_string or more_like_this, got {self.query_source!r}")
         keys = PROMPT_KEYS + (("query_shot",) if self.style == "paper" and self.shots.get("query") else ())
+        keys += ("wiki_query",) if self.query_source == "more_like_this" else ()
         missing = [k for k in keys if not self.prompts.get(k)]
         if self.strategy == "llm" and missing:
             raise ValueError(f"phase A config: prompt templates missing for {missing}")
@@ -201,7 +209,7 @@ class _LLMPhaseA:
 
     def backend_for(self, stage: str) -> Backend:
         """The stage's own model (``retrieval.phase_a_models``; broader queries: the query model), else the run's."""
-        return self.stage_backends.get("query" if stage == "broader" else stage, self.backend)
+        return self.stage_backends.get("query" if stage in ("broader", "wiki_query") else stage, self.backend)
 
     @property
     def paper(self) -> bool:
@@ -265,17 +273,34 @@ class _LLMPhaseA:
         self.traces[i]["queries"].append(entry)
         hits[i] = found
 
-    def run(self, questions: Sequence[Question]) -> PhaseAResult:
+    def _more_like_this(self, questions: Sequence[Question], contexts: Sequence[str], hits: list[list[Hit]]) -> None:
+        """The paper's Wikipedia-grounded query: the model answers from the context, its answer is searched for
+        documents like it."""
+        requests = [
+            self._messages(self.prompts["wiki_query"].format(wiki_context=context, question=q.body))
+            for q, context in zip(questions, contexts, strict=True)
+        ]
+        answers = self._generate("wiki_query", range(len(questions)), requests, self.config.query_max_tokens)
+        for i, text in enumerate(answers):
+            with self.stats.timed("search") as stat:
+                hits[i] = self.index.more_like_this(text or "", self.config.mlt_size)
+                stat.searches += 1
+            self.traces[i]["queries"].append({"query": text or "", "source": "more_like_this", "hits": len(hits[i])})
+
+    def run(self, questions: Sequence[Question], wiki_context: Sequence[str] | None = None) -> PhaseAResult:
         cfg = self.config
         self.traces = traces = [{"id": q.id, "strategy": "llm", "queries": []} for q in questions]
         hits: list[list[Hit]] = [[] for _ in questions]
         everyone = range(len(questions))
-        outputs = self._generate(
-            "query", everyone, [self.query_messages(q.body) for q in questions], cfg.query_max_tokens
-        )
-        for i, text in enumerate(outputs):
-            query, reply = self._query(text)
-            self._search(i, query, "llm", hits, reply)
+        if cfg.query_source == "more_like_this":
+            self._more_like_this(questions, wiki_context or [""] * len(questions), hits)
+        else:
+            outputs = self._generate(
+                "query", everyone, [self.query_messages(q.body) for q in questions], cfg.query_max_tokens
+            )
+            for i, text in enumerate(outputs):
+                query, reply = self._query(text)
+                self._search(i, query, "llm", hits, reply)
         for _ in range(cfg.max_broader_attempts):
             empty = [i for i in everyone if not hits[i]]
             if not empty:
@@ -459,20 +484,24 @@ def run_phase_a(
     index: SearchIndex,
     config: PhaseAConfig,
     stage_backends: Mapping[str, Backend] | None = None,
+    wiki_context: Sequence[str] | None = None,
 ) -> PhaseAResult:
     """Documents and snippets for every question (same order), one trace dict per question (queries tried
     with their hit counts and how each was parsed, extraction and located/dropped quote counts, rerank mode,
     failed model calls per stage) and per-stage statistics (wall time, model calls and errors, searches).
 
     ``backend`` may be ``None`` only for ``config.strategy == "bm25"``; ``stage_backends``: a model per stage
-    (``query`` (broader queries too), ``extract``, ``rerank``) replacing ``backend`` there.
+    (``query`` (broader and Wikipedia-grounded queries too), ``extract``, ``rerank``) replacing ``backend`` there;
+    ``wiki_context``: each question's Wikipedia context (``config.query_source == "more_like_this"``).
     """
     if config.strategy == "bm25":
         result = _baseline(questions, index, config)
     elif backend is None:
         raise ValueError("phase A strategy 'llm' needs a model backend")
     else:
-        result = _LLMPhaseA(backend, index, config, stage_backends).run(questions)
+        if config.query_source == "more_like_this" and not hasattr(index, "more_like_this"):
+            raise ConfigError(f"retrieval.phase_a.query_source=more_like_this: {type(index).__name__} cannot search so")
+        result = _LLMPhaseA(backend, index, config, stage_backends).run(questions, wiki_context)
     stats = result.stats
     log.info(
         "phase A: %d questions in %.1f s (%s); %d model calls, %d failed",

@@ -77,11 +77,10 @@ class ElasticsearchIndex:
         self._client = _client(url, api_key, username, password, timeout_s, transport)
 
     def _post(self, kind: str, query: str, k: int) -> httpx.Response:
-        body = {
-            "size": k,
-            "_source": ["pmid", "title", "abstract"],
-            "query": {kind: {"query": query, "fields": self.fields, "default_operator": self.default_operator}},
-        }
+        return self._send({kind: {"query": query, "fields": self.fields, "default_operator": self.default_operator}}, k)
+
+    def _send(self, query: dict, k: int) -> httpx.Response:
+        body = {"size": k, "_source": ["pmid", "title", "abstract"], "query": query}
         try:
             return self._client.post(f"/{self.index}/_search", json=body)
         except httpx.HTTPError as err:
@@ -98,6 +97,17 @@ class ElasticsearchIndex:
         if response.status_code == 400:
             log.info("elasticsearch rejected query %r; retrying as simple_query_string", query)
             response, mode = self._post("simple_query_string", query, k), "simple_query_string"
+        return self._hits(response), {"mode": mode}
+
+    def more_like_this(self, text: str, k: int = 100) -> list[Hit]:
+        """Documents like ``text``: the seed paper's Wikipedia-grounded query (``more_like_this`` over title and
+        abstract, ``min_term_freq`` and ``min_doc_freq`` 1, ``boost_terms`` 1)."""
+        if not text.strip() or k <= 0:
+            return []
+        like = {"fields": ["title", "abstract"], "like": text, "min_term_freq": 1, "min_doc_freq": 1, "boost_terms": 1}
+        return self._hits(self._send({"more_like_this": like}, k))
+
+    def _hits(self, response: httpx.Response) -> list[Hit]:
         if response.status_code != 200:
             raise RuntimeError(
                 f"Elasticsearch {self._client.base_url}/{self.index}/_search: HTTP {response.status_code}: "
@@ -114,7 +124,7 @@ class ElasticsearchIndex:
                     abstract=source.get("abstract") or "",
                 )
             )
-        return hits, {"mode": mode}
+        return hits
 
     def close(self) -> None:
         self._client.close()

@@ -274,6 +274,17 @@ class TantivyIndex:
             self._hit(score, address) for score, address in self._searcher.search(parsed.query, k, count=False).hits
         ], info
 
+    def more_like_this(self, text: str, k: int = 100) -> list[Hit]:
+        """Documents like ``text`` (tantivy's MoreLikeThisQuery over title and abstract, terms kept from frequency 1):
+        the seed paper's Wikipedia-grounded query, as Elasticsearch's ``more_like_this`` ran it."""
+        if not text.strip() or k <= 0:
+            return []
+        fields = {field: [text] for field in FIELDS}
+        query = tantivy.Query.more_like_this_document_fields_query(
+            self._index.schema, fields, min_doc_frequency=1, min_term_frequency=1
+        )
+        return [self._hit(score, address) for score, address in self._searcher.search(query, k, count=False).hits]
+
     def _hit(self, score: float, address) -> Hit:
         doc = self._searcher.doc(address)
         return Hit(
