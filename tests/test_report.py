@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from bioqa.analysis.baselines import majority_yesno, snippet_entities
 from bioqa.analysis.plots import MAX_SERIES, _top_series, pareto_front
@@ -110,25 +111,34 @@ def _pooled_rows(sweep: Path, name: str) -> list[dict]:
     ]
 
 
-def test_a_configuration_on_fewer_questions_is_paired_on_the_questions_both_scored(sweep, tmp_path):
-    """A run cut short (6 questions missing) is compared by the paired bootstrap on the shared questions; a full
-    one through the shared resamples: both equal paired_test on the configurations' pooled rows."""
+def test_configurations_on_different_questions_are_compared_on_the_questions_all_answered(sweep, tmp_path):
+    """A configuration run on 26 of DEMO2's 32 questions (data.limit): every configuration is pooled, ranked and
+    paired on the 42 questions all of them answered (n says so), each paired row equal to paired_test on them."""
     copy = tmp_path / "sweep"
     shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("report"))
-    cut = copy / "synthetic-b_0_DEMO2_golden" / "per_question.jsonl"
-    cut.write_text("\n".join(cut.read_text().splitlines()[:-6]) + "\n")
+    short = copy / "synthetic-b_0_DEMO2_golden"
+    golden = yaml.safe_load((short / ".hydra" / "config.yaml").read_text())["data"]["golden"]
+    shutil.rmtree(short)
+    synthetic_run(short, golden, "synthetic-b", 0, 0.5, 0.1, usd_per_question=0.01, limit=26, bootstrap=50)
     result = build_report(copy, reference="synthetic-a 0-shot", bootstrap=200, figures=False, baselines=False)
-    reference = _pooled_rows(copy, "synthetic-a_0")
-    for config, name, questions in (
-        ("synthetic-b 0-shot", "synthetic-b_0", 42),
-        ("synthetic-a 3-shot", "synthetic-a_3", 48),
-    ):
-        expected = paired_test(_pooled_rows(copy, name), reference, ["ideal.rouge_su4_f1", "list.f1"], 200, 0)
+    (comparison,) = result.comparisons
+    assert comparison.restricted and len(comparison.questions) == 42
+    common = comparison.questions
+    reference = [r for r in _pooled_rows(copy, "synthetic-a_0") if r["index"] in common]
+    for config, name in (("synthetic-b 0-shot", "synthetic-b_0"), ("synthetic-a 3-shot", "synthetic-a_3")):
+        rows = [r for r in _pooled_rows(copy, name) if r["index"] in common]
+        expected = paired_test(rows, reference, ["ideal.rouge_su4_f1", "list.f1"], 200, 0)
         for measure, test in expected.items():
             row = result.paired.query("config == @config and measure == @measure").iloc[0]
             got = (row["delta"], (row["ci_low"], row["ci_high"]), row["p_bootstrap"], row["n"])
             assert got == (test.delta, test.ci, test.p_bootstrap, test.n_questions), (config, measure)
-        assert expected["ideal.rouge_su4_f1"].n_questions == questions
+        assert expected["ideal.rouge_su4_f1"].n_questions == 42
+    pooled = result.pooled().query("measure == 'ideal.rouge_su4_f1'")
+    assert set(pooled["n"]) == {42}
+    markdown = (copy / "report" / "report.md").read_text()
+    assert "use only the 42 questions every one of them answered" in markdown
+    unranked = "Each run on its own questions (they differ between runs): not ranked, no bold."
+    assert f"## Batch DEMO2\n\n{unranked}" in markdown and f"## Batch DEMO1\n\n{unranked}" not in markdown
 
 
 def test_too_few_resamples_for_holm_is_a_warning(sweep, tmp_path):
@@ -358,3 +368,88 @@ def test_a_run_started_on_the_default_questions_finds_its_golden_file_in_its_pro
     provenance["data"] = {str(demo_golden_path()): "sha"}  # what infer.py records: the path it read
     (run / "provenance.json").write_text(json.dumps(provenance))
     assert resolve_golden(load_run(run)) == demo_golden_path().resolve()
+
+
+def _identity(run: Path, temperature: float) -> None:
+    """What infer.py records in run_identity.json (the answering settings among the rest)."""
+    identity = {
+        "backend": {"kind": "hf", "model_id": "synthetic-a"},
+        "prompt": {"n_shots": 0, "structured": True},
+        "data": {"sha256": run.name, "limit": None, "types": None},
+        "answering": {"kinds": ["exact", "ideal"], "temperature": temperature, "seed": 0 if temperature else None},
+        "task": {"name": "phase_b"},
+    }
+    (run / "run_identity.json").write_text(json.dumps({"identity": identity, "fingerprint": "x"}))
+
+
+def _axis_sweep(root: Path, axis: str, values: list) -> Path:
+    """A sweep over one setting the base label does not show, 2 batches each: through the config
+    (``prompt.structured``) or only through the run identity (``answering.temperature``)."""
+    goldens = [replicate_golden(demo_golden_path(), root / "golden" / f"DEMO{i}_golden.json", i) for i in (1, 2)]
+    for i, value in enumerate(values):
+        for golden in goldens:
+            run = root / "sweep" / f"{i}_{golden.stem}"
+            settings = {axis: value} if axis == "prompt.structured" else {}
+            synthetic_run(run, golden, "synthetic-a", 0, 0.3 + 0.4 * i, usd_per_question=0.01 * (i + 1),
+                          bootstrap=20, settings=settings)  # fmt: skip
+            if axis == "answering.temperature":
+                _identity(run, value)
+    return root / "sweep"
+
+
+def _figure_texts(monkeypatch) -> dict[str, list[str]]:
+    """Every text drawn in each figure (legends, tick labels, titles, annotations), captured as it is saved."""
+    from bioqa.analysis import plots
+
+    texts: dict[str, list[str]] = {}
+    save = plots._save
+
+    def capture(fig, path):
+        texts[Path(path).stem] = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", capture)
+    return texts
+
+
+@pytest.mark.parametrize(
+    ("axis", "values", "labels"),
+    [
+        ("prompt.structured", [True, False], ["synthetic-a 0-shot prompt.structured=True",
+                                              "synthetic-a 0-shot prompt.structured=False"]),
+        ("answering.temperature", [0.0, 0.7], ["synthetic-a 0-shot answering.temperature=0.0 answering.seed=None",
+                                               "synthetic-a 0-shot answering.temperature=0.7 answering.seed=0"]),
+    ],
+)  # fmt: skip
+def test_a_sweep_axis_the_report_does_not_know_gives_one_configuration_per_value(
+    tmp_path, monkeypatch, axis, values, labels
+):
+    """Issue 16's done-when: two configurations in report.md, results.csv, the paired table and every figure."""
+    texts = _figure_texts(monkeypatch)
+    sweep = _axis_sweep(tmp_path, axis, values)
+    report = build_report(sweep, bootstrap=50)
+    assert not [w for w in report.warnings if "duplicate" in w]
+    results = pd.read_csv(report.out_dir / "results.csv")
+    assert set(results["config"]) == {*labels, "baseline"}
+    assert results.query("batch == 'pooled'").groupby("config")["fingerprint"].nunique().eq(1).all()
+    assert results.query("config in @labels")["fingerprint"].nunique() == 2
+    paired = pd.read_csv(report.out_dir / "paired.csv")
+    assert set(paired["config"]) == set(labels) and set(paired["reference"]) == {"baseline"}
+    markdown = (report.out_dir / "report.md").read_text()
+    pooled_table = markdown.split("## Pooled over batches")[1].split("## Batch")[0]
+    assert all(f"| {label} |" in pooled_table for label in labels)
+    series = [label.replace(" 0-shot", "") for label in labels]
+    assert all(s in texts["shot_curves"] and s in texts["parse_failures"] for s in series)
+    assert all(label in texts["forest"] for label in labels)
+    assert sum(label in t for t in texts["cost_latency"] for label in labels) >= 1  # the front's points, labelled
+
+
+def test_runs_with_one_fingerprint_on_the_same_questions_are_duplicates(sweep, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("report"))
+    shutil.copytree(copy / "synthetic-a_0_DEMO1_golden", copy / "rerun" / "synthetic-a_0_DEMO1_golden")
+    result = build_report(copy, bootstrap=20, figures=False, baselines=False)
+    (warning,) = [w for w in result.warnings if w.startswith("duplicate")]
+    assert "duplicate run of synthetic-a 0-shot on DEMO1 (same fingerprint" in warning
+    assert "same 16 questions" in warning
+    assert set(result.results["config"]) == {"synthetic-a 0-shot", "synthetic-a 3-shot", "synthetic-b 0-shot"}
