@@ -453,3 +453,81 @@ def test_runs_with_one_fingerprint_on_the_same_questions_are_duplicates(sweep, t
     assert "duplicate run of synthetic-a 0-shot on DEMO1 (same fingerprint" in warning
     assert "same 16 questions" in warning
     assert set(result.results["config"]) == {"synthetic-a 0-shot", "synthetic-a 3-shot", "synthetic-b 0-shot"}
+
+
+def _rows(values: list[float]) -> list[dict]:
+    return [{"index": i, "factoid.rr": v} for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "p"),
+    [
+        ([1, 1, 1], [0, 0, 0], 2 / 8),  # 3 pairs, all one way: what a sign test on 3 pairs gives, never below 0.25
+        ([1, 1, 1, 1], [0, 0, 0, 0], 2 / 16),
+        ([1, 0.5, 0, 0], [0, 0.5, 0, 0], 1.0),  # one informative pair: every swap is as far from 0
+        ([0.5, 0.2], [0.5, 0.2], 1.0),  # no difference
+        ([1] * 16, [0] * 16, 2 / 2**16),  # the largest exact test
+    ],
+)
+def test_exact_permutation_p(a, b, p):
+    from bioqa.analysis.measures import exact_permutation_p
+
+    assert exact_permutation_p(_rows(a), _rows(b), "factoid.mrr") == pytest.approx(p)
+
+
+def test_exact_permutation_p_refuses_more_questions_than_it_can_enumerate():
+    from bioqa.analysis.measures import exact_permutation_p
+
+    with pytest.raises(ValueError, match="0 < n <= 16, got 17"):
+        exact_permutation_p(_rows([1] * 17), _rows([0] * 17), "factoid.mrr")
+
+
+def _limited_sweep(root: Path, golden: Path, limit: int) -> Path:
+    for shots, skill in ((0, 0.1), (3, 0.9)):
+        synthetic_run(root / f"a_{shots}", golden, "synthetic-a", shots, skill, limit=limit, bootstrap=20)
+    return root
+
+
+def test_sweeps_on_3_and_5_questions_are_compared_on_the_3_with_exact_tests(tmp_path):
+    """``report=[SWEEP_3Q,SWEEP_5Q]``: every table, ranking and paired test on the 3 questions all configurations
+    answered (n = 3), the baseline too; exact tests on 3 pairs cannot go below p = 0.25, so nothing is significant."""
+    golden = replicate_golden(demo_golden_path(), tmp_path / "golden" / "DEMO1_golden.json", 1)
+    sources = [_limited_sweep(tmp_path / "s3", golden, 3), _limited_sweep(tmp_path / "s5", golden, 5)]
+    report = build_report(sources, out_dir=tmp_path / "out", bootstrap=1000, figures=False)
+    (comparison,) = report.comparisons
+    assert comparison.restricted and len(comparison.questions) == 3
+    pooled = report.pooled()
+    assert set(pooled["config"]) == {
+        "synthetic-a 0-shot questions=3", "synthetic-a 0-shot questions=5",
+        "synthetic-a 3-shot questions=3", "synthetic-a 3-shot questions=5", "baseline",
+    }  # fmt: skip
+    assert pooled["n"].max() == 3 and pooled.query("measure == 'ideal.rouge_su4_f1'")["n"].eq(3).all()
+    assert (report.paired["n"] <= 3).all() and set(report.paired["test"]) == {"exact permutation"}
+    assert (report.paired["p"] >= 0.25).all() and not (report.paired["p_holm"] < 0.05).any()
+    assert (report.paired["p_holm"] >= report.paired["p"]).all()
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "use only the 3 questions every one of them answered" in markdown
+    assert "Resolution: 1000 resamples" in markdown and "so 0 of the" in markdown
+    paired_table = markdown.split("## Paired differences")[1].split("##")[0]
+    assert "**" not in paired_table.split("after Holm.")[1]
+
+
+def test_configurations_without_a_common_question_are_separate_groups(tmp_path):
+    goldens = [replicate_golden(demo_golden_path(), tmp_path / "golden" / f"DEMO{i}_golden.json", i) for i in (1, 2)]
+    synthetic_run(tmp_path / "runs" / "x", goldens[0], "synthetic-x", 0, 0.3, bootstrap=20)
+    synthetic_run(tmp_path / "runs" / "y", goldens[1], "synthetic-y", 0, 0.6, bootstrap=20)
+    report = build_report(tmp_path / "runs", bootstrap=50, figures=False)
+    assert [(c.name, len(c.questions), c.reference) for c in report.comparisons] == [
+        ("Q1", 16, "baseline comparison=Q1"),
+        ("Q2", 32, "baseline comparison=Q2"),
+    ]
+    assert set(zip(report.paired["config"], report.paired["reference"], strict=True)) == {
+        ("synthetic-x 0-shot", "baseline comparison=Q1"),
+        ("synthetic-y 0-shot", "baseline comparison=Q2"),
+    }
+    baseline = report.pooled().query("config == 'baseline comparison=Q2' and measure == 'ideal.rouge_su4_f1'")
+    assert baseline["n"].tolist() == [32]
+    markdown = (report.out_dir / "report.md").read_text()
+    assert "Group Q1: Configurations compared on 16 questions (DEMO1)" in markdown
+    assert "no configuration is ranked against another group's" in markdown
+    assert "## Pooled over batches — group Q2" in markdown

@@ -132,8 +132,8 @@ def _load(run_dirs: Iterable[Path], warnings: list[str]) -> list[Run]:
         same[questions] = keep
     runs = []
     for variants in by_key.values():
-        for i, run in enumerate(sorted(variants.values(), key=lambda r: (-r.questions, str(r.path)))):
-            if i:  # the same settings on other questions of the batch: kept apart, never pooled with the others
+        for run in variants.values():
+            if len(variants) > 1:  # the same settings on other questions of the batch: kept apart, never pooled
                 run.settings = {**run.settings, "questions": run.questions}
             runs.append(run)
     return runs
@@ -297,9 +297,9 @@ def _pooled_rows(config: str, runs: list[Run], rows, resampled, specs, compariso
     return out
 
 
-def _choose_reference(configs: Sequence[str], reference: str | None) -> str | None:
+def _choose_reference(configs: Sequence[str], reference: str | None, baseline: str | None = None) -> str | None:
     if reference is None:
-        return BASELINE_MODEL if BASELINE_MODEL in configs else (configs[0] if configs else None)
+        return baseline or (configs[0] if configs else None)
     if reference in configs:
         return reference
     matches = [c for c in configs if reference in c]
@@ -474,13 +474,14 @@ def _set_references(comparisons: list[Comparison], by_config: dict[str, list[Run
     for comparison in comparisons:
         comparison.configs = [c for c in ordered if c in set(comparison.configs)]
         comparison.batches = sorted({q.split("#", 1)[0] for q in comparison.questions})
+        baseline = next((c for c in comparison.configs if by_config[c][0].model == BASELINE_MODEL), None)
         if len(comparisons) == 1:
-            comparison.reference = _choose_reference(comparison.configs, reference)
+            comparison.reference = _choose_reference(comparison.configs, reference, baseline)
             continue
         try:
-            comparison.reference = _choose_reference(comparison.configs, reference)
+            comparison.reference = _choose_reference(comparison.configs, reference, baseline)
         except ConfigError:
-            comparison.reference = _choose_reference(comparison.configs, None)
+            comparison.reference = _choose_reference(comparison.configs, None, baseline)
     if reference is not None and len(comparisons) > 1 and not any(reference in c for c in ordered):
         _choose_reference(list(ordered), reference)
 
