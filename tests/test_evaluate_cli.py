@@ -174,6 +174,7 @@ BAD_OPTIONS = [
     ("system-missing", ["system={tmp}/nope.json"], "file not found"),
     ("system-is-a-list", ["system={tmp}/list.json"], "got a JSON list"),
     ("compare-another-batch", ["compare={tmp}/other.json"], "no question id in common"),
+    ("compare-no-shared-question", ["system={tmp}/q1.json", "compare={tmp}/q2.json"], "no scored question in common"),
 ]
 
 
@@ -182,6 +183,9 @@ def test_bad_options_and_files_end_in_one_line(tmp_path: Path, pair, capsys, ove
     golden, system = pair
     (tmp_path / "list.json").write_text("[]")
     _write(tmp_path / "other.json", [{"id": "x9", "type": "yesno", "exact_answer": "yes"}])
+    answers = json.loads(system.read_text())["questions"]
+    _write(tmp_path / "q1.json", answers[:1])  # each a valid submission of the golden file's questions,
+    _write(tmp_path / "q2.json", answers[1:])  # but not of the same ones
     cfg = _compose(
         f"golden={golden}",
         f"system={system}",

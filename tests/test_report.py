@@ -242,6 +242,11 @@ def _break(kind: str, run: Path) -> None:
         path.write_text(path.read_text()[:-20])
     elif kind == "metrics.json is a list":
         metrics.write_text("[1, 2]")
+    elif kind == "per-question file cut at a line boundary":
+        path = run / "per_question.jsonl"
+        path.write_text("\n".join(path.read_text().splitlines()[:-6]) + "\n")
+    elif kind == "unreadable run identity":
+        (run / "run_identity.json").write_text('{"identity": [1]}')
 
 
 @pytest.mark.parametrize(
@@ -253,6 +258,11 @@ def _break(kind: str, run: Path) -> None:
         ("metrics.json without scores", "metrics.json has no scores"),
         ("truncated per-question file", "per_question.jsonl has a line that is not JSON"),
         ("metrics.json is a list", "metrics.json is not a JSON object"),
+        (
+            "per-question file cut at a line boundary",
+            "incomplete: per_question.jsonl holds 10 of the run's 16 questions (cut short?): not pooled",
+        ),
+        ("unreadable run identity", "run_identity.json holds no 'identity' object"),
     ],
 )
 def test_bad_run_is_skipped_with_a_warning(sweep, tmp_path, kind, reason):
@@ -531,3 +541,157 @@ def test_configurations_without_a_common_question_are_separate_groups(tmp_path):
     assert "Group Q1: Configurations compared on 16 questions (DEMO1)" in markdown
     assert "no configuration is ranked against another group's" in markdown
     assert "## Pooled over batches — group Q2" in markdown
+
+
+def test_a_question_type_a_batch_lacks_is_a_dash_never_a_bold_zero(tmp_path):
+    """metrics.json says factoid.mrr = 0.0 for a batch without factoid questions: no value, n = 0, never bold."""
+    data = json.loads(demo_golden_path().read_text())
+    data["questions"] = [q for q in data["questions"] if q["type"] in ("yesno", "summary")]
+    golden = tmp_path / "YN_golden.json"
+    golden.write_text(json.dumps(data))
+    for model, skill in (("synthetic-a", 0.2), ("synthetic-b", 0.8)):
+        synthetic_run(tmp_path / "runs" / model, golden, model, 0, skill, bootstrap=20)
+    report = build_report(tmp_path / "runs", bootstrap=20, figures=False, baselines=False)
+    factoid = report.results.query("measure in ['factoid.mrr', 'list.f1']")
+    assert factoid["value"].isna().all() and set(factoid["n"]) == {0}
+    table = (report.out_dir / "report.md").read_text().split("## Batch YN")[1].strip().split("\n\n")[0]
+    header, _, *rows = table.splitlines()
+    assert len(rows) == 2
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[columns.index("factoid.mrr")] == "–" and cells[columns.index("list.f1")] == "–"
+    assert "**0.000**" not in table
+
+
+def test_the_report_directory_is_rebuilt_whole(sweep, tmp_path):
+    """bootstrap=0 after a report with figures: no paired test, so no forest.png left beside report.md."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("report"))
+    first = build_report(copy, bootstrap=50)
+    assert (first.out_dir / "forest.png").is_file()
+    (first.out_dir / "stale.txt").write_text("from an earlier report")
+    again = build_report(copy, bootstrap=0)
+    assert again.out_dir == first.out_dir and not (again.out_dir / "forest.png").exists()
+    assert not (again.out_dir / "stale.txt").exists()
+    assert "(no comparable configuration)" in (again.out_dir / "report.md").read_text()
+    assert "forest" not in again.figures
+    assert sorted(p.name for p in copy.iterdir() if p.name.startswith(".")) == []  # no temporary directory left
+    assert all(Path(r.path).is_dir() for r in again.runs)  # the baselines' run directories, where they now are
+
+
+def test_a_report_directory_that_holds_other_files_is_refused(sweep, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match=r"report_dir=.*mine: exists and is not a report's output"):
+        build_report(sweep, out_dir=tmp_path / "mine", bootstrap=0, figures=False)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def _as(run: Path, task: str, **extra) -> Path:
+    """Rewrite a fixture run's recorded config as another task's (what infer.py task=... records)."""
+    config_path = run / ".hydra" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["model"]["name"] = "smollm2-135m-instruct"  # the default, never used by these tasks
+    config["prompt"]["n_shots"] = 3
+    config["task"]["name"] = task
+    metrics = json.loads((run / "metrics.json").read_text())
+    if task == "ensemble":
+        config["ensemble"] = {"runs": extra["members"], "rrf_k": 60, "ideal": "member"}
+        metrics["run.model"] = "ensemble(" + " + ".join("synthetic-a" for _ in extra["members"]) + ")"
+        metrics["ensemble.members"] = extra["members"]
+    else:
+        config["retrieval"] = {"phase_a": {"strategy": "bm25"}, "wikipedia": None}
+    config_path.write_text(yaml.safe_dump(config))
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+@pytest.mark.parametrize(
+    ("runs", "labels"),
+    [
+        ([("ensemble", ["/m/a_run", "/m/b_run"])], ["ensemble(a_run + b_run)"]),
+        (
+            [("ensemble", ["/m/a_run", "/m/b_run"]), ("ensemble", ["/m/a_run", "/m/c_run"])],
+            ["ensemble(a_run + b_run)", "ensemble(a_run + c_run)"],
+        ),
+        ([("phase_a", None)], ["bm25 phase_a"]),
+    ],
+    ids=["an ensemble", "two ensembles", "BM25 phase A"],
+)
+def test_labels_say_what_ran(tmp_path, runs, labels):
+    golden = replicate_golden(demo_golden_path(), tmp_path / "golden" / "DEMO1_golden.json", 1)
+    for i, (task, members) in enumerate(runs):
+        run = synthetic_run(tmp_path / "runs" / f"r{i}", golden, "synthetic-a", 0, 0.5, bootstrap=0)
+        _as(run, task, members=members)
+    report = build_report(tmp_path / "runs", bootstrap=0, figures=False, baselines=False)
+    assert sorted(set(report.results["config"])) == labels
+    assert not any("smollm2" in label or "3-shot" in label for label in report.results["config"])
+
+
+def test_two_ensembles_of_members_with_the_same_names_stay_apart(tmp_path):
+    golden = replicate_golden(demo_golden_path(), tmp_path / "golden" / "DEMO1_golden.json", 1)
+    for i, members in enumerate((["/x/a", "/x/b"], ["/y/a", "/y/b"])):
+        _as(synthetic_run(tmp_path / "runs" / f"e{i}", golden, "synthetic-a", 0, 0.5, bootstrap=0), "ensemble",
+            members=members)  # fmt: skip
+    report = build_report(tmp_path / "runs", bootstrap=0, figures=False, baselines=False)
+    labels = sorted(set(report.results["config"]))
+    assert len(labels) == 2 and all(label.startswith("ensemble(a + b) ensemble.runs=") for label in labels)
+    assert not any("duplicate" in w for w in report.warnings)
+
+
+def _pooled_frame(rows: list[tuple]) -> pd.DataFrame:
+    """Pooled rows as the report writes them: (config, measure, value, n, usd_per_100q, s_per_question, shots)."""
+    frame = pd.DataFrame(rows, columns=["config", "measure", "value", "n", "usd_per_100q", "s_per_question", "shots"])
+    return frame.assign(
+        model=frame["config"], series=frame["config"], ci_low=None, ci_high=None, parse_failure_rate=0.0, questions=3
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "x_key", "unit", "expected"),
+    [
+        ([("a", "yesno.macro_f1", 0.5, 3, 0.0, 1.0, 0), ("b", "yesno.macro_f1", 0.7, 3, 0.0, 2.0, 0)],
+         "usd_per_100q", "USD", "every configuration's USD is 0 (local models): nothing to trade off"),
+        ([("a", "yesno.macro_f1", 0.5, 3, None, 1.0, 0)], "usd_per_100q", "USD", "no USD recorded by these runs"),
+        ([("a", "factoid.mrr", None, 0, 1.0, 1.0, 0)], "usd_per_100q", "USD",
+         "no questions of the type factoid.mrr counts"),
+        ([("a", "yesno.macro_f1", 0.5, 3, 1.0, 1.0, 0), ("b", "yesno.macro_f1", 0.7, 3, 2.0, 1.0, 0)],
+         "usd_per_100q", "USD", None),
+    ],
+    ids=["all zero", "no cost recorded", "no questions of that type", "drawn"],
+)  # fmt: skip
+def test_cost_panels_say_why_they_are_empty(rows, x_key, unit, expected):
+    from bioqa.analysis.plots import cost_note
+
+    frame = _pooled_frame(rows)
+    assert cost_note(frame, frame["measure"].iloc[0], x_key, unit) == expected
+
+
+def test_pareto_labels_stay_inside_the_figure(tmp_path, monkeypatch):
+    from bioqa.analysis import plots
+
+    long = "a-configuration-with-a-rather-long-label prompt.structured=False answering.temperature=0.7"
+    rows = [(f"{long} {i}", "yesno.macro_f1", v, 3, c, c, 0) for i, (v, c) in enumerate([(0.1, 0.0), (0.9, 9.0)])]
+    figures = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.setdefault("fig", fig) and path)
+    plots.cost_latency(_pooled_frame(rows), ["yesno.macro_f1"], tmp_path / "c.png")
+    fig = figures["fig"]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for ax in fig.axes for t in ax.texts if long in t.get_text()]
+    assert len(labels) == 4  # both points are on the front, on both panels
+    for text in labels:
+        box = text.get_window_extent(renderer)
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, text.get_text()
+
+
+def test_a_phase_a_panel_shows_the_model_free_run(tmp_path, monkeypatch):
+    texts = _figure_texts(monkeypatch)
+    from bioqa.analysis.plots import shot_curves
+
+    rows = [("m 0-shot", "yesno.macro_f1", 0.4, 3, 0.0, 1.0, 0), ("m 3-shot", "yesno.macro_f1", 0.6, 3, 0.0, 1.0, 3),
+            ("bm25 phase_a", "documents.MAP", 0.3, 3, 0.0, 1.0, None)]  # fmt: skip
+    frame = _pooled_frame(rows).assign(series=["m", "m", "bm25 phase_a"])
+    shot_curves(frame, ["yesno.macro_f1", "documents.MAP"], tmp_path / "s.png")
+    assert "documents.MAP (n=3)" in texts["s"] and "bm25 phase_a (no shots)" in texts["s"]

@@ -55,9 +55,14 @@ def _grid(n: int, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
     return fig, flat[:n]
 
 
-def _legend(fig: plt.Figure, ax: plt.Axes) -> None:
-    """One legend for the figure, outside the panels on the right (columns when there are many series)."""
-    handles, labels = ax.get_legend_handles_labels()
+def _legend(fig: plt.Figure, axes: Sequence[plt.Axes]) -> None:
+    """One legend for the figure, outside the panels on the right (columns when there are many series): every
+    label of every panel, once."""
+    found: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            found.setdefault(label, handle)
+    handles, labels = list(found.values()), list(found)
     if handles:
         fig.legend(handles, labels, loc="outside right upper", fontsize=7, ncols=math.ceil(len(labels) / 25))
 
@@ -112,7 +117,7 @@ def shot_curves(pooled: pd.DataFrame, ranking: Sequence[str], path: Path) -> Pat
     axes[0].set_ylabel("score, pooled over batches (95% CI)")
     if note:
         fig.suptitle(f"{note}: the best on {measures[0]}; results.csv has every configuration", fontsize=9)
-    _legend(fig, axes[0])
+    _legend(fig, axes)
     return _save(fig, path)
 
 
@@ -131,7 +136,7 @@ def _label_points(ax: plt.Axes, best: pd.DataFrame, x_key: str) -> None:
         upper = y > (bottom + top) / 2
         ax.annotate(
             label, (x, y), fontsize=6, xytext=(-3 if right else 3, -3 if upper else 3), textcoords="offset points",
-            ha="right" if right else "left", va="top" if upper else "bottom",
+            ha="right" if right else "left", va="top" if upper else "bottom", wrap=True,
         )  # fmt: skip
 
 
@@ -214,7 +219,7 @@ def parse_failures(pooled: pd.DataFrame, path: Path) -> Path | None:
     title = f"parse failures, pooled over batches ({questions})"
     ax.set_title(title + (f"\n{note}: the highest rates" if note else ""))
     ax.grid(alpha=0.3)
-    _legend(fig, ax)
+    _legend(fig, [ax])
     return _save(fig, path)
 
 
