@@ -451,6 +451,7 @@ def test_a_sweep_axis_the_report_does_not_know_gives_one_configuration_per_value
     series = [label.replace(" 0-shot", "") for label in labels]
     assert all(s in texts["shot_curves"] and s in texts["parse_failures"] for s in series)
     assert all(label in texts["forest"] for label in labels)
+    assert all(any(t.startswith("p=") and t.endswith(f" n={n}") for t in texts["forest"]) for n in (12, 15, 48))
     assert sum(label in t for t in texts["cost_latency"] for label in labels) >= 1  # the front's points, labelled
 
 

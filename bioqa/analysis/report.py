@@ -30,7 +30,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -190,15 +190,9 @@ def _baselines(
 def _member_counts(per_question: list[dict[str, Any]] | None, specs: list[MeasureSpec]) -> dict[str, int]:
     """Questions each measure counts: those whose per-question row carries the measure's member key (registered
     measures), or any key of its group (others)."""
-    rows = per_question or []
-    counts = {}
-    for spec in specs:
-        member = metric_spec(spec.name).member if spec.poolable else None
-        if member is not None:
-            counts[spec.name] = sum(1 for r in rows if member in r)
-        else:
-            counts[spec.name] = sum(1 for r in rows if any(k.startswith(spec.group + ".") for k in r))
-    return counts
+    keys: Counter[str] = Counter(k for r in per_question or [] for k in r)
+    groups: Counter[str] = Counter(g for r in per_question or [] for g in {k.split(".", 1)[0] for k in r if "." in k})
+    return {s.name: keys[metric_spec(s.name).member] if s.poolable else groups[s.group] for s in specs}
 
 
 def _run_rows(run: Run, specs: list[MeasureSpec], comparison: str | None) -> list[dict[str, Any]]:
