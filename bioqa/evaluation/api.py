@@ -10,7 +10,7 @@ from bioqa.data.bioasq_json import BioASQFormatError
 from bioqa.errors import ConfigError
 from bioqa.evaluation.checks import check_pair
 from bioqa.evaluation.official import DEFAULT_VERSION, VERSIONS, evaluate_phase_a, evaluate_phase_b, load_json
-from bioqa.evaluation.registry import GROUP_KEYS, iter_metrics, metric_spec
+from bioqa.evaluation.registry import GROUP_KEYS, iter_metrics
 from bioqa.evaluation.report import ComparisonReport, EvaluationReport
 from bioqa.evaluation.rouge import RougeOptions, ideal_text, rouge_scores
 from bioqa.evaluation.stats import bootstrap_ci, paired_test
@@ -134,18 +134,14 @@ def evaluate_submission(
 
 def compare_submissions(golden: Source, system_a: Source, system_b: Source, **options: Any) -> ComparisonReport:
     """Score both submissions (``options``: the keywords of :func:`evaluate_submission`); per measure, both on the
-    questions counted for both, and A − B with a paired bootstrap CI and p-value and a paired permutation p-value."""
+    questions counted for both, and A − B with a paired bootstrap CI and p-value and a paired permutation p-value.
+    Raises :class:`ConfigError` when the two scored no question in common (there is nothing to compare)."""
     a = evaluate_submission(golden, system_a, **options)
     b = evaluate_submission(golden, system_b, **options)
-    scored_b = {r["index"]: r for r in b.per_question}
-    both = [(r, scored_b[r["index"]]) for r in a.per_question if r["index"] in scored_b]
-    if not both:
+    if not {r["index"] for r in a.per_question} & {r["index"] for r in b.per_question}:
         raise ConfigError(
-            f"{system_b} and {system_a} have no scored question in common ({len(a.per_question)} and "
+            f"{system_a} and {system_b} have no scored question in common ({len(a.per_question)} and "
             f"{len(b.per_question)} questions): nothing to compare"
         )
     shared = [m for m in a.metrics if m in b.metrics]
-    members = {metric_spec(m).member for m in shared}
-    if not any(key in ra and key in rb for ra, rb in both for key in members):
-        raise ConfigError(f"{system_b} and {system_a} have no measure in common on their shared questions")
     return ComparisonReport(a=a, b=b, paired=paired_test(a.per_question, b.per_question, shared, a.bootstrap, a.seed))
