@@ -477,7 +477,7 @@ def _rows(values: list[float]) -> list[dict]:
         ([1, 1, 1, 1], [0, 0, 0, 0], 2 / 16),
         ([1, 0.5, 0, 0], [0, 0.5, 0, 0], 1.0),  # one informative pair: every swap is as far from 0
         ([0.5, 0.2], [0.5, 0.2], 1.0),  # no difference
-        ([1] * 16, [0] * 16, 2 / 2**16),  # the largest exact test
+        ([1] * 12, [0] * 12, 2 / 2**12),  # the largest exact test
     ],
 )
 def test_exact_permutation_p(a, b, p):
@@ -489,8 +489,8 @@ def test_exact_permutation_p(a, b, p):
 def test_exact_permutation_p_refuses_more_questions_than_it_can_enumerate():
     from bioqa.analysis.measures import exact_permutation_p
 
-    with pytest.raises(ValueError, match="0 < n <= 16, got 17"):
-        exact_permutation_p(_rows([1] * 17), _rows([0] * 17), "factoid.mrr")
+    with pytest.raises(ValueError, match="0 < n <= 12, got 13"):
+        exact_permutation_p(_rows([1] * 13), _rows([0] * 13), "factoid.mrr")
 
 
 def _limited_sweep(root: Path, golden: Path, limit: int) -> Path:

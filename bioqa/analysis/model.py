@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 POOLED = "pooled"  # the ``batch`` of a configuration's rows pooled over its batches
 BASELINE_MODEL = "baseline"  # the ``model`` of the no-model baselines
-#: Paired tests on at most this many questions are exact (every one of the 2**n swaps of the pairs enumerated).
-EXACT_MAX_QUESTIONS = 16
+#: Paired tests on at most this many questions are exact (every one of the 2**n swaps of the pairs enumerated; 2**11
+#: statistics per test keep a sweep of hundreds of small configurations within seconds).
+EXACT_MAX_QUESTIONS = 12
 ALPHA = 0.05
 COLUMNS = (
     "config", "model", "adapter", "shots", "selection", "wiki", "task", "batch", "question_type", "measure",
