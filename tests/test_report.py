@@ -527,7 +527,9 @@ def test_configurations_without_a_common_question_are_separate_groups(tmp_path):
     goldens = [replicate_golden(demo_golden_path(), tmp_path / "golden" / f"DEMO{i}_golden.json", i) for i in (1, 2)]
     synthetic_run(tmp_path / "runs" / "x", goldens[0], "synthetic-x", 0, 0.3, bootstrap=20)
     synthetic_run(tmp_path / "runs" / "y", goldens[1], "synthetic-y", 0, 0.6, bootstrap=20)
-    report = build_report(tmp_path / "runs", bootstrap=50, figures=False)
+    report = build_report(tmp_path / "runs", bootstrap=50)
+    assert sorted(report.figures) == sorted(f"{f}_{g}" for f in ("shot_curves", "cost_latency", "forest",
+                                                                 "parse_failures") for g in ("Q1", "Q2"))  # fmt: skip
     assert [(c.name, len(c.questions), c.reference) for c in report.comparisons] == [
         ("Q1", 16, "baseline comparison=Q1"),
         ("Q2", 32, "baseline comparison=Q2"),

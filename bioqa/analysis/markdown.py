@@ -158,7 +158,7 @@ def write_markdown(
     if overview.figures:
         lines += ["", "## Figures", ""]
         if several:
-            lines += [f"The figures show group {overview.comparisons[0].name}; the tables above every group.", ""]
+            lines += ["One set of figures per group (`_Q1`, `_Q2`, …): no figure compares across groups.", ""]
         lines += [f"![{name}]({name}.png)" for name in overview.figures]
     lines += ["", "## Warnings", ""]
     lines += [f"- {w}" for w in overview.warnings] or ["none"]

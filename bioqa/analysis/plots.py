@@ -280,14 +280,21 @@ def forest(paired: pd.DataFrame, reference: str | None, path: Path) -> Path | No
 
 
 def draw_figures(
-    pooled: pd.DataFrame, paired: pd.DataFrame, ranking: Sequence[str], reference: str | None, out_dir: Path
+    pooled: pd.DataFrame,
+    paired: pd.DataFrame,
+    ranking: Sequence[str],
+    reference: str | None,
+    out_dir: Path,
+    suffix: str = "",
 ) -> dict[str, Path]:
-    """Draw every figure that has data into ``out_dir``; returns name -> PNG path. ``pooled``/``paired``: one
-    comparison group's pooled rows and paired rows; ``ranking``: the ranking measures, in panel order."""
+    """Draw every figure that has data into ``out_dir`` (``NAME{suffix}.png``); returns name -> PNG path.
+    ``pooled``/``paired``: one comparison group's pooled rows and paired rows; ``ranking``: the ranking measures,
+    in panel order."""
+    names = {name: f"{name}{suffix}" for name in ("shot_curves", "cost_latency", "parse_failures", "forest")}
     drawn = {
-        "shot_curves": shot_curves(pooled, ranking, out_dir / "shot_curves.png"),
-        "cost_latency": cost_latency(pooled, ranking, out_dir / "cost_latency.png"),
-        "parse_failures": parse_failures(pooled, out_dir / "parse_failures.png"),
-        "forest": forest(paired, reference, out_dir / "forest.png"),
+        names["shot_curves"]: shot_curves(pooled, ranking, out_dir / f"{names['shot_curves']}.png"),
+        names["cost_latency"]: cost_latency(pooled, ranking, out_dir / f"{names['cost_latency']}.png"),
+        names["parse_failures"]: parse_failures(pooled, out_dir / f"{names['parse_failures']}.png"),
+        names["forest"]: forest(paired, reference, out_dir / f"{names['forest']}.png"),
     }
     return {name: path for name, path in drawn.items() if path is not None}

@@ -513,12 +513,12 @@ def _write(runs, comparisons, reference, staging, out_dir, roots, bootstrap, see
     )
     paired_frame.to_csv(staging / "paired.csv", index=False)
     ranking = [s.name for s in specs if s.ranking]
-    drawn = {}
-    if figures and comparisons:
-        shown = comparisons[0]
-        pooled = results[(results["batch"] == POOLED) & (results["comparison"] == shown.name)]
-        pairs = paired_frame[paired_frame["comparison"] == shown.name]
-        drawn = draw_figures(pooled, pairs, ranking, shown.reference, staging)
+    drawn: dict[str, Path] = {}
+    for comparison in comparisons if figures else []:  # one set of figures per group (no suffix for a single one)
+        pooled = results[(results["batch"] == POOLED) & (results["comparison"] == comparison.name)]
+        pairs = paired_frame[paired_frame["comparison"] == comparison.name]
+        suffix = f"_{comparison.name}" if len(comparisons) > 1 else ""
+        drawn |= draw_figures(pooled, pairs, ranking, comparison.reference, staging, suffix)
     real = [r for r in runs if r.model != BASELINE_MODEL]
     overview = Overview(
         sources=[str(s) for s in roots],
