@@ -518,7 +518,8 @@ def test_sweeps_on_3_and_5_questions_are_compared_on_the_3_with_exact_tests(tmp_
     assert (report.paired["p_holm"] >= report.paired["p"]).all()
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "use only the 3 questions every one of them answered" in markdown
-    assert "Resolution: 1000 resamples" in markdown and "so 0 of the" in markdown
+    assert "Resolution: 1000 resamples" in markdown
+    assert f"so at most 0 of the {len(report.paired)} comparisons can be called significant" in markdown
     paired_table = markdown.split("## Paired differences")[1].split("##")[0]
     assert "**" not in paired_table.split("after Holm.")[1]
 
@@ -698,3 +699,21 @@ def test_a_phase_a_panel_shows_the_model_free_run(tmp_path, monkeypatch):
     frame = _pooled_frame(rows).assign(series=["m", "m", "bm25 phase_a"])
     shot_curves(frame, ["yesno.macro_f1", "documents.MAP"], tmp_path / "s.png")
     assert "documents.MAP (n=3)" in texts["s"] and "bm25 phase_a (no shots)" in texts["s"]
+
+
+@pytest.mark.parametrize(
+    ("tests", "bootstrap", "expected"),
+    [
+        ([(3, "exact permutation")] * 4, 1000, "so at most 0 of the 4 comparisons"),  # 0.25 each
+        ([(12, "exact permutation"), (3, "exact permutation")], 1000, "so at most 1 of the 2 comparisons"),
+        ([(48, "paired bootstrap")] * 15, 200, "so at most 0 of the 15 comparisons"),  # 1/201 > 0.05/15
+        ([(48, "paired bootstrap")] * 15, 400, "so at most 15 of the 15 comparisons"),
+        ([(5, "exact permutation"), (48, "paired bootstrap")], 1000, "so at most 1 of the 2 comparisons"),  # 2/32
+    ],
+)
+def test_the_resolution_line_says_what_holm_can_reach(tests, bootstrap, expected):
+    """Holm's best case: each test at the smallest p its n (exact: 2/2^n) or resamples (1/(B+1)) allow."""
+    from bioqa.analysis.report import resolution_note
+
+    frame = pd.DataFrame(tests, columns=["n", "test"])
+    assert expected in resolution_note(frame, bootstrap)

@@ -365,7 +365,11 @@ def resolution_note(paired_frame: pd.DataFrame, bootstrap: int) -> str:
         for n, test in zip(paired_frame["n"], paired_frame["test"], strict=True)
     ]
     needed = ALPHA / m
-    reachable = sum(p < needed for p in smallest)
+    reachable = 0  # Holm with every test at its smallest possible p: the most rejections there can be
+    for rank, p in enumerate(sorted(smallest)):
+        if p >= ALPHA / (m - rank):
+            break
+        reachable += 1
     exact = paired_frame[paired_frame["test"] == "exact permutation"]
     floor = 1 / (bootstrap + 1)
     parts = [f"{bootstrap} resamples: a paired-bootstrap p is never below 1/{bootstrap + 1} = {floor:.4f}"]
@@ -376,8 +380,9 @@ def resolution_note(paired_frame: pd.DataFrame, bootstrap: int) -> str:
             f"2/2^n (n = {n}: {2.0 ** (1 - n):.4f})"
         )
     parts.append(
-        f"Holm over {m} comparisons rejects nothing above {needed:.4f}, so {reachable} of the {m} comparisons could "
-        "be called significant at all; intervals of width 0 on few questions are no certainty"
+        f"Holm over {m} comparisons rejects nothing until one p is below {needed:.4f}, so at most {reachable} of the "
+        f"{m} comparisons can be called significant, whatever the data; intervals of width 0 on few questions are no "
+        "certainty"
     )
     return "Resolution: " + "; ".join(parts) + "."
 
