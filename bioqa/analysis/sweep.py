@@ -23,16 +23,25 @@ from bioqa.runs import IDENTITY_FILE, flatten
 
 log = logging.getLogger(__name__)
 
-#: Columns of the summary, in order (the registry's headline measures, answers before phase A, then accounting);
-#: a measure absent from every run is left out.
-HEADLINE = (
-    *(s.name for s in headline_metrics() if s.phase != "A"),
-    *(s.name for s in headline_metrics() if s.phase == "A"),
+#: The accounting columns of the summary, after the measures.
+ACCOUNTING_COLUMNS = (
     "accounting.parse_failure_rate",
     "accounting.errors",
     "accounting.cost_usd",
     "accounting.questions_per_minute",
 )
+
+
+def headline_measures() -> tuple[str, ...]:
+    """The registry's headline measures, answers before phase A."""
+    specs = headline_metrics()
+    return (*(s.name for s in specs if s.phase != "A"), *(s.name for s in specs if s.phase == "A"))
+
+
+def summary_columns() -> tuple[str, ...]:
+    """Columns of the summary, in order (:func:`headline_measures`, then accounting); a measure absent from every
+    run is left out."""
+    return (*headline_measures(), *ACCOUNTING_COLUMNS)
 
 
 def _yaml(path: Path) -> Any:
@@ -108,9 +117,10 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def write_summary(sweep_dir: str | Path, columns: tuple[str, ...] = HEADLINE) -> list[dict[str, Any]]:
+def write_summary(sweep_dir: str | Path, columns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """Write ``summary.csv`` and ``summary.md`` into ``sweep_dir``; returns the rows."""
     sweep_dir = Path(sweep_dir)
+    columns = summary_columns() if columns is None else columns
     settings, rows = _collect(sweep_dir)
     if not rows:
         log.warning("no metrics.json found under %s: no summary written", sweep_dir)
