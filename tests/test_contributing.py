@@ -29,6 +29,7 @@ from bioqa.pipeline.app import prompt_config
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import PromptBuilder
 from bioqa.resources import demo_golden_path
+from bioqa.rundir import read_metrics
 
 #: A fenced block whose first line is a comment naming the file it is.
 BLOCK = re.compile(r"```(?:python|yaml)\n# (?P<path>\S+)\n(?P<body>.*?)```", re.DOTALL)
@@ -147,7 +148,7 @@ def test_the_measure_reaches_metrics_cis_summary_and_report(measure_example, tmp
     sweep = tmp_path / "sweep"
     for model, skill in (("synthetic-a", 0.3), ("synthetic-b", 0.8)):
         synthetic_run(sweep / model, golden, model, skill=skill, bootstrap=50)
-    metrics = json.loads((sweep / "synthetic-a" / "metrics.json").read_text())
+    metrics = read_metrics(sweep / "synthetic-a").flat()
     rows = [json.loads(line) for line in (sweep / "synthetic-a" / "per_question.jsonl").read_text().splitlines()]
     lists = [r for r in rows if "list.f1" in r]
     expected = np.mean(
@@ -159,7 +160,7 @@ def test_the_measure_reaches_metrics_cis_summary_and_report(measure_example, tmp
 
     summary = write_summary(sweep)
     assert [row["list.jaccard"] for row in summary] == [
-        json.loads((sweep / m / "metrics.json").read_text())["list.jaccard"] for m in ("synthetic-a", "synthetic-b")
+        read_metrics(sweep / m).measures["list.jaccard"] for m in ("synthetic-a", "synthetic-b")
     ]
     assert "list.jaccard" in (sweep / "summary.csv").read_text().splitlines()[0]
 
