@@ -16,7 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bioqa.errors import ConfigError
 from bioqa.models.adapters import LoraSettings, add_lora, save_adapter
-from bioqa.models.moe import MODE_ATTRIBUTE, iter_fused_experts
+from bioqa.models.nf4_experts import MODE_ATTRIBUTE, iter_fused_experts
 from bioqa.rundir import ADAPTER_DIR, CHECKPOINTS_DIR, RunMetrics, write_metrics
 from bioqa.runs import provenance
 from bioqa.training.data import ChatDataModule
