@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
+import re
 import secrets
 import subprocess
 import sys
@@ -18,6 +20,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from bioqa.rundir import HOLDER, HYDRA_DIR, HYDRA_FILES, IDENTITY, LOCK, PROVENANCE, write_json
+
+log = logging.getLogger(__name__)
 
 #: One id per process: with the timestamp it keeps run directories of jobs started in the same second apart.
 RUN_ID = f"{os.getpid()}-{secrets.token_hex(2)}"
@@ -112,12 +116,34 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str |
     return versions
 
 
+#: The lock file of a source checkout (``make demo``/``make test`` install exactly it).
+LOCK_PATH = Path(__file__).resolve().parent.parent / "requirements.lock"
+
+
+def lock_state(path: Path | None = None) -> dict[str, Any] | None:
+    """The lock file's sha256 and every locked package whose installed version differs from it (``None`` when bioqa
+    does not run from a checkout with a lock: installed into another environment)."""
+    path = LOCK_PATH if path is None else path
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, flags=re.MULTILINE))
+    differ: dict[str, dict[str, str | None]] = {}
+    for name, version in locked.items():
+        installed = package_versions([name])[name]
+        if installed != version:
+            differ[name] = {"locked": version, "installed": installed}
+    return {"file": path.name, "sha256": file_sha256(path), "differ": differ}
+
+
 def provenance(data_files: Iterable[str | os.PathLike] = ()) -> dict[str, Any]:
-    """Git hash, package versions, data file hashes, interpreter and command line."""
+    """Git hash, package versions (and the lock they were installed from), data file hashes, interpreter and
+    command line."""
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git": git_state(),
         "packages": package_versions(),
+        "lock": lock_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "argv": sys.argv,
@@ -126,7 +152,12 @@ def provenance(data_files: Iterable[str | os.PathLike] = ()) -> dict[str, Any]:
 
 
 def write_provenance(run_dir: str | os.PathLike, data_files: Iterable[str | os.PathLike] = ()) -> dict:
+    """``provenance.json`` in ``run_dir``; packages that differ from the lock are also said on stderr."""
     info = provenance(data_files)
+    if info["lock"] and (differ := info["lock"]["differ"]):
+        shown = ", ".join(f"{n} {v['installed']} (locked {v['locked']})" for n, v in list(differ.items())[:5])
+        more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
+        log.warning("installed packages differ from requirements.lock: %s%s (recorded in provenance.json)", shown, more)
     write_json(Path(run_dir) / PROVENANCE, info)
     return info
 

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bioqa.errors import ConfigError
-from bioqa.loggers import build_loggers
+from bioqa.loggers import build_loggers, say_where_offline_runs_are
 from bioqa.models.adapters import LoraSettings
 from bioqa.rundir import MERGED_DIR
 from bioqa.runs import write_provenance
@@ -71,6 +71,7 @@ def train_from_config(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         info={"model": cfg.model.name, "config": OmegaConf.to_container(cfg, resolve=True)},
     )
     log.info("adapter written to %s (infer.py: model.adapter=%s)", result.adapter_dir, result.adapter_dir)
+    say_where_offline_runs_are(loggers)
     if cfg.merge:
         from bioqa.models.adapters import load_adapter, merge_and_save
 
