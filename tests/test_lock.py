@@ -24,7 +24,8 @@ def locked() -> dict[str, str]:
 
 def test_the_lock_pins_every_dependency_with_hashes():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = [Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"]["dev"]]]
+    extras = project["optional-dependencies"]
+    wanted = [Requirement(r) for r in [*project["dependencies"], *extras["dev"], *extras["ann"]]]
     wanted += [Requirement(line.split("#")[0]) for line in (ROOT / "requirements.in").read_text().splitlines()
                if line.split("#")[0].strip()]  # fmt: skip
     pins = locked()

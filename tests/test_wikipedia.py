@@ -285,3 +285,14 @@ def test_prefetch_command_exits_non_zero_when_fetches_failed(fail, code, err, js
         assert info.value.code == code
     out, stderr = capsys.readouterr()
     assert err in stderr and "unreachable=" in out
+
+
+def test_failed_model_calls_are_counted_and_said_in_one_line(wiki, caplog):
+    backend = ScriptedBackend(lambda user: None if "fail" in user else '["Aspirin"]')
+    context = wiki(max_articles=2, summarise=True)
+    found = context.context_for(["first fail", "second", "third fail"], backend)
+    assert [[a.title for a in f] for f in found] == [[], ["Aspirin"], []]
+    assert context.calls == {"titles.calls": 3, "titles.failed": 2, "titles.failed_other": 2, "summary.calls": 1,
+                             "summary.failed": 0}  # fmt: skip
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert line == "wikipedia: 2 of 3 titles requests failed (other ×2): questions without Wikipedia context"

@@ -43,14 +43,7 @@ from tqdm.auto import tqdm
 
 from bioqa.analysis.baselines import baseline_run, majority_yesno
 from bioqa.analysis.markdown import Overview, write_markdown
-from bioqa.analysis.measures import (
-    MeasureSpec,
-    exact_permutation_p,
-    measure_specs,
-    paired,
-    pooled_value,
-    resample_measures,
-)
+from bioqa.analysis.measures import exact_permutation_p, measure_specs, paired, pooled_value, resample_measures
 from bioqa.analysis.model import (
     ALPHA,
     BASELINE_MODEL,
@@ -72,7 +65,7 @@ from bioqa.analysis.runs import (
     resolve_golden,
 )
 from bioqa.errors import BioQAError, ConfigError
-from bioqa.evaluation.registry import metric_spec
+from bioqa.evaluation.registry import MetricSpec
 from bioqa.evaluation.stats import Resampled
 
 log = logging.getLogger(__name__)
@@ -85,7 +78,7 @@ class Report:
     out_dir: Path
     results: pd.DataFrame
     paired: pd.DataFrame
-    measures: list[MeasureSpec]
+    measures: list[MetricSpec]
     reference: str | None
     warnings: list[str] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
@@ -187,15 +180,13 @@ def _baselines(
     return out
 
 
-def _member_counts(per_question: list[dict[str, Any]] | None, specs: list[MeasureSpec]) -> dict[str, int]:
-    """Questions each measure counts: those whose per-question row carries the measure's member key (registered
-    measures), or any key of its group (others)."""
+def _member_counts(per_question: list[dict[str, Any]] | None, specs: list[MetricSpec]) -> dict[str, int]:
+    """Questions each measure counts: those whose per-question row carries the measure's member key."""
     keys: Counter[str] = Counter(k for r in per_question or [] for k in r)
-    groups: Counter[str] = Counter(g for r in per_question or [] for g in {k.split(".", 1)[0] for k in r if "." in k})
-    return {s.name: keys[metric_spec(s.name).member] if s.poolable else groups[s.group] for s in specs}
+    return {s.name: keys[s.member] for s in specs}
 
 
-def _run_rows(run: Run, specs: list[MeasureSpec], comparison: str | None) -> list[dict[str, Any]]:
+def _run_rows(run: Run, specs: list[MetricSpec], comparison: str | None) -> list[dict[str, Any]]:
     base = _describe(run, run.config, run.accounting, run.questions, comparison)
     base.update(batch=run.batch, run_dir=str(run.path), git_hash=run.git_hash)
     counts = _member_counts(run.per_question, specs) if run.per_question is not None else {}
@@ -211,7 +202,7 @@ def _run_rows(run: Run, specs: list[MeasureSpec], comparison: str | None) -> lis
     return rows
 
 
-def _measure_row(base: dict[str, Any], spec: MeasureSpec, value: float, ci: Sequence[Any], n: int | None) -> dict:
+def _measure_row(base: dict[str, Any], spec: MetricSpec, value: float, ci: Sequence[Any], n: int | None) -> dict:
     """One tidy row of ``results.csv``: the run's (or pooled config's) columns and one measure's value, CI and n."""
     return base | dict(
         question_type=spec.group,
@@ -277,7 +268,7 @@ def _pooled_questions(runs: list[Run], questions: frozenset[str] | None = None) 
 
 
 def _pooled_rows(config: str, runs: list[Run], rows, resampled, specs, comparison: str) -> list[dict[str, Any]]:
-    names = [s.name for s in specs if s.poolable and any(s.name in r.metrics for r in runs)]
+    names = [s.name for s in specs if any(s.name in r.metrics for r in runs)]
     base = _describe(runs[0], config, _pooled_accounting(runs), sum(r.questions for r in runs), comparison)
     base.update(batch=POOLED, run_dir=";".join(str(r.path) for r in runs))
     base["git_hash"] = ";".join(sorted({r.git_hash or "" for r in runs}))
@@ -286,6 +277,7 @@ def _pooled_rows(config: str, runs: list[Run], rows, resampled, specs, compariso
         if spec.name not in names:
             continue
         value, n = pooled_value(rows, spec.name)
+        value = value if n else math.nan  # no question of the measure's type (the evaluator would say 0.0)
         ci = resampled[spec.name].ci() if spec.ranking and spec.name in resampled else (None, None)
         out.append(_measure_row(base, spec, value, ci, n))
     return out
@@ -307,7 +299,7 @@ def _choose_reference(configs: Sequence[str], reference: str | None, baseline: s
 @dataclass
 class _Reference:
     """The configuration every other one of a comparison is compared with on the ``measures`` (the report's
-    poolable ranking measures): its pooled per-question rows and bootstrap resamples."""
+    ranking measures): its pooled per-question rows and bootstrap resamples."""
 
     config: str | None
     measures: list[str]
@@ -431,7 +423,7 @@ def _pool_and_pair(
     by_config, comparisons: list[Comparison], specs, bootstrap: int, seed: int, warnings
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Pooled rows of every configuration and paired rows against each comparison group's reference."""
-    ranking = [s.name for s in specs if s.ranking and s.poolable]
+    ranking = [s.name for s in specs if s.ranking]
     pooled_rows: list[dict[str, Any]] = []
     paired_rows: list[dict[str, Any]] = []
     compared = {c for comparison in comparisons for c in comparison.configs}

@@ -18,10 +18,20 @@ from typing import Any
 import yaml
 
 from bioqa.analysis.measures import is_measure
-from bioqa.runs import IDENTITY_FILE, flatten
+from bioqa.rundir import (
+    HYDRA_CONFIG,
+    HYDRA_DIR,
+    HYDRA_RUNTIME,
+    IDENTITY,
+    METRICS,
+    PER_QUESTION,
+    PER_QUESTION_LEGACY,
+    PROVENANCE,
+    parse_metrics,
+)
+from bioqa.runs import flatten
 
-PER_QUESTION_FILES = ("per_question.jsonl", "per_question_scores.jsonl")  # the latter: runs before the rename
-MARKERS = ("metrics.json", ".hydra/config.yaml", "provenance.json")
+PER_QUESTION_FILES = (PER_QUESTION, PER_QUESTION_LEGACY)
 REPORT_MARKER = ".bioqa_report"  # written into every report's output directory
 #: Settings that never change how a question is answered: where files go, scoring, logging, caching, and which
 #: questions were asked (the question file is the run's batch; ``data.limit``/``data.types`` pick questions, and the
@@ -161,8 +171,8 @@ def find_run_dirs(roots: Iterable[str | os.PathLike], exclude: Iterable[Path] = 
             if any(here == e or e in here.parents for e in excluded) or is_report_dir(here):
                 dirnames.clear()
                 continue
-            dirnames[:] = [d for d in dirnames if d != ".hydra"]
-            if "metrics.json" in filenames or "provenance.json" in filenames or (here / ".hydra/config.yaml").is_file():
+            dirnames[:] = [d for d in dirnames if d != HYDRA_DIR]
+            if METRICS in filenames or PROVENANCE in filenames or (here / HYDRA_CONFIG).is_file():
                 found.add(here)
     return sorted(found)
 
@@ -185,7 +195,7 @@ def _dig(tree: Any, dotted: str) -> Any:
 
 
 def _config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / ".hydra" / "config.yaml"
+    path = run_dir / HYDRA_CONFIG
     if not path.is_file():
         return {}
     try:
@@ -214,7 +224,7 @@ def read_per_question(run_dir: Path) -> list[dict[str, Any]] | None:
 
 def runtime_cwd(run_dir: Path) -> str | None:
     """The directory the run was started from (Hydra records it in ``.hydra/hydra.yaml``)."""
-    path = run_dir / ".hydra" / "hydra.yaml"
+    path = run_dir / HYDRA_RUNTIME
     if not path.is_file():
         return None
     try:
@@ -242,25 +252,25 @@ def batch_name(golden: str | None) -> str:
 
 
 def _identity(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / IDENTITY_FILE
+    path = run_dir / IDENTITY
     if not path.is_file():
         return None
     recorded = _read_json(path)
     identity = recorded.get("identity") if isinstance(recorded, dict) else None
     if not isinstance(identity, dict):
-        raise SkippedRun(f"{IDENTITY_FILE} holds no 'identity' object")
+        raise SkippedRun(f"{IDENTITY} holds no 'identity' object")
     return identity
 
 
-def answer_settings(cfg: dict[str, Any], identity: dict[str, Any] | None, flat: dict[str, Any]) -> dict[str, Any]:
+def answer_settings(cfg: dict[str, Any], identity: dict[str, Any] | None, facts: dict[str, Any]) -> dict[str, Any]:
     """What determined a run's answers, as dotted keys: its run identity, else its config, less
     :data:`NOT_ANSWER_SETTINGS`; with what answered (``run.model``)."""
     recorded = flatten(identity) if identity is not None else flatten(cfg)
     settings = {k: v for k, v in recorded.items() if not k.startswith(NOT_ANSWER_SETTINGS)}
     if _model_free(cfg):
         return {k: v for k, v in settings.items() if not k.startswith(MODEL_SETTINGS)}
-    if flat.get("run.model") is not None:
-        settings["run.model"] = flat["run.model"]
+    if facts.get("run.model") is not None:
+        settings["run.model"] = facts["run.model"]
     if _dig(cfg, "task.name") == "ensemble" and _dig(cfg, "ensemble.ideal") != "condense":
         settings = {k: v for k, v in settings.items() if not k.startswith(MODEL_SETTINGS)}
     return settings
@@ -271,19 +281,19 @@ def _model_free(cfg: dict[str, Any]) -> bool:
     return _dig(cfg, "task.name") == "phase_a" and _dig(cfg, "retrieval.phase_a.strategy") == "bm25"
 
 
-def _name(cfg: dict[str, Any], flat: dict[str, Any]) -> str | None:
+def _name(cfg: dict[str, Any], facts: dict[str, Any]) -> str | None:
     """What answered, when it was no single model: ``ensemble(member + member)`` by the members' directory names;
     the retrieval strategy of a model-free Phase A run."""
     if _dig(cfg, "task.name") == "ensemble":
-        members = flat.get("ensemble.members") or _dig(cfg, "ensemble.runs") or []
+        members = facts.get("ensemble.members") or _dig(cfg, "ensemble.runs") or []
         return "ensemble(" + " + ".join(Path(str(m)).name for m in members) + ")"
     if _model_free(cfg):
         return str(_dig(cfg, "retrieval.phase_a.strategy"))
     return None
 
 
-def _check_complete(per_question: list[dict[str, Any]] | None, flat: dict[str, Any]) -> None:
-    expected = flat.get("run.questions")
+def _check_complete(per_question: list[dict[str, Any]] | None, facts: dict[str, Any]) -> None:
+    expected = facts.get("run.questions")
     if per_question is None or not isinstance(expected, int) or isinstance(expected, bool):
         return
     found = len({r.get("id") for r in per_question})
@@ -296,29 +306,32 @@ def _check_complete(per_question: list[dict[str, Any]] | None, flat: dict[str, A
 def load_run(run_dir: str | os.PathLike) -> Run:
     """Read one run directory; raises :class:`SkippedRun` with the reason when it cannot be used."""
     run_dir = Path(run_dir)
-    if not (run_dir / "metrics.json").is_file():
-        raise SkippedRun("no metrics.json (interrupted, failed or still running?)")
-    metrics = _read_json(run_dir / "metrics.json")
-    if not isinstance(metrics, dict):
-        raise SkippedRun("metrics.json is not a JSON object")
-    flat = {**metrics, **(metrics.get("metrics") or {})}  # evaluate.py nests the measures under "metrics"
-    measures = {k: v for k, v in flat.items() if is_measure(k, v)}
+    if not (run_dir / METRICS).is_file():
+        raise SkippedRun(f"no {METRICS} (interrupted, failed or still running?)")
+    try:
+        recorded = parse_metrics(_read_json(run_dir / METRICS))  # any shape infer, evaluate or ensemble wrote
+    except ValueError as error:
+        raise SkippedRun(str(error)) from None
+    facts, evaluation = recorded.facts, recorded.evaluation
+    measures = {k: v for k, v in recorded.measures.items() if is_measure(k, v)}
     if not measures:
-        raise SkippedRun("metrics.json has no scores (questions without golden answers?)")
+        raise SkippedRun(f"{METRICS} has no scores (questions without golden answers?)")
     cfg = _config(run_dir)
-    provenance = _read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else {}
-    golden = _dig(cfg, "data.golden") or cfg.get("golden") or flat.get("golden")
+    provenance = _read_json(run_dir / PROVENANCE) if (run_dir / PROVENANCE).is_file() else {}
+    golden = _dig(cfg, "data.golden") or cfg.get("golden") or evaluation.get("golden")
     if golden and "${" in str(golden):  # an interpolation (e.g. the demo default): the path the run recorded
         golden = next(iter((provenance or {}).get("data") or {}), None)
     wiki = _dig(cfg, "retrieval.wikipedia.max_articles") or 0
-    accounting = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith("accounting.")}
-    accounting["questions"] = flat.get("run.questions")
-    name = _name(cfg, flat)
-    model = _dig(cfg, "model.name") or flat.get("run.model") or f"submission:{Path(str(flat.get('system'))).stem}"
+    accounting = {k.split(".", 1)[1]: v for k, v in facts.items() if k.startswith("accounting.")}
+    accounting["questions"] = facts.get("run.questions")
+    name = _name(cfg, facts)
+    model = (
+        _dig(cfg, "model.name") or facts.get("run.model") or f"submission:{Path(str(evaluation.get('system'))).stem}"
+    )
     if name:  # an ensemble (run.model names its members' models) or a model-free run: not the config's default model
-        model = flat.get("run.model", name) if _dig(cfg, "task.name") == "ensemble" else name
+        model = facts.get("run.model", name) if _dig(cfg, "task.name") == "ensemble" else name
     per_question = read_per_question(run_dir)
-    _check_complete(per_question, flat)
+    _check_complete(per_question, facts)
     return Run(
         path=run_dir,
         model=str(model),
@@ -330,12 +343,12 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         wiki=bool(wiki),
         task=str(_dig(cfg, "task.name") or "phase_b"),
         metrics=measures,
-        ci={k: v for k, v in (flat.get("ci") or {}).items() if isinstance(v, list) and len(v) == 2},
+        ci={k: v for k, v in recorded.ci.items() if isinstance(v, list) and len(v) == 2},
         accounting=accounting,
         per_question=per_question,
         git_hash=_dig(provenance, "git.commit"),
         created=provenance.get("created") if isinstance(provenance, dict) else None,
         cwd=runtime_cwd(run_dir) if golden and not Path(str(golden)).is_absolute() else None,
-        settings=answer_settings(cfg, _identity(run_dir), flat),
+        settings=answer_settings(cfg, _identity(run_dir), facts),
         name=name,
     )

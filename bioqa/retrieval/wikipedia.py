@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 
 from bioqa.answers import TITLES_SCHEMA, parse_list
 from bioqa.errors import ConfigError, TooManyFailures, error_boundary
-from bioqa.models import Backend, ChatRequest, GenerationParams
+from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
 from bioqa.retrieval.mediawiki import WIKIPEDIA_API, MediaWikiClient, MediaWikiError
 from bioqa.retrieval.wikipedia_cache import WikipediaCache
 
@@ -87,6 +88,8 @@ class WikipediaContext:
             _ = self.cache  # a missing cache is a configuration error before any model call
         self.missing: list[str] = []  # titles an offline run lacked
         self.counts = {"cache_hits": 0, "fetched": 0, "misses": 0, "unreachable": 0, "offline_missing": 0}
+        #: model calls of this context: asked, failed (``failed_<error kind>`` too), per stage (titles, summary)
+        self.calls: Counter[str] = Counter()
         needed = ["system", "titles"] + (["summary"] if summarise else [])
         if max_articles > 0 and (missing := [k for k in needed if not self.prompts.get(k)]):
             raise ValueError(f"wikipedia context: prompt templates missing for {missing}")
@@ -157,7 +160,7 @@ class WikipediaContext:
             )
             for q in questions
         ]
-        completions = backend.generate(requests)
+        completions = self._generate("titles", requests, backend)
         cache: dict[str, WikiArticle | None] = {}
         articles: list[list[WikiArticle]] = []
         for completion in completions:
@@ -181,6 +184,28 @@ class WikipediaContext:
             articles = self._summarise(questions, articles, backend)
         return articles
 
+    def _generate(self, stage: str, requests: list[ChatRequest], backend: Backend) -> list[Completion]:
+        """``backend``'s completions, counted in :attr:`calls`; failures are warned about in one line."""
+        completions = backend.generate(requests)
+        failed = Counter(c.error_kind for c in completions if not c.ok)
+        self.calls.update({f"{stage}.calls": len(requests), f"{stage}.failed": sum(failed.values())})
+        self.calls.update({f"{stage}.failed_{kind}": n for kind, n in failed.items()})
+        if failed:
+            kinds = ", ".join(f"{kind} ×{n}" for kind, n in failed.most_common())
+            consequence = (
+                "questions without Wikipedia context" if stage == "titles" else "introductions kept unsummarised"
+            )
+            log.warning(
+                "wikipedia: %d of %d %s requests failed (%s): %s%s",
+                sum(failed.values()),
+                len(requests),
+                stage,
+                kinds,
+                consequence,
+                f"; raise retrieval.wikipedia.{stage}_max_tokens" if "truncated" in failed else "",
+            )
+        return completions
+
     def _summarise(self, questions: Sequence[str], articles: list[list[WikiArticle]], backend: Backend) -> list:
         jobs = [(i, a) for i, found in enumerate(articles) for a in found]
         requests = [
@@ -191,7 +216,7 @@ class WikipediaContext:
             for i, a in jobs
         ]
         summaries: list[list[WikiArticle]] = [[] for _ in questions]
-        for (i, article), completion in zip(jobs, backend.generate(requests), strict=True):
+        for (i, article), completion in zip(jobs, self._generate("summary", requests, backend), strict=True):
             text = completion.text.strip() if completion.ok else ""
             summaries[i].append(WikiArticle(article.title, article.url, text or article.text))
         return summaries
