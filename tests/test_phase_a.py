@@ -343,5 +343,9 @@ def test_the_ceiling_on_a_real_batch_is_explained(shared_dir, tmp_path_factory):
 
     submission = {"questions": [submission_entry(a) for a in answers]}
     metrics = evaluate_submission(golden_path, submission, phase="A", rouge=False, bootstrap=0).metrics
-    assert metrics["documents.MAP"] > 0.9 and metrics["snippets.MAP"] > 0.8
-    assert sum(t["extraction"]["dropped"] for t in traces) == 0
+    # documents: perfect, except what the 10-document limit costs questions with more golden documents
+    capped = [min(len(set(q.documents)), 10) / len(set(q.documents)) for q in questions]
+    assert metrics["documents.MAP"] == 1.0
+    assert metrics["documents.MF1"] == pytest.approx(sum(2 * r / (1 + r) for r in capped) / len(capped), abs=1e-12)
+    # snippets: every golden quote is placed (none dropped); the 10-snippet limit and trailing spaces cost the rest
+    assert sum(t["extraction"]["dropped"] for t in traces) == 0 and metrics["snippets.MAP"] > 0.93
