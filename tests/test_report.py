@@ -261,7 +261,7 @@ def _break(kind: str, run: Path) -> None:
         ("metrics.json is a list", "metrics.json is not a JSON object"),
         (
             "per-question file cut at a line boundary",
-            "incomplete: per_question.jsonl holds 10 of the run's 16 questions (cut short?): not pooled",
+            "incomplete: per_question.jsonl holds 1 of the 3 list questions the run scored (cut short?): not pooled",
         ),
         ("unreadable run identity", "run_identity.json holds no 'identity' object"),
     ],
@@ -718,3 +718,15 @@ def test_the_resolution_line_says_what_holm_can_reach(tests, bootstrap, expected
 
     frame = pd.DataFrame(tests, columns=["n", "test"])
     assert expected in resolution_note(frame, bootstrap)
+
+
+def test_a_question_without_golden_answers_is_no_missing_record(tmp_path):
+    """The evaluator scores 15 of 16 questions (one has no golden answer): 15 per-question records are complete."""
+    data = json.loads(demo_golden_path().read_text())
+    for key in ("exact_answer", "ideal_answer", "documents", "snippets"):
+        data["questions"][0].pop(key, None)
+    golden = tmp_path / "G_golden.json"
+    golden.write_text(json.dumps(data))
+    synthetic_run(tmp_path / "runs" / "a", golden, "synthetic-a", 0, 0.5, bootstrap=0)
+    report = build_report(tmp_path / "runs", bootstrap=0, figures=False, baselines=False)
+    assert report.warnings == [] and set(report.results["config"]) == {"synthetic-a 0-shot"}

@@ -292,14 +292,26 @@ def _name(cfg: dict[str, Any], facts: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_complete(per_question: list[dict[str, Any]] | None, facts: dict[str, Any]) -> None:
-    expected = facts.get("run.questions")
-    if per_question is None or not isinstance(expected, int) or isinstance(expected, bool):
+def _check_complete(per_question: list[dict[str, Any]] | None, evaluation: dict[str, Any], facts: dict[str, Any]):
+    """Refuse a per-question file with fewer records than the run scored: per question group, the evaluator's
+    ``counts`` (else, for runs that recorded none, ``run.questions``)."""
+    if per_question is None:
         return
+    counts = evaluation.get("counts")
+    if isinstance(counts, dict):
+        for group, expected in counts.items():
+            found = sum(1 for r in per_question if any(k.startswith(f"{group}.") for k in r))
+            if isinstance(expected, int) and found < expected:
+                raise SkippedRun(
+                    f"incomplete: {PER_QUESTION} holds {found} of the {expected} {group} questions the run scored "
+                    "(cut short?): not pooled"
+                )
+        return
+    expected = facts.get("run.questions")
     found = len({r.get("id") for r in per_question})
-    if found < expected:
+    if isinstance(expected, int) and not isinstance(expected, bool) and found < expected:
         raise SkippedRun(
-            f"incomplete: per_question.jsonl holds {found} of the run's {expected} questions (cut short?): not pooled"
+            f"incomplete: {PER_QUESTION} holds {found} of the run's {expected} questions (cut short?): not pooled"
         )
 
 
@@ -331,7 +343,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     if name:  # an ensemble (run.model names its members' models) or a model-free run: not the config's default model
         model = facts.get("run.model", name) if _dig(cfg, "task.name") == "ensemble" else name
     per_question = read_per_question(run_dir)
-    _check_complete(per_question, facts)
+    _check_complete(per_question, evaluation, facts)
     return Run(
         path=run_dir,
         model=str(model),
