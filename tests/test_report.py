@@ -603,8 +603,8 @@ def _as(run: Path, task: str, **extra) -> Path:
     metrics = json.loads((run / "metrics.json").read_text())
     if task == "ensemble":
         config["ensemble"] = {"runs": extra["members"], "rrf_k": 60, "ideal": "member"}
-        metrics["run.model"] = "ensemble(" + " + ".join("synthetic-a" for _ in extra["members"]) + ")"
-        metrics["ensemble.members"] = extra["members"]
+        metrics["run"]["model"] = "ensemble(" + " + ".join("synthetic-a" for _ in extra["members"]) + ")"
+        metrics["ensemble"] = {"members": extra["members"]}
     else:
         config["retrieval"] = {"phase_a": {"strategy": "bm25"}, "wikipedia": None}
     config_path.write_text(yaml.safe_dump(config))
@@ -632,6 +632,8 @@ def test_labels_say_what_ran(tmp_path, runs, labels):
     report = build_report(tmp_path / "runs", bootstrap=0, figures=False, baselines=False)
     assert sorted(set(report.results["config"])) == labels
     assert not any("smollm2" in label or "3-shot" in label for label in report.results["config"])
+    assert set(report.results["model"]) <= {"bm25", "ensemble(synthetic-a + synthetic-a)"}
+    assert report.results["shots"].isna().all()
 
 
 def test_two_ensembles_of_members_with_the_same_names_stay_apart(tmp_path):
