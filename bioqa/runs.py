@@ -19,6 +19,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from bioqa.rundir import HOLDER, HYDRA_DIR, HYDRA_FILES, IDENTITY, LOCK, PROVENANCE, write_json
+
 log = logging.getLogger(__name__)
 
 #: One id per process: with the timestamp it keeps run directories of jobs started in the same second apart.
@@ -149,16 +151,6 @@ def provenance(data_files: Iterable[str | os.PathLike] = ()) -> dict[str, Any]:
     }
 
 
-def write_json(path: str | os.PathLike, payload: Any) -> Path:
-    """Write JSON atomically (a crash never leaves a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
 def write_provenance(run_dir: str | os.PathLike, data_files: Iterable[str | os.PathLike] = ()) -> dict:
     """``provenance.json`` in ``run_dir``; packages that differ from the lock are also said on stderr."""
     info = provenance(data_files)
@@ -166,17 +158,8 @@ def write_provenance(run_dir: str | os.PathLike, data_files: Iterable[str | os.P
         shown = ", ".join(f"{n} {v['installed']} (locked {v['locked']})" for n, v in list(differ.items())[:5])
         more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
         log.warning("installed packages differ from requirements.lock: %s%s (recorded in provenance.json)", shown, more)
-    write_json(Path(run_dir) / "provenance.json", info)
+    write_json(Path(run_dir) / PROVENANCE, info)
     return info
-
-
-#: What binds a run directory to the config that produced its answers (see :class:`RunDirectory`).
-IDENTITY_FILE = "run_identity.json"
-LOCK_FILE = ".run.lock"
-HOLDER_FILE = ".run.holder.json"
-#: Hydra's record of the config, which Hydra rewrites before any bioqa code runs; kept in the identity file so that
-#: a refused run can put the live run's copies back.
-HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -213,11 +196,11 @@ class RunDirectory:
 
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(self.path / LOCK_FILE, timeout=0)
+        self._lock = FileLock(self.path / LOCK, timeout=0)
 
     @property
     def identity_path(self) -> Path:
-        return self.path / IDENTITY_FILE
+        return self.path / IDENTITY
 
     def recorded(self) -> dict[str, Any] | None:
         """The identity file's content, or ``None`` when the directory has never been bound."""
@@ -246,7 +229,7 @@ class RunDirectory:
             return
         for name, text in saved.items():
             if name in HYDRA_FILES and text is not None:
-                (self.path / ".hydra" / name).write_text(text, encoding="utf-8")
+                (self.path / HYDRA_DIR / name).write_text(text, encoding="utf-8")
 
     def __enter__(self) -> RunDirectory:
         from filelock import Timeout
@@ -256,7 +239,7 @@ class RunDirectory:
         try:
             self._lock.acquire()
         except Timeout:
-            holder = self.path / HOLDER_FILE
+            holder = self.path / HOLDER
             try:
                 info = json.loads(holder.read_text(encoding="utf-8"))
                 who = f"pid {info['pid']} on {info['host']}, started {info['started']}"
@@ -267,7 +250,7 @@ class RunDirectory:
                 f"{self.path} is in use by {who}: wait for that run to end, or choose another hydra.run.dir"
             ) from None
         write_json(
-            self.path / HOLDER_FILE,
+            self.path / HOLDER,
             {
                 "pid": os.getpid(),
                 "host": platform.node(),
@@ -277,7 +260,7 @@ class RunDirectory:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        (self.path / HOLDER_FILE).unlink(missing_ok=True)
+        (self.path / HOLDER).unlink(missing_ok=True)
         self._lock.release()
 
     def bind(self, identity: dict[str, Any]) -> None:
@@ -301,7 +284,7 @@ class RunDirectory:
                     "Rerun with the recorded settings to resume, or choose another hydra.run.dir"
                 )
             return
-        hydra_dir = self.path / ".hydra"
+        hydra_dir = self.path / HYDRA_DIR
         write_json(
             self.identity_path,
             {

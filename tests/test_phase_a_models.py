@@ -11,7 +11,7 @@ from test_run_identity import run
 
 from bioqa.models import Completion
 from bioqa.retrieval.wikipedia import WikiArticle, WikipediaContext
-from bioqa.runs import IDENTITY_FILE
+from bioqa.rundir import IDENTITY
 
 
 def test_each_stage_asks_its_own_model_and_the_identity_records_it(tmp_path, backends):  # noqa: F811
@@ -22,7 +22,7 @@ def test_each_stage_asks_its_own_model_and_the_identity_records_it(tmp_path, bac
     asked = [r.messages[-1]["content"] for r in main.requests]
     assert asked and not any("extract relevant sentences" in text for text in asked)
     assert any("wrap the final query in ## tags" in text for text in asked)
-    identity = json.loads((tmp_path / "run" / IDENTITY_FILE).read_text())["identity"]
+    identity = json.loads((tmp_path / "run" / IDENTITY).read_text())["identity"]
     assert identity["retrieval"]["phase_a_backends"] == {
         "extract": {"kind": "scripted", "model_id": "scripted:gpt-3.5-turbo-0125"}
     }

@@ -16,7 +16,8 @@ from bioqa.models import Completion
 from bioqa.pipeline import app
 from bioqa.pipeline.query_pool import main
 from bioqa.resources import demo_golden_path
-from bioqa.runs import IDENTITY_FILE, file_sha256
+from bioqa.rundir import IDENTITY
+from bioqa.runs import file_sha256
 
 PAPER = ["task=phase_a", "retrieval=tantivy", "retrieval/phase_a=paper", "data.types=null", "data.limit=4"]
 PAPER += ["retrieval.phase_a.extract_documents=2", "retrieval.phase_a.show_progress=false"]
@@ -49,7 +50,7 @@ def test_a_paper_run_becomes_a_pool_whose_top_shots_a_later_run_uses(tmp_path, b
     pool = json.loads(pool_path.read_text())
     assert pool["kind"] == "bioqa.query_shot_pool"
     assert pool["source"]["run_dir"] == str(run_dir.resolve())
-    assert pool["source"]["run_identity_sha256"] == file_sha256(run_dir / IDENTITY_FILE)
+    assert pool["source"]["run_identity_sha256"] == file_sha256(run_dir / IDENTITY)
     rows = {r["id"]: r for r in evaluate_phase_a(demo_golden_path(), run_dir / "submission.json").per_question}
     traces = {t["id"]: t for t in json.loads((run_dir / "phase_a_traces.json").read_text())}
     f1s = [s["f1"] for s in pool["shots"]]
@@ -68,7 +69,7 @@ def test_a_paper_run_becomes_a_pool_whose_top_shots_a_later_run_uses(tmp_path, b
     later.mkdir()
     overrides = [*PAPER, "retrieval.phase_a.shots.query=2", f"retrieval.phase_a.shot_files.query={pool_path}"]
     run(later, *overrides)
-    identity = json.loads((later / "run" / IDENTITY_FILE).read_text())["identity"]["retrieval"]
+    identity = json.loads((later / "run" / IDENTITY).read_text())["identity"]["retrieval"]
     assert identity["phase_a_shot_files_sha256"] == {"query": file_sha256(pool_path)}
     first = backends.built[-1].calls[0][0].messages
     assert [m["content"] for m in first if m["role"] == "assistant"] == [s["completion"] for s in pool["shots"][:2]]

@@ -23,19 +23,18 @@ from typing import Any
 from bioqa.config.common import check_file, read_json_file, read_questions
 from bioqa.errors import DataFileError, error_boundary
 from bioqa.evaluation.official import evaluate_phase_a
-from bioqa.pipeline.inference import SUBMISSION
 from bioqa.pipeline.phase_a_paper import POOL_KIND
-from bioqa.runs import IDENTITY_FILE, file_sha256, write_json
+from bioqa.rundir import IDENTITY, PHASE_A_TRACES, SUBMISSION, write_json
+from bioqa.runs import file_sha256
 
-TRACES = "phase_a_traces.json"
 MEASURE = "documents"
 
 
 def _completions(run_dir: Path) -> dict[str, str]:
     """The completion behind each question's first model query (a failed request has none)."""
-    traces = read_json_file("RUN_DIR", str(run_dir / TRACES))
+    traces = read_json_file("RUN_DIR", str(run_dir / PHASE_A_TRACES))
     if not isinstance(traces, list) or not all(isinstance(t, dict) and "queries" in t for t in traces):
-        raise DataFileError(f"RUN_DIR={run_dir}: {TRACES} is not a list of Phase A traces")
+        raise DataFileError(f"RUN_DIR={run_dir}: {PHASE_A_TRACES} is not a list of Phase A traces")
     found = {}
     for trace in traces:
         first = next((q for q in trace["queries"] if q.get("source") == "llm"), None)
@@ -51,7 +50,7 @@ def _completions(run_dir: Path) -> dict[str, str]:
 def build_pool(run_dir: str | Path, golden: str) -> dict[str, Any]:
     """The pool of ``run_dir`` (a finished Phase A run on the batch of ``golden``)."""
     run_dir = Path(run_dir)
-    identity = read_json_file("RUN_DIR", str(run_dir / IDENTITY_FILE))
+    identity = read_json_file("RUN_DIR", str(run_dir / IDENTITY))
     recorded = (identity.get("identity") or {}).get("data", {}).get("sha256") if isinstance(identity, dict) else None
     golden_sha = file_sha256(check_file("--golden", golden))
     if recorded != golden_sha:
@@ -77,7 +76,7 @@ def build_pool(run_dir: str | Path, golden: str) -> dict[str, Any]:
         "kind": POOL_KIND,
         "source": {
             "run_dir": str(run_dir.resolve()),
-            "run_identity_sha256": file_sha256(run_dir / IDENTITY_FILE),
+            "run_identity_sha256": file_sha256(run_dir / IDENTITY),
             "golden": str(Path(golden).resolve()),
             "golden_sha256": golden_sha,
             "measure": f"official Phase A {MEASURE} precision / recall / F1 per question",

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from bioqa.errors import ConfigError
 from bioqa.loggers import build_loggers, say_where_offline_runs_are
 from bioqa.models.adapters import LoraSettings
+from bioqa.rundir import MERGED_DIR
 from bioqa.runs import write_provenance
 from bioqa.training.config import validate_train_config
 from bioqa.training.recipe import DataSettings, OptimSettings, TrainResult, train
@@ -75,6 +76,6 @@ def train_from_config(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         from bioqa.models.adapters import load_adapter, merge_and_save
 
         base = instantiate(cfg.model.backend, adapter=None).model  # the full-precision base
-        merged = merge_and_save(load_adapter(base, result.adapter_dir), output_dir / "merged", tokenizer)
+        merged = merge_and_save(load_adapter(base, result.adapter_dir), output_dir / MERGED_DIR, tokenizer)
         log.info("merged model written to %s", merged)
     return result
