@@ -323,7 +323,7 @@ def test_oracle_misuse_is_one_clear_error(config, backend, golden, message, inde
     from dataclasses import replace
 
     batch = questions[:3] if golden else [replace(q, documents=[], snippets=[]) for q in questions[:3]]
-    node = OmegaConf.load(CONF).phase_a
+    node = OmegaConf.load(CONF)
     node.merge_with(config)
     with pytest.raises(ValueError, match=re.escape(message)):
         settings = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
