@@ -175,3 +175,20 @@ def test_the_summary_goes_before_the_snippets_of_every_answer_prompt(json_server
 )
 def test_hashtag_titles_on_the_papers_reply_shapes(text, titles):
     assert parse_hashtag_titles(text) == titles
+
+
+def test_prefetch_full_fills_the_whole_texts_for_offline_paper_runs(json_server, tmp_path, capsys):
+    from bioqa.retrieval.wikipedia import main
+
+    api = MediaWiki()
+    titles = tmp_path / "titles.txt"
+    titles.write_text("Aspirin\nReye syndrome\n", encoding="utf-8")
+    argv = ["--cache", str(tmp_path / "wiki.sqlite"), "--titles", str(titles), "--full", "--no-progress"]
+    counts = main([*argv, "--api-url", json_server(api) + "/w/api.php"])
+    assert (counts["fetched"], counts["pages"]) == (2, 2)
+    cache = WikipediaCache(tmp_path / "wiki.sqlite")
+    assert [cache.get("en", t, full=True).text for t in ("Aspirin", "Reye syndrome")] == [
+        FULL["Aspirin"],
+        FULL["Reye syndrome"],
+    ]
+    assert cache.counts("en") == {"pages": 0, "missing": 0, "redirects": 0, "wanted": 0}
