@@ -202,6 +202,7 @@ shots.query=1 shot_files.query={golden} | {golden}: not a query shot pool
 shots.query=1 shot_files.query={truncated} | {truncated}: not valid JSON
 shots.extract=-1 | shots.extract=-1: expected a whole number of shots
 +shots.expand=1 | unknown stage 'expand'
+shots=3 | shots=3: expected {query: ..., extract: ..., rerank: ...}
 """.strip().splitlines()
     )
 ]

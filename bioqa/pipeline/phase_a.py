@@ -93,13 +93,13 @@ class PhaseAConfig:
             raise ValueError(f"oracle_stages: {unknown} are not stages; choose from {list(ORACLE_STAGES)}")
         if self.oracle_stages and self.strategy != "llm":
             raise ValueError("oracle_stages replace the model's stages: they need strategy 'llm'")
-        keys = PROMPT_KEYS + (("query_shot",) if self.style == "paper" and self.shots.get("query") else ())
+        if self.strategy == "llm" and self.style == "paper":
+            self.stage_shots = load_stage_shots(self.shots, self.shot_files)
+        keys = PROMPT_KEYS + (("query_shot",) if self.stage_shots.get("query") else ())
         keys += ("wiki_query",) if self.query_source == "more_like_this" else ()
         missing = [k for k in keys if not self.prompts.get(k)]
         if self.strategy == "llm" and missing:
             raise ValueError(f"phase A config: prompt templates missing for {missing}")
-        if self.strategy == "llm" and self.style == "paper":
-            self.stage_shots = load_stage_shots(self.shots, self.shot_files)
 
 
 @dataclass

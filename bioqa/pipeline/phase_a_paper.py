@@ -94,6 +94,9 @@ def load_stage_shots(shots: dict[str, int], shot_files: dict[str, str | None]) -
     """The shot turns of every stage (``retrieval.phase_a.shots`` / ``shot_files``): query ``(question,
     completion)`` pairs from a pool, extraction and rerank chat messages; ``n > 0`` without a file, an unknown stage
     or a negative ``n`` is an error."""
+    for key, value in (("shots", shots), ("shot_files", shot_files)):
+        if not isinstance(value, dict):
+            raise ConfigError(f"retrieval.phase_a.{key}={value}: expected {{query: ..., extract: ..., rerank: ...}}")
     unknown = sorted(set(shots) - set(STAGES)) + sorted(set(shot_files) - set(STAGES))
     if unknown:
         raise ConfigError(
