@@ -21,8 +21,7 @@ def main(cfg: DictConfig) -> None:
         validate_report_config(cfg)
         report_from_config(cfg)
         return
-    validate_evaluate_config(cfg)
-    evaluate_from_config(cfg)
+    evaluate_from_config(validate_evaluate_config(cfg), cfg.paths.output_dir)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from helpers import CONF, ROOT, ScriptedBackend, compose_config, in_tmp
 
 import bioqa.answers
 from bioqa.answers import answer_style, registry
+from bioqa.config.common import check_prompt
 from bioqa.pipeline.answering import AnsweringConfig, answer_questions
-from bioqa.pipeline.app import prompt_config
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import PromptBuilder
 
@@ -56,7 +56,7 @@ def cfg(example, tmp_path):
 
 @pytest.mark.parametrize("structured", [True, False])
 def test_the_style_shapes_prompts_and_shots(cfg, demo_questions, structured):
-    config = prompt_config(cfg.prompt, "demo")
+    config = check_prompt(cfg.prompt, "demo")
     builder = PromptBuilder(config.__class__(**{**config.__dict__, "structured": structured}))
     question = next(q for q in demo_questions if q.type == "yesno")
     built = builder.build(question, "exact")
@@ -90,7 +90,7 @@ def test_the_style_parses_replies(example, reply, value, details, method):
 
 
 def test_answers_are_recorded_with_their_style_and_confidence(cfg, demo_questions, tmp_path):
-    builder = PromptBuilder(prompt_config(cfg.prompt, "demo"))
+    builder = PromptBuilder(check_prompt(cfg.prompt, "demo"))
     questions = [q for q in demo_questions if q.type == "yesno"][:2]
     backend = ScriptedBackend(lambda user: '{"answer": "no", "confidence": "low"}')
     journal = PredictionJournal(tmp_path / "predictions.jsonl")
