@@ -61,7 +61,6 @@ class ReportConfig(OpenSection):
     bootstrap: NonNegative = Field(description="0 or more resamples for the 95% CIs and paired tests")
     seed: Seed
 
-
     @field_validator("report", mode="before")
     @classmethod
     def _sources(cls, value: object) -> object:
