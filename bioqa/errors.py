@@ -39,6 +39,10 @@ class RunConflictError(BioQAError):
     """A run directory that belongs to another config, or that another live process holds."""
 
 
+class MissingCredentials(BioQAError, OSError):
+    """An API key (or other credential) the environment does not hold: name the variable to set."""
+
+
 class BackendAuthError(BioQAError):
     """The model API refused the credentials: every further request would fail the same way."""
 
@@ -105,8 +109,9 @@ def _describe_instantiation(error: BaseException) -> str | None:
     if isinstance(cause, ImportError) and str(error).startswith("Error locating target"):
         target = str(error).split("'")[1]
         return f"{where}._target_={target}: cannot be imported ({' '.join(str(cause).split())})"
-    reason = describe(cause) if isinstance(cause, OSError) else None
-    return f"{where}: {reason}" if reason else None
+    if isinstance(cause, OSError):  # a file, a connection, weights transformers cannot find: the first line says
+        return f"{where}: {describe(cause) or str(cause).strip().splitlines()[0]}"
+    return None
 
 
 def error_boundary(entry: F) -> F:

@@ -146,6 +146,10 @@ infer    | task=ensemble ensemble.runs=[a,b] ensemble.rrf_k=-1 | ensemble.rrf_k=
 infer    | prompt.templates.exact.yesno.user='{snippets}{questoin}' | unknown placeholder {questoin}
 infer    | task=phase_a retrieval=tantivy retrieval.phase_a.prompts.query='Find:{querstion}' | {querstion}
 infer    | retrieval=wikipedia retrieval.wikipedia.prompts.titles='{question}{n}' | unknown placeholder {n}
+# first contact: a remote model without its API key, named before anything runs
+infer    | model=gpt-3.5-turbo model.backend.api_key_env=BIOQA_NO_SUCH_KEY | variable BIOQA_NO_SUCH_KEY (the API key
+train    | model=mixtral prompt=10shot | are not in the Hugging Face cache && pass model.backend.model_path=DIR
+infer    | model=mixtral | model.backend.model_path=mistralai/Mixtral-8x7B-Instruct-v0.1: the weights are not in
 # several problems at once: every one reported, on one line (a row's `&&` parts are all in it)
 infer    | +foo=1 data.limit=0 answering.chunk_size=0 | foo: unknown && ; data.limit=0 && ; answering.chunk_size=0
 infer    | prompt.n_shots=-1 data.limit=0 | data.limit=0: Input should be && ; prompt.n_shots=-1: Input should be
@@ -363,7 +367,11 @@ MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_every_model_option_passes_infer_validation(model, tmp_path):
+def test_every_model_option_passes_infer_validation(model, tmp_path, monkeypatch):
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "FIREWORKS_AI_API_KEY"):  # the keys remote models read
+        monkeypatch.setenv(variable, "sk-test")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # hub ids not in the cache would be fetched when built
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
     adapter = tmp_path / "adapter"  # an option that needs an adapter gets one (the file validation looks for)
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
@@ -397,8 +405,11 @@ def test_a_valid_evaluation_passes_validation(tmp_path):
 
 
 @pytest.mark.parametrize("model", ["smollm2", "tiny-mixtral", "mixtral"])
-def test_train_validation_accepts_models_with_a_train_block(model, tmp_path):
+def test_train_validation_accepts_models_with_a_train_block(model, tmp_path, monkeypatch):
     from bioqa.training.config import validate_train_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # hub ids not in the cache would be fetched when built
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
 
     inputs = validate_train_config(compose_config("train", [f"model={model}", "logger=none"], tmp_path / "run"))
     questions = demo_questions()
@@ -540,7 +551,8 @@ OPEN = [
 
 
 @pytest.mark.parametrize(("name", "overrides"), OPEN, ids=lambda v: " ".join(v) if isinstance(v, list) else v)
-def test_open_sections_accept_extra_keys(name, overrides, tmp_path):
+def test_open_sections_accept_extra_keys(name, overrides, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # model=gpt-4o reads it
     cfg = compose_config(name, [f"paths.cache_dir={tmp_path}", *overrides], tmp_path / "run")
     if name == "infer":
         assert validate_infer_config(cfg).config.task.name == "phase_b"

@@ -175,3 +175,18 @@ def test_train_rules_that_fired_after_loading_the_model_fire_when_parsing(monkey
         "GB); model.train.liger=true needs the liger-kernel package: pip install liger-kernel, or set "
         "model.train.liger=false"
     )
+
+
+def test_the_first_remote_model_run_without_its_key_names_the_variable(tmp_path, monkeypatch):
+    """``python infer.py model=gpt-3.5-turbo`` without OPENAI_API_KEY: one line naming it, nothing built."""
+    from helpers import compose_config, in_tmp
+
+    from bioqa.config.infer import validate_infer_config
+    from bioqa.errors import MissingCredentials
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    cfg = in_tmp(compose_config("infer", ["model=gpt-3.5-turbo", "logger=none"], True), tmp_path)
+    with pytest.raises(MissingCredentials, match=r"^environment variable OPENAI_API_KEY \(the API key for gpt-3.5"):
+        validate_infer_config(cfg)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert validate_infer_config(cfg).config.model.name == "gpt-3.5-turbo-0125"

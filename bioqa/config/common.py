@@ -7,6 +7,7 @@ import dataclasses
 import glob
 import inspect
 import json
+import os
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from omegaconf.errors import MissingMandatoryValue
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from bioqa.data import BioASQFormatError, Question, load_questions
-from bioqa.errors import ConfigError, DataFileError, did_you_mean
+from bioqa.errors import BioQAError, ConfigError, DataFileError, did_you_mean
 from bioqa.parsing import joined, problems
 from bioqa.prompts.config import PromptConfig, PromptSettings
 
@@ -147,13 +148,13 @@ def _reported(problem: str, found: list[str]) -> bool:
 
 
 def collect(*checks: Callable[[], Any]) -> list[Any]:
-    """Run every check, then raise one :class:`ConfigError` naming every problem they raised (a
-    :class:`DataFileError` alone stays one); returns their results."""
+    """Run every check, then raise one :class:`ConfigError` naming every problem they raised (a single error is
+    raised as it is); returns their results."""
     results, errors = [], []
     for check in checks:
         try:
             results.append(check())
-        except ConfigError as error:
+        except BioQAError as error:
             errors.append(error)
             results.append(None)
     if len(errors) == 1:
@@ -238,6 +239,36 @@ def check_prompt(cfg_prompt: DictConfig, pool: str | None = None) -> PromptConfi
     check_keys(PromptSection, cfg_prompt, "prompt.")
     prompt = PromptConfig.from_dict(OmegaConf.to_container(cfg_prompt, resolve=True))
     return prompt if pool is None else dataclasses.replace(prompt, pool=pool)
+
+
+#: Values of HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE that turn downloads off (as huggingface_hub reads them).
+_TRUE = ("1", "on", "yes", "true")
+
+
+def downloads_off() -> bool:
+    """Whether Hugging Face downloads are turned off (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+    return any(os.environ.get(name, "").lower() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def check_weights(key: str, cfg: DictConfig) -> None:
+    """The model weights named at ``key`` (a directory, or a Hugging Face hub id) can be loaded: with downloads off,
+    a hub id must be in the local Hugging Face cache; otherwise one line names what to set, before minutes of
+    loading end in transformers' "couldn't connect" traceback."""
+    path = OmegaConf.select(cfg, key, default=None)
+    if not isinstance(path, str) or Path(path).expanduser().exists() or not downloads_off():
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(path, "config.json")
+    except ValueError:  # not a valid repo id either: a directory that does not exist
+        raise DataFileError(f"{key}={path}: no such directory (expected the model's weights)") from None
+    if not isinstance(cached, str):
+        raise ConfigError(
+            f"{key}={path}: the weights are not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and downloads "
+            "are off (HF_HUB_OFFLINE=1): pass model.backend.model_path=DIR (a local copy), point HF_HOME at a cache "
+            "that holds them, or allow downloads (HF_HUB_OFFLINE=0)"
+        )
 
 
 def check_file(key: str, path: str) -> str:

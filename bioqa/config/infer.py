@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
@@ -25,6 +25,7 @@ from bioqa.config.common import (
     Section,
     Seed,
     check_prompt,
+    check_weights,
     collect,
     read_questions,
     unread,
@@ -33,6 +34,7 @@ from bioqa.config.common import (
 from bioqa.data import QUESTION_TYPES, Question, select_questions
 from bioqa.errors import ConfigError
 from bioqa.evaluation.official import VERSIONS
+from bioqa.models.base import api_key
 from bioqa.parsing import joined, show
 from bioqa.prompts import PromptConfig
 from bioqa.prompts.config import ANSWER_KINDS, POOLS
@@ -230,9 +232,11 @@ def validate_infer_config(cfg: DictConfig) -> InferInputs:
     """Parse ``infer.py``'s config and read its questions (and Phase A submission) before any model is built or
     called; every problem of the config in one :class:`~bioqa.errors.ConfigError` line (a file: one
     :class:`~bioqa.errors.DataFileError` line)."""
-    checked, prompt = collect(
+    checked, prompt, *_ = collect(
         lambda: validated(InferConfig, cfg),
         lambda: check_prompt(cfg.prompt, _shot_pool(cfg)),
+        lambda: check_credentials(cfg),
+        lambda: check_weights("model.backend.model_path", cfg) if _builds_model(cfg) else None,
     )
     task, data = checked.task, checked.data
     questions = select_questions(read_questions("data.golden", data.golden), data.limit, data.types)
@@ -241,6 +245,19 @@ def validate_infer_config(cfg: DictConfig) -> InferInputs:
     if task.phase_a_submission is not None:
         read_questions("task.phase_a_submission", task.phase_a_submission)
     return InferInputs(checked, prompt, questions)
+
+
+def check_credentials(cfg: DictConfig) -> None:
+    """The API key a remote model reads (``model.backend.api_key_env``) is set, when the run builds the model (not
+    for an ensemble that writes no answer): a missing key is one line naming the variable, before anything runs."""
+    variable = OmegaConf.select(cfg, "model.backend.api_key_env", default=None)
+    if isinstance(variable, str) and variable and _builds_model(cfg):
+        api_key(variable, OmegaConf.select(cfg, "model.backend.model", default=None) or cfg.model.name)
+
+
+def _builds_model(cfg: DictConfig) -> bool:
+    """Whether the run builds ``model.backend`` (an ensemble does only to condense ideal answers)."""
+    return cfg.task.name != "ensemble" or OmegaConf.select(cfg, "ensemble.ideal", default=None) == "condense"
 
 
 def _shot_pool(cfg: DictConfig) -> str | None:

@@ -24,6 +24,7 @@ from bioqa.config.common import (
     Seed,
     check_file,
     check_prompt,
+    check_weights,
     collect,
     expand_files,
     read_questions,
@@ -184,10 +185,11 @@ def validate_train_config(cfg: DictConfig) -> TrainInputs:
         )
     golden = cfg.data.get("format") == "golden"
     pool = cfg.data.get("shot_pool")
-    config, _, prompt = collect(
+    config, _, prompt, _ = collect(
         lambda: validated(TrainConfig, cfg),
         lambda: check_trainer_arguments(list(cfg.trainer)),
         lambda: check_prompt(cfg.prompt, pool if pool in POOLS else None) if golden else None,
+        lambda: check_weights("model.train.base.model_path", cfg),
     )
     data = config.data
     train_files = expand_files("data.train_files", data.train_files) or [str(demo_golden_path())]
