@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from bioqa.cli import hydra_entry
 from bioqa.config.evaluate import validate_evaluate_config, validate_report_config
-from bioqa.errors import hydra_entry
 from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.runs import register_resolvers
 
