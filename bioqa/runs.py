@@ -139,6 +139,9 @@ def write_provenance(run_dir: str | os.PathLike, data_files: Iterable[str | os.P
     return info
 
 
+#: What ``train.py`` records beside an adapter (training config, hyper-parameters, prompt); ``infer.py`` reads
+#: the prompt back (:func:`bioqa.pipeline.app.adapter_prompt`).
+TRAINING_INFO_FILE = "bioqa_training.json"
 #: What binds a run directory to the config that produced its answers (see :class:`RunDirectory`).
 IDENTITY_FILE = "run_identity.json"
 LOCK_FILE = ".run.lock"

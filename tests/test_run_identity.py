@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from scripted_backend import ScriptedBackend, yes
 
 from bioqa.data import load_questions, select_questions
@@ -304,3 +305,57 @@ def test_phase_a_plus_prompts_carry_phase_a_snippets_and_wikipedia_context(tmp_p
         assert "Wikipedia, Marker article: WIKI-MARKER text." in prompt
         assert entry["snippets"] and entry["snippets"][0]["text"][:60] in prompt  # Phase A's own snippets too
         assert all("wikipedia" not in s["document"] for s in entry["snippets"])  # not submitted as PubMed snippets
+
+
+def trained_adapter(tmp_path: Path, prompt_option: str) -> Path:
+    """An adapter directory as ``train.py`` leaves it, as far as infer reads it: trained with ``prompt_option``."""
+    from bioqa.config.common import check_prompt
+    from bioqa.training.recipe import _prompt_json
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"prompt={prompt_option}", f"paths.root_dir={ROOT}"])
+    adapter = tmp_path / f"adapter-{prompt_option}"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    info = {"prompt": _prompt_json(check_prompt(cfg.prompt, "demo"))}
+    (adapter / "bioqa_training.json").write_text(json.dumps(info))
+    return adapter
+
+
+def run_from_command_line(tmp_path: Path, *overrides: str):
+    """:func:`run`, with Hydra's record of the command line set (what a real ``python infer.py ...`` has)."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        HydraConfig.instance().set_config(compose("infer", overrides=list(overrides), return_hydra_config=True))
+    try:
+        return run(tmp_path, *overrides)
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def identity_of(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "run" / IDENTITY_FILE).read_text())["identity"]
+
+
+def test_an_adapter_answers_with_its_training_prompt_unless_one_is_chosen(tmp_path, backends, caplog):
+    adapter = trained_adapter(tmp_path, "3shot")
+    run_from_command_line(tmp_path, f"model.adapter={adapter}")
+    identity = identity_of(tmp_path)
+    assert identity["prompt"]["n_shots"] == 3 and identity["adapter_prompt"]["source"] == "adapter"
+    assert "trained with another prompt" not in caplog.text
+
+
+def test_a_prompt_other_than_the_adapters_is_warned_and_recorded(tmp_path, backends, caplog):
+    adapter = trained_adapter(tmp_path, "3shot")
+    run_from_command_line(tmp_path, f"model.adapter={adapter}", "prompt=0shot")
+    identity = identity_of(tmp_path)
+    assert identity["prompt"]["n_shots"] == 0
+    assert identity["adapter_prompt"]["matches_training"] is False
+    assert identity["adapter_prompt"]["training"]["n_shots"] == 3
+    assert f"model.adapter={adapter} was trained with another prompt (3 shots" in caplog.text
+
+
+def test_the_adapters_own_prompt_chosen_again_is_no_mismatch(tmp_path, backends, caplog):
+    adapter = trained_adapter(tmp_path, "1shot")
+    run_from_command_line(tmp_path, f"model.adapter={adapter}", "prompt=1shot")
+    assert identity_of(tmp_path)["adapter_prompt"]["matches_training"] is True
+    assert "trained with another prompt" not in caplog.text

@@ -15,9 +15,9 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bioqa.models.moe import add_expert_lora, expert_lora_state_dict, load_expert_lora
+from bioqa.runs import TRAINING_INFO_FILE
 
 EXPERT_LORA_FILE = "expert_lora.safetensors"
-TRAINING_INFO_FILE = "bioqa_training.json"
 
 
 @dataclass(frozen=True)

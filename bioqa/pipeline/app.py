@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,7 +25,7 @@ from bioqa.pipeline.accounting import check_failures
 from bioqa.pipeline.answering import AnsweringConfig
 from bioqa.pipeline.inference import PREDICTIONS, EvaluationOptions, InferenceResult, run_inference
 from bioqa.prompts import PromptBuilder, PromptConfig
-from bioqa.runs import RunDirectory, file_sha256, write_json, write_provenance
+from bioqa.runs import TRAINING_INFO_FILE, RunDirectory, file_sha256, write_json, write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,64 @@ def with_shot_pool(prompt: PromptConfig, fallback: str | None = None, answering:
         prompt.pool_path,
     )
     return dataclasses.replace(prompt, pool="demo")
+
+
+def trained_prompt(adapter: str | None) -> PromptConfig | None:
+    """The prompt settings an adapter was trained with (``bioqa_training.json``, written by ``train.py``), or
+    ``None`` (no adapter, trained on chat JSONL, or a record that no longer parses: warned)."""
+    record = Path(adapter) / TRAINING_INFO_FILE if adapter else None
+    if record is None or not record.is_file():
+        return None
+    values = json.loads(record.read_text(encoding="utf-8")).get("prompt")
+    try:
+        return PromptConfig.from_dict(values, prefix=f"{record}: prompt.") if values else None
+    except ConfigError as error:
+        log.warning("the adapter's training prompt is not used: %s", error)
+        return None
+
+
+def prompt_style(prompt: PromptConfig) -> dict[str, Any]:
+    """What makes two prompts ask the same way (not where the shots come from)."""
+    return {k: v for k, v in _prompt_identity(prompt).items() if k not in ("pool", "pool_path")}
+
+
+def _style_line(prompt: PromptConfig) -> str:
+    return f"{prompt.n_shots} shots, selection={prompt.selection}, snippet_format={prompt.snippet_format}, " + (
+        f"structured={str(prompt.structured).lower()}"
+    )
+
+
+def adapter_prompt(
+    adapter: str | None, prompt: PromptConfig, chosen: bool
+) -> tuple[PromptConfig, dict[str, Any] | None]:
+    """The prompt a run answers with, and what its identity records about the adapter's training prompt: without a
+    prompt chosen on the command line (``chosen``), the prompt the adapter was trained with (shots from the run's
+    pool); with one that asks differently, that prompt, warned about on stderr."""
+    trained = trained_prompt(adapter)
+    if trained is None:
+        return prompt, None
+    if not chosen:
+        log.info("prompt: the one model.adapter=%s was trained with (%s)", adapter, _style_line(trained))
+        used = dataclasses.replace(trained, pool=prompt.pool, pool_path=prompt.pool_path)
+        return used, {"source": "adapter", "matches_training": True}
+    matches = prompt_style(trained) == prompt_style(prompt)
+    if not matches:
+        log.warning(
+            "model.adapter=%s was trained with another prompt (%s) than this run's (%s); answers may suffer: "
+            "choose the training prompt, or drop the prompt override to use it (recorded in run_identity.json)",
+            adapter,
+            _style_line(trained),
+            _style_line(prompt),
+        )
+    return prompt, {"source": "command line", "matches_training": matches, "training": prompt_style(trained)}
+
+
+def prompt_chosen() -> bool:
+    """Whether the command line chose the prompt (``prompt=...``, ``prompt.*=...``); outside a Hydra run, yes."""
+    if not HydraConfig.initialized():
+        return True
+    keys = (o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task)
+    return any(key == "prompt" or key.startswith("prompt.") for key in keys)
 
 
 def _retrieval_identity(config: InferConfig) -> dict[str, Any]:
@@ -74,13 +133,19 @@ def _prompt_identity(prompt: PromptConfig) -> dict[str, Any]:
 
 
 def run_identity(
-    config: InferConfig, prompt: PromptConfig, backend: Backend, answering: AnsweringConfig
+    config: InferConfig,
+    prompt: PromptConfig,
+    backend: Backend,
+    answering: AnsweringConfig,
+    adapter_prompt: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything that determines a run's answers: model, the prompt config actually used, the question file's
-    content and selection, decoding, task and retrieval. Scoring options are not part of it (a resume may
-    rescore)."""
+    """Everything that determines a run's answers: model, the prompt config actually used (and, with an adapter,
+    how it relates to the adapter's training prompt), the question file's content and selection, decoding, task and
+    retrieval. Scoring options are not part of it (a resume may rescore)."""
     data, task = config.data, config.task
+    adapter = {"adapter_prompt": adapter_prompt} if adapter_prompt is not None else {}
     return {
+        **adapter,
         "backend": {"kind": backend.kind, "model_id": backend.model_id},
         "prompt": _prompt_identity(prompt) if answering.kinds else None,
         "data": {
@@ -232,14 +297,15 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
     questions = inputs.questions
     log.info("%d questions from %s", len(questions), config.data.golden)
     answering = answering_config(config)
-    prompt = with_shot_pool(inputs.prompt, config.data.shot_pool_fallback, bool(answering.kinds))
+    prompt, trained = adapter_prompt(config.model.adapter, inputs.prompt, prompt_chosen())
+    prompt = with_shot_pool(prompt, config.data.shot_pool_fallback, bool(answering.kinds))
     run_info = {"run.shot_pool": prompt.pool if prompt.n_shots and answering.kinds else None}
     if prompt.n_shots and prompt.pool != inputs.prompt.pool:
         run_info["run.shot_pool_requested"] = inputs.prompt.pool
     with RunDirectory(output_dir) as run:
         backend = build_backend(cfg.model, cache_path)
         try:
-            run.bind(run_identity(config, prompt, backend, answering))
+            run.bind(run_identity(config, prompt, backend, answering, trained))
             write_provenance(output_dir, [config.data.golden])
             phase_a = None
             if config.task.snippets == "phase_a":
