@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, ClassVar, Literal
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from bioqa.config.common import (
     AdapterDir,
@@ -82,39 +82,52 @@ class Index(OpenSection):
     corpus_path: ExistingFile | None = Field(None, description="a JSONL corpus file")
 
 
-def prompts(**placeholders: tuple[str, ...]) -> type[Section]:
-    """A section of named prompt templates, each filling the given placeholders (:mod:`bioqa.prompts.template`;
-    other braces are literal): an unknown one is refused before any model is called."""
+class Prompts(Section):
+    """Named prompt templates in bioqa's one template language (:mod:`bioqa.prompts.template`: other braces are
+    literal); ``FILLS``: the placeholders each one fills, the first of them required. An unknown placeholder is
+    refused before any model is called."""
 
-    def check(cls: type, text: str, info: ValidationInfo) -> str:
-        allowed = placeholders[info.field_name]
-        check_template(text, allowed, allowed[:1])  # the first one (the question) is required
+    FILLS: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    @field_validator("*")
+    @classmethod
+    def _placeholders(cls, text: str, info: ValidationInfo) -> str:
+        fills = cls.FILLS[info.field_name]
+        check_template(text, fills, fills[:1])
         return text
 
-    fields: dict[str, Any] = {name: (str, Field(description=_fills(names))) for name, names in placeholders.items()}
-    validators = {"_placeholders": field_validator(*placeholders)(classmethod(check))}
-    return create_model("Prompts", __base__=Section, __validators__=validators, **fields)
+
+class PhaseAPrompts(Prompts):
+    FILLS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "system": (),
+        "query": ("question",),
+        "broader": ("question", "failed_queries"),
+        "extract": ("question", "title", "abstract"),
+        "rerank": ("question", "snippets"),
+    }
+    system: str
+    query: str = Field(description="a template filling {question}")
+    broader: str = Field(description="a template filling {question}, {failed_queries}")
+    extract: str = Field(description="a template filling {question}, {title}, {abstract}")
+    rerank: str = Field(description="a template filling {question}, {snippets}")
 
 
-def _fills(names: tuple[str, ...]) -> str:
-    return "a template filling " + (", ".join(f"{{{n}}}" for n in names) or "nothing")
-
-
-PhaseAPrompts = prompts(
-    system=(),
-    query=("question",),
-    broader=("question", "failed_queries"),
-    extract=("question", "title", "abstract"),
-    rerank=("question", "snippets"),
-)
-WikipediaPrompts = prompts(system=(), titles=("question", "k"), summary=("question", "title", "text"))
+class WikipediaPrompts(Prompts):
+    FILLS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "system": (),
+        "titles": ("question", "k"),
+        "summary": ("question", "title", "text"),
+    }
+    system: str
+    titles: str = Field(description="a template filling {question}, {k}")
+    summary: str = Field(description="a template filling {question}, {title}, {text}")
 
 
 class PhaseA(OpenSection):
     """``retrieval.phase_a``: a ``_target_`` (PhaseAConfig); its other keyword arguments are checked when built."""
 
     strategy: Literal["llm", "bm25"] = Field("llm", description="llm or bm25")
-    prompts: PhaseAPrompts | None = None  # type: ignore[valid-type]
+    prompts: PhaseAPrompts | None = None
 
     @model_validator(mode="after")
     def _prompts_for_llm(self) -> PhaseA:
@@ -127,7 +140,7 @@ class Wikipedia(OpenSection):
     """``retrieval.wikipedia``: a ``_target_`` (WikipediaContext); other keyword arguments checked when built."""
 
     max_articles: NonNegative = Field(0, description="articles per question, 0 (off) or more")
-    prompts: WikipediaPrompts | None = None  # type: ignore[valid-type]
+    prompts: WikipediaPrompts | None = None
 
 
 class Retrieval(Section):
