@@ -213,12 +213,10 @@ def phase_a_metrics(stats: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
-def wikipedia_context(cfg: DictConfig, questions: list[Question], backend: Backend) -> dict[str, list[Snippet]]:
-    """Wikipedia introductions per question id, as extra context snippets for the prompts (empty when off)."""
-    wiki_cfg = cfg.retrieval.get("wikipedia")
-    if wiki_cfg is None or not wiki_cfg.max_articles:  # typed and checked by the schema
-        return {}
-    articles = instantiate(wiki_cfg).context_for([q.body for q in questions], backend)
+def wikipedia_context(node: DictConfig, questions: list[Question], backend: Backend) -> dict[str, list[Snippet]]:
+    """Wikipedia introductions per question id, as extra context snippets for the prompts (``node``: the checked
+    ``retrieval.wikipedia`` node that builds the :class:`~bioqa.retrieval.wikipedia.WikipediaContext`)."""
+    articles = instantiate(node).context_for([q.body for q in questions], backend)
     return {
         q.id: [Snippet(document=a.url, text=a.as_context(), begin_section="wikipedia") for a in found]
         for q, found in zip(questions, articles, strict=True)
@@ -296,6 +294,7 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
         return InferenceResult(output_dir, [], metrics, [])
     questions = inputs.questions
     log.info("%d questions from %s", len(questions), config.data.golden)
+    wiki = config.retrieval.wikipedia is not None and config.retrieval.wikipedia.max_articles > 0
     answering = answering_config(config)
     prompt, trained = adapter_prompt(config.model.adapter, inputs.prompt, prompt_chosen())
     prompt = with_shot_pool(prompt, config.data.shot_pool_fallback, bool(answering.kinds))
@@ -321,7 +320,7 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
                 golden_path=config.data.golden,
                 evaluation=evaluation_options(config),
                 phase_a=phase_a,
-                context=wikipedia_context(cfg, questions, backend),
+                context=wikipedia_context(cfg.retrieval.wikipedia, questions, backend) if wiki else None,
                 run_info=run_info,
             )
         finally:
