@@ -123,11 +123,36 @@ class WikipediaPrompts(Prompts):
     summary: str = Field(description="a template filling {question}, {title}, {text}")
 
 
+Share = Annotated[float, Field(strict=True, ge=0, le=1)]
+
+
+class ShotQuery(Section):
+    """One of Phase A's query-writing shots."""
+
+    question: str
+    query: str
+
+
 class PhaseA(OpenSection):
-    """``retrieval.phase_a``: a ``_target_`` (PhaseAConfig); its other keyword arguments are checked when built."""
+    """``retrieval.phase_a``: the ``_target_`` (:class:`~bioqa.pipeline.phase_a.PhaseAConfig`) Phase A runs with."""
 
     strategy: Literal["llm", "bm25"] = Field("llm", description="llm or bm25")
     prompts: PhaseAPrompts | None = None
+    fewshot: list[ShotQuery] = Field(default_factory=list, description="query-writing shots: question, query")
+    search_k: Count = Field(50, description="documents per query, at least 1")
+    max_broader_attempts: NonNegative = Field(2, description="0 or more")
+    extract_documents: Count = Field(10, description="at least 1")
+    rerank_candidates: Count = Field(30, description="at least 1")
+    min_fuzzy_ratio: Share = Field(0.65, description="0 <= min_fuzzy_ratio <= 1")
+    max_documents: Count = Field(10, description="at least 1")
+    max_snippets: Count = Field(10, description="at least 1")
+    baseline_documents: Count = Field(10, description="at least 1")
+    doc_prior_weight: Annotated[float, Field(strict=True, ge=0)] = Field(0.5, description="0 or more")
+    embedding_model: str | None = Field(None, description="a sentence-transformers model directory, or null")
+    query_max_tokens: Count = Field(96, description="at least 1")
+    extract_max_tokens: Count = Field(384, description="at least 1")
+    rerank_max_tokens: Count = Field(96, description="at least 1")
+    show_progress: Flag = True
 
     @model_validator(mode="after")
     def _prompts_for_llm(self) -> PhaseA:
@@ -137,10 +162,29 @@ class PhaseA(OpenSection):
 
 
 class Wikipedia(OpenSection):
-    """``retrieval.wikipedia``: a ``_target_`` (WikipediaContext); other keyword arguments checked when built."""
+    """``retrieval.wikipedia``: the ``_target_`` (:class:`~bioqa.retrieval.wikipedia.WikipediaContext`) that adds
+    Wikipedia introductions to the prompts."""
 
     max_articles: NonNegative = Field(0, description="articles per question, 0 (off) or more")
     prompts: WikipediaPrompts | None = None
+    max_chars: Count = Field(1500, description="at least 1")
+    summarise: Flag = False
+    language: str = "en"
+    user_agent: str | None = None
+    timeout_s: Annotated[float, Field(strict=True, gt=0)] = Field(10.0, description="above 0")
+    max_retries: NonNegative = Field(1, description="0 or more")
+    titles_max_tokens: Count = Field(64, description="at least 1")
+    summary_max_tokens: Count = Field(192, description="at least 1")
+    cache_path: str | None = Field(None, description="an SQLite file, or null")
+    offline: Flag = False
+
+    @model_validator(mode="after")
+    def _usable(self) -> Wikipedia:
+        if self.offline and self.cache_path is None:
+            raise ValueError("offline=true needs retrieval.wikipedia.cache_path (the cache it reads)")
+        if self.max_articles and self.prompts is None:
+            raise ValueError(f"max_articles={self.max_articles} needs retrieval.wikipedia.prompts")
+        return self
 
 
 class Retrieval(Section):
