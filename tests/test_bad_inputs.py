@@ -183,6 +183,7 @@ train    | +model.train.lora.rank=8 | model.train.lora.rank: unknown config key
 train    | prompt.selection=bogus | prompt.selection=bogus
 train    | ckpt_path={missing} | ckpt_path={missing}: no such file
 train    | ckpt_path=last resume_root={directory} | ckpt_path=last: no checkpoints/last.ckpt
+train    | data.pack_length=16 | data.pack_length=16 is shorter than model.train.max_length=1024
 train    | model.train.gradient_checkpointing=auto | gradient_checkpointing=auto needs model.train.memory_budget_gb
 train    | +model.train.base.experts_forward=groupd | model.train.base.experts_forward=groupd: Input should be 'routed'
 train    | data.batch_size=0 model.train.lora.r=0 +trainer.max_step=3 | ; model.train.lora.r=0 && ; trainer.max_step:

@@ -150,6 +150,14 @@ class TrainConfig(Root):
     seed: Seed
     trainer: dict[str, JsonValue]  # the Lightning Trainer's keyword arguments (names checked, values the Trainer's)
     prompt: PromptSection | None = unread("checked whole by check_prompt (data.format=golden)")
+
+    @model_validator(mode="after")
+    def _rows_fit(self) -> TrainConfig:
+        """A packed row holds at least one example of the longest length (otherwise refused after loading)."""
+        pack, longest = self.data.pack_length, self.model.train.max_length
+        if pack is not None and pack < longest:
+            raise ValueError(f"data.pack_length={pack} is shorter than model.train.max_length={longest}")
+        return self
     paths: Paths | None = unread("directories (resolved in the run)")
     logger: Loggers | None = unread("experiment loggers")
 
