@@ -152,12 +152,17 @@ class PhaseA(OpenSection):
     query_max_tokens: Count = Field(96, description="at least 1")
     extract_max_tokens: Count = Field(384, description="at least 1")
     rerank_max_tokens: Count = Field(96, description="at least 1")
+    oracle_stages: list[Literal["query", "extract", "rerank"]] = Field(
+        default_factory=list, description="stages answered from the golden file: query, extract, rerank"
+    )
     show_progress: Flag = True
 
     @model_validator(mode="after")
-    def _prompts_for_llm(self) -> PhaseA:
+    def _llm_settings(self) -> PhaseA:
         if self.strategy == "llm" and self.prompts is None:
             raise ValueError("strategy=llm needs retrieval.phase_a.prompts")
+        if self.oracle_stages and self.strategy != "llm":
+            raise ValueError("oracle_stages replace the model's stages: they need retrieval.phase_a.strategy=llm")
         return self
 
 

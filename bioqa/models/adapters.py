@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from bioqa.models.moe import add_expert_lora, expert_lora_state_dict, load_expert_lora
-from bioqa.runs import TRAINING_INFO_FILE
+from bioqa.models.lora_experts import add_expert_lora, expert_lora_state_dict, load_expert_lora
+from bioqa.rundir import TRAINING_INFO
 
 EXPERT_LORA_FILE = "expert_lora.safetensors"
 
@@ -23,7 +23,7 @@ EXPERT_LORA_FILE = "expert_lora.safetensors"
 @dataclass(frozen=True)
 class LoraSettings:
     """LoRA hyper-parameters. ``target_modules``: linear layers by name (PEFT); ``experts``: also adapt the
-    fused NF4 experts (``bioqa.models.moe.ExpertLoRA``; saved beside the PEFT adapter, loaded by
+    fused NF4 experts (``bioqa.models.lora_experts.ExpertLoRA``; saved beside the PEFT adapter, loaded by
     :func:`load_adapter`)."""
 
     r: int = 16
@@ -77,7 +77,7 @@ def save_adapter(
         save_file(experts, out_dir / EXPERT_LORA_FILE, metadata={"r": str(lora.r), "alpha": str(lora.alpha)})
     if tokenizer is not None:
         tokenizer.save_pretrained(out_dir)
-    (out_dir / TRAINING_INFO_FILE).write_text(json.dumps(info or {}, indent=2, default=str), encoding="utf-8")
+    (out_dir / TRAINING_INFO).write_text(json.dumps(info or {}, indent=2, default=str), encoding="utf-8")
     return out_dir
 
 

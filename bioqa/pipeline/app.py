@@ -17,15 +17,15 @@ from omegaconf import DictConfig, OmegaConf
 from bioqa.config.infer import InferConfig, validate_infer_config
 from bioqa.data import Question, Snippet, SystemAnswer, load_questions
 from bioqa.errors import ConfigError
-from bioqa.evaluation.cli import PER_QUESTION
 from bioqa.loggers import build_loggers, log_run
 from bioqa.models import Backend
 from bioqa.models.registry import build_backend
 from bioqa.pipeline.accounting import check_failures
 from bioqa.pipeline.answering import AnsweringConfig
-from bioqa.pipeline.inference import PREDICTIONS, EvaluationOptions, InferenceResult, run_inference
+from bioqa.pipeline.inference import EvaluationOptions, InferenceResult, run_inference
 from bioqa.prompts import PromptBuilder, PromptConfig
-from bioqa.runs import TRAINING_INFO_FILE, RunDirectory, file_sha256, write_json, write_provenance
+from bioqa.rundir import PER_QUESTION, PHASE_A_STATS, PHASE_A_TRACES, PREDICTIONS, TRAINING_INFO, write_json
+from bioqa.runs import RunDirectory, file_sha256, write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def with_shot_pool(prompt: PromptConfig, fallback: str | None = None, answering:
 def trained_prompt(adapter: str | None) -> PromptConfig | None:
     """The prompt settings an adapter was trained with (``bioqa_training.json``, written by ``train.py``), or
     ``None`` (no adapter, trained on chat JSONL, or a record that no longer parses: warned)."""
-    record = Path(adapter) / TRAINING_INFO_FILE if adapter else None
+    record = Path(adapter) / TRAINING_INFO if adapter else None
     if record is None or not record.is_file():
         return None
     values = json.loads(record.read_text(encoding="utf-8")).get("prompt")
@@ -198,8 +198,8 @@ def phase_a_answers(
 
     index = instantiate(cfg.retrieval.index)
     result = run_phase_a(questions, backend, index, instantiate(cfg.retrieval.phase_a))
-    write_json(output_dir / "phase_a_traces.json", result.traces)
-    write_json(output_dir / "phase_a_stats.json", result.stats)  # per-stage wall time, model calls and errors
+    write_json(output_dir / PHASE_A_TRACES, result.traces)
+    write_json(output_dir / PHASE_A_STATS, result.stats)  # per-stage wall time, model calls and errors
     return {a.id: a for a in result.answers}, phase_a_metrics(result.stats)
 
 

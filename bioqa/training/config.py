@@ -34,7 +34,7 @@ from bioqa.config.common import (
     validated,
 )
 from bioqa.errors import ConfigError
-from bioqa.models.moe import EXPERT_FORWARDS
+from bioqa.models.nf4_experts import EXPERT_FORWARDS
 from bioqa.parsing import joined, show
 from bioqa.prompts import EXACT_TYPES, PromptConfig
 from bioqa.prompts.config import ANSWER_KINDS, POOLS
@@ -158,6 +158,7 @@ class TrainConfig(Root):
         if pack is not None and pack < longest:
             raise ValueError(f"data.pack_length={pack} is shorter than model.train.max_length={longest}")
         return self
+
     paths: Paths | None = unread("directories (resolved in the run)")
     logger: Loggers | None = unread("experiment loggers")
 
