@@ -190,3 +190,25 @@ def test_the_first_remote_model_run_without_its_key_names_the_variable(tmp_path,
         validate_infer_config(cfg)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert validate_infer_config(cfg).config.model.name == "gpt-3.5-turbo-0125"
+
+
+def test_hub_weights_offline_are_looked_up_in_the_cache_not_fetched(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+    from omegaconf import OmegaConf
+
+    from bioqa.config.common import check_weights
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = OmegaConf.create({"model": {"backend": {"model_path": "org/model"}}})
+    with pytest.raises(ConfigError, match=r"^model.backend.model_path=org/model: the weights are not in the Hugging"):
+        check_weights("model.backend.model_path", cfg)
+    snapshot = tmp_path / "hub" / "models--org--model" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--org--model" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--model" / "refs" / "main").write_text("abc123")
+    check_weights("model.backend.model_path", cfg)  # cached: no complaint
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    check_weights("model.backend.model_path", OmegaConf.create({"model": {"backend": {"model_path": "org/other"}}}))

@@ -259,8 +259,9 @@ def check_weights(key: str, cfg: DictConfig) -> None:
         return
     from huggingface_hub import constants, try_to_load_from_cache
 
+    gguf_file = OmegaConf.select(cfg, f"{key.rpartition('.')[0]}.gguf_file", default=None)
     try:
-        cached = try_to_load_from_cache(path, "config.json")
+        cached = try_to_load_from_cache(path, gguf_file if isinstance(gguf_file, str) else "config.json")
     except ValueError:  # not a valid repo id either: a directory that does not exist
         raise DataFileError(f"{key}={path}: no such directory (expected the model's weights)") from None
     if not isinstance(cached, str):
