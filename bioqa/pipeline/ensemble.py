@@ -246,7 +246,7 @@ def run_ensemble(
     condensed: list[dict[str, Any]] = []
     if config.ideal == "condense":
         if backend is None:
-            raise ConfigError("ensemble.ideal=condense needs a model (model=...) to write the ideal answers")
+            raise ValueError("ideal='condense' needs a backend to write the ideal answers")
         condensed = condense_ideal(answers, members, backend, config.condense_max_tokens)
         failed = sum(not r["ok"] for r in condensed)
         if failed:
