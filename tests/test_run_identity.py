@@ -308,6 +308,29 @@ def test_phase_a_plus_prompts_carry_phase_a_snippets_and_wikipedia_context(tmp_p
         assert all("wikipedia" not in s["document"] for s in entry["snippets"])  # not submitted as PubMed snippets
 
 
+@pytest.mark.parametrize(("max_fraction", "exits"), [("0", True), ("0.5", False)])
+def test_failed_wikipedia_calls_are_counted_recorded_and_budgeted(max_fraction, exits, tmp_path, backends, caplog):
+    """Every title request cut at its token limit: said, in metrics.json, and a failure like a failed answer."""
+
+    def reply(request):
+        if request.json_schema and "articles" in request.json_schema.get("properties", {}):
+            return Completion.failure("truncated", "structured output cut at max_new_tokens=64")
+        return yes(request)
+
+    backends.reply = reply
+    overrides = ["retrieval=wikipedia", "retrieval.wikipedia.max_articles=2", "task.kinds=[exact]"]
+    if exits:
+        with pytest.raises(TooManyFailures, match=r"2 of 4 requests failed"):
+            run(tmp_path, *overrides, f"errors.max_fraction={max_fraction}")
+    else:
+        run(tmp_path, *overrides, f"errors.max_fraction={max_fraction}")
+    facts = read_metrics(tmp_path / "run").facts
+    assert facts["wikipedia.titles.calls"] == 2 and facts["wikipedia.titles.failed_truncated"] == 2
+    assert facts["wikipedia.questions_with_context"] == 0 and facts["wikipedia.articles"] == 0
+    assert "wikipedia: 2 of 2 titles requests failed (truncated ×2)" in caplog.text
+    assert "raise retrieval.wikipedia.titles_max_tokens" in caplog.text
+
+
 def trained_adapter(tmp_path: Path, prompt_option: str) -> Path:
     """An adapter directory as ``train.py`` leaves it, as far as infer reads it: trained with ``prompt_option``."""
     from bioqa.config.common import check_prompt
