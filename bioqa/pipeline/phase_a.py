@@ -37,6 +37,7 @@ from bioqa.errors import ConfigError
 from bioqa.models import Backend, ChatRequest, GenerationParams
 from bioqa.pipeline.phase_a_oracle import ORACLE_STAGES, PhaseAOracle
 from bioqa.pipeline.phase_a_paper import article_text, load_stage_shots, numbered_snippets, shot_question
+from bioqa.prompts.template import fill
 from bioqa.retrieval.base import Hit, SearchIndex, bow_query, search_traced
 from bioqa.retrieval.locate import Span, locate, sentence_spans
 from bioqa.retrieval.scoring import PassageScorer
@@ -47,9 +48,9 @@ PROMPT_KEYS = ("system", "query", "broader", "extract", "rerank")
 
 @dataclass
 class PhaseAConfig:
-    """Everything Phase A needs besides questions, backend and index; prompt templates use ``str.format``
-    fields (``{question}``, ``{failed_queries}``, ``{original_query}``, ``{title}``, ``{abstract}``, ``{article}``,
-    ``{snippets}``).
+    """Everything Phase A needs besides questions, backend and index; prompt templates fill ``{question}``,
+    ``{failed_queries}``, ``{original_query}``, ``{title}``, ``{abstract}``, ``{article}`` and ``{snippets}``
+    (:mod:`bioqa.prompts.template`: other braces, a JSON example, are literal).
 
     ``style="paper"``: the seed paper's prompts (:mod:`bioqa.pipeline.phase_a_paper`): ``shots`` per stage (query,
     extract, rerank) from ``shot_files``, free-text replies (no JSON schema), the query read from ``##`` tags."""
@@ -278,10 +279,10 @@ class _LLMPhaseA:
     def query_messages(self, question: str) -> tuple:
         if self.paper:
             pool = self.config.stage_shots["query"]
-            shots = [(self.prompts["query_shot"].format(question=shot_question(q)), c) for q, c in pool]
+            shots = [(fill(self.prompts["query_shot"], question=shot_question(q)), c) for q, c in pool]
         else:
-            shots = [(self.prompts["query"].format(question=s["question"]), s["query"]) for s in self.config.fewshot]
-        return self._messages(self.prompts["query"].format(question=question), shots)
+            shots = [(fill(self.prompts["query"], question=s["question"]), s["query"]) for s in self.config.fewshot]
+        return self._messages(fill(self.prompts["query"], question=question), shots)
 
     def _query(self, text: str | None) -> tuple[str, dict]:
         """The query in a reply, and how it was read (paper style: ``##`` tags, else bioqa's reading)."""
@@ -303,7 +304,7 @@ class _LLMPhaseA:
         """The paper's Wikipedia-grounded query: the model answers from the context, its answer is searched for
         documents like it."""
         requests = [
-            self._messages(self.prompts["wiki_query"].format(wiki_context=context, question=q.body))
+            self._messages(fill(self.prompts["wiki_query"], wiki_context=context, question=q.body))
             for q, context in zip(questions, contexts, strict=True)
         ]
         answers = self._generate("wiki_query", range(len(questions)), requests, self.config.query_max_tokens)
@@ -342,8 +343,8 @@ class _LLMPhaseA:
             for i in empty:
                 failed = "\n".join(t["query"] or "(empty)" for t in traces[i]["queries"])
                 last = traces[i]["queries"][-1]["query"]
-                prompt = self.prompts["broader"].format(
-                    question=questions[i].body, failed_queries=failed, original_query=last
+                prompt = fill(
+                    self.prompts["broader"], question=questions[i].body, failed_queries=failed, original_query=last
                 )
                 requests.append(self._messages(prompt))
             for i, text in zip(empty, self._generate("broader", empty, requests, cfg.query_max_tokens), strict=True):
@@ -366,7 +367,7 @@ class _LLMPhaseA:
         title, abstract = _document_text(hit)
         while True:
             article = article_text(pubmed_url(hit.pmid), title, abstract) if self.paper else ""
-            user = self.prompts["extract"].format(question=question, title=title, abstract=abstract, article=article)
+            user = fill(self.prompts["extract"], question=question, title=title, abstract=abstract, article=article)
             messages = self._messages(user, turns=self.config.stage_shots.get("extract", ()))
             if len(abstract) < 200 or _fits(self.backend_for("extract"), messages, self.config.extract_max_tokens):
                 return messages
@@ -433,7 +434,7 @@ class _LLMPhaseA:
                 listing = json.dumps(
                     [{"id": k, "text": _clean(s.text)} for k, s in enumerate(candidates)], ensure_ascii=False
                 )
-            user = self.prompts["rerank"].format(question=question, snippets=listing)
+            user = fill(self.prompts["rerank"], question=question, snippets=listing)
             messages = self._messages(user, turns=self.config.stage_shots.get("rerank", ()))
             if len(candidates) <= 1 or _fits(self.backend_for("rerank"), messages, self.config.rerank_max_tokens):
                 return messages, candidates

@@ -40,6 +40,7 @@ from bioqa.answers import TITLES_SCHEMA, parse_list
 from bioqa.answers.phase_a import parse_hashtag_titles
 from bioqa.errors import ConfigError, TooManyFailures, error_boundary
 from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
+from bioqa.prompts.template import fill
 from bioqa.retrieval.mediawiki import WIKIPEDIA_API, MediaWikiClient, MediaWikiError
 from bioqa.retrieval.wikipedia_cache import WikipediaCache
 
@@ -190,7 +191,7 @@ class WikipediaContext:
             return self._paper_context(questions, backend)
         requests = [
             self._request(
-                self.prompts["titles"].format(question=q, k=self.max_articles), self.titles_max_tokens, TITLES_SCHEMA
+                fill(self.prompts["titles"], question=q, k=self.max_articles), self.titles_max_tokens, TITLES_SCHEMA
             )
             for q in questions
         ]
@@ -228,7 +229,7 @@ class WikipediaContext:
         per question (asked for even when no article was found, as the paper did)."""
         prompts, limit = self.paper_prompts, self.paper_max_tokens
         requests = [
-            self._request(prompts["titles"].format(question=q), limit, system=prompts["system"]) for q in questions
+            self._request(fill(prompts["titles"], question=q), limit, system=prompts["system"]) for q in questions
         ]
         completions = self._generate("titles", requests, backend)
         titles = [parse_hashtag_titles(c.text if c.ok else "", self.max_articles) for c in completions]
@@ -248,7 +249,7 @@ class WikipediaContext:
         """The paper's summary request, its articles' text cut (counted) only where it would not fit the context."""
         prompts, cut = self.paper_prompts, False
         while True:
-            user = prompts["summary"].format(question=question, wikipedia_context=context)
+            user = fill(prompts["summary"], question=question, wikipedia_context=context)
             request = self._request(user, self.paper_max_tokens, system=prompts["summary_system"])
             fits = backend.count_tokens(request.messages) + self.paper_max_tokens <= backend.context_window
             if fits or len(context) < 1000:
@@ -284,7 +285,7 @@ class WikipediaContext:
         jobs = [(i, a) for i, found in enumerate(articles) for a in found]
         requests = [
             self._request(
-                self.prompts["summary"].format(question=questions[i], title=a.title, text=a.text),
+                fill(self.prompts["summary"], question=questions[i], title=a.title, text=a.text),
                 self.summary_max_tokens,
             )
             for i, a in jobs
