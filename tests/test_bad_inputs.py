@@ -232,9 +232,9 @@ shots.query=1 | shots.query=1 needs retrieval.phase_a.shot_files.query=FILE
 shots.query=2 shot_files.query={query_pool} | {query_pool}: 2 shots asked for, the pool has 1
 shots.query=1 shot_files.query={golden} | {golden}: not a query shot pool
 shots.query=1 shot_files.query={truncated} | {truncated}: not valid JSON
-shots.extract=-1 | shots.extract=-1: expected a whole number of shots
-+shots.expand=1 | unknown stage 'expand'
-shots=3 | shots=3: expected {query: ..., extract: ..., rerank: ...}
+shots.extract=-1 | shots.extract=-1: Input should be greater than or equal to 0
++shots.expand=1 | shots.expand=expand: Input should be 'query', 'extract' or 'rerank'
+shots=3 | shots=3: Input should be a valid dictionary
 """.strip().splitlines()
     )
 ]
