@@ -114,7 +114,9 @@ def test_killed_run_resumes_without_recomputing_or_paying_twice(tmp_path):
     fresh = tmp_path / "fresh"
     run_infer(tmp_path, *overrides[:-1], f"hydra.run.dir={fresh}")  # new run dir, same cache: no model calls
     metrics = json.loads((fresh / "metrics.json").read_text())
-    assert metrics["accounting.cached"] == metrics["accounting.requests"] == 12
+    assert metrics["accounting.from_cache"] == metrics["accounting.requests"] == 12
+    for key in ("accounting.wall_time_s", "accounting.latency_p50_s", "accounting.questions_per_minute"):
+        assert metrics[key] == resumed[key], key  # as the answers were produced, not as they were looked up
 
 
 def chat_reply(content: str) -> dict:

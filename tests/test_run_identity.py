@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from scripted_backend import ScriptedBackend, yes
 
 from bioqa.errors import EXIT_FAILURES, ConfigError, RunConflictError, TooManyFailures, error_boundary
-from bioqa.models import Completion
+from bioqa.models import CachedBackend, Completion, CompletionCache
 from bioqa.pipeline import app
 from bioqa.pipeline.app import infer_from_config, select_questions
 from bioqa.resources import demo_golden_path
@@ -89,7 +90,8 @@ def test_same_config_resumes_without_new_calls_and_ends_with_a_summary_line(tmp_
 
     again = run(tmp_path, "answering.chunk_size=1", "evaluation.enabled=false")  # neither changes an answer
     assert backends.calls == 4  # nothing recomputed
-    assert again.metrics["accounting.resumed"] == 4 and again.metrics["accounting.questions_per_minute"] == 0.0
+    assert again.metrics["accounting.resumed"] == 4
+    assert again.metrics["accounting.questions_per_minute"] == first.metrics["accounting.questions_per_minute"]
     line = "run: requests: 4 — answered 4, failed 0, cached 0, resumed 4, truncated 0"
     assert capsys.readouterr().err.strip().splitlines()[-1] == line  # after the progress bar
 
@@ -193,6 +195,47 @@ def test_a_second_process_is_kept_out_of_a_live_run(tmp_path, backends):
 
 def failing(request):
     return Completion(text="", error="InternalServerError after 1 attempt(s): 500")
+
+
+def slow_yes(request):
+    """A reply that takes time, so that latency and wall time are measurable."""
+    time.sleep(0.05)
+    return Completion(text='{"answer": "yes"}', prompt_tokens=10, completion_tokens=3, cost_usd=0.01, latency_s=0.05)
+
+
+PRODUCTION = (
+    "accounting.latency_p50_s",
+    "accounting.latency_p90_s",
+    "accounting.wall_time_s",
+    "accounting.questions_per_minute",
+    "accounting.requests_per_minute",
+    "accounting.cost_usd",
+    "accounting.prompt_tokens",
+)
+
+
+@pytest.mark.parametrize(
+    ("rerun_dir", "resumed", "from_cache"),
+    [("run", 4, 0), ("fresh", 0, 4)],  # the same directory: every answer resumed; a new one: every answer cached
+)
+def test_a_rerun_reports_how_the_answers_were_produced_and_its_own_time_apart(
+    tmp_path, monkeypatch, rerun_dir, resumed, from_cache
+):
+    built = []
+
+    def build(cfg_model, cache_path=None):
+        built.append(ScriptedBackend(slow_yes, name=cfg_model["name"]))
+        return built[-1] if cache_path is None else CachedBackend(built[-1], CompletionCache(cache_path))
+
+    monkeypatch.setattr(app, "build_backend", build)
+    first = run(tmp_path, "cache.enabled=true").metrics
+    assert first["accounting.wall_time_s"] >= 0.2 and first["accounting.latency_p50_s"] == 0.05
+    assert first["accounting.cost_usd"] == 0.04 and first["accounting.rerun_wall_time_s"] >= 0.2
+    again = infer_from_config(compose_infer(tmp_path, "cache.enabled=true"), tmp_path / rerun_dir).metrics
+    assert sum(len(b.requests) for b in built) == 4  # no new call
+    assert {k: again[k] for k in PRODUCTION} == {k: first[k] for k in PRODUCTION}
+    assert again["accounting.resumed"] == resumed and again["accounting.from_cache"] == from_cache
+    assert again["accounting.rerun_wall_time_s"] < 0.2 and again["accounting.rerun_cost_usd"] == 0.0
 
 
 def test_a_run_whose_requests_all_failed_writes_everything_then_exits_3(tmp_path, backends, capsys):
