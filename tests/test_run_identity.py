@@ -108,6 +108,7 @@ def test_same_config_resumes_without_new_calls_and_ends_with_a_summary_line(tmp_
         ("task.kinds=[exact]", "answering.kinds"),
         ("data.limit=3", "data.limit"),
         ("data.types=[yesno,factoid]", "data.types"),
+        ("data.closed_book=true", "data.closed_book"),
     ],
 )
 def test_a_resume_with_another_config_is_refused_naming_what_differs(tmp_path, backends, override, differing):
@@ -125,6 +126,23 @@ def test_phase_a_plus_runs_are_bound_to_their_retrieval_settings(tmp_path, backe
     run(tmp_path, *base, "retrieval.index.show_progress=false")  # display only: resumes
     with pytest.raises(RunConflictError, match=r"retrieval\.phase_a\.max_snippets: 10 → 5"):
         run(tmp_path, *base, "retrieval.phase_a.max_snippets=5")
+
+
+def test_a_closed_book_run_answers_without_snippets_and_records_it(tmp_path, backends):
+    data = json.loads(demo_golden_path().read_text())
+    test_set = tmp_path / "test_set.json"
+    test_set.write_text(json.dumps({"questions": [{**q, "snippets": []} for q in data["questions"]]}))
+    run(tmp_path, "data.closed_book=true", "data.shot_pool=demo", f"data.golden={test_set}")
+    identity = json.loads((tmp_path / "run" / IDENTITY_FILE).read_text())["identity"]
+    assert identity["data"]["closed_book"] is True and backends.calls == 4
+
+    def prompts(*overrides: str) -> list[str]:  # the demo batch, whose questions have snippets
+        infer_from_config(compose_infer(tmp_path, *overrides), tmp_path / " ".join(overrides or ("open",)))
+        return [r.messages[-1]["content"] for r in backends.built[-1].requests]
+
+    snippets = [s["text"] for q in data["questions"] if q["type"] == "yesno" for s in q["snippets"]]
+    used = [s for s in snippets if any(s in text for text in prompts())]
+    assert used and not any(s in text for s in used for text in prompts("data.closed_book=true"))
 
 
 def test_another_question_file_is_another_run(tmp_path, backends):

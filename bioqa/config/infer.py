@@ -48,6 +48,7 @@ class Data(Section):
     )
     shot_pool: Literal[POOLS] | None = Field(description=f"one of {', '.join(POOLS)}, or null for prompt.pool")
     shot_pool_fallback: Any = unread("null or demo (checked where it is used, bioqa.pipeline.app)")
+    closed_book: Flag = Field(False, description="true: answer without snippets (task=phase_b only)")
 
 
 class Answering(Section):

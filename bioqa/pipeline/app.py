@@ -116,6 +116,7 @@ def run_identity(cfg: DictConfig, prompt: PromptConfig, backend: Backend, answer
             "sha256": file_sha256(cfg.data.golden),
             "limit": cfg.data.limit,
             "types": sorted([types] if isinstance(types, str) else types) if types is not None else None,
+            **({"closed_book": True} if cfg.data.get("closed_book") else {}),
         },
         "answering": {
             "kinds": list(answering.kinds),
@@ -222,6 +223,58 @@ def run_with_prompts(
     return run_inference(questions, backend, builder.build, output_dir, answering=answering, **options)
 
 
+def check_snippets(cfg: DictConfig, questions: Sequence[Question]) -> list[Question]:
+    """The questions as the prompts will see them. Phase B answers from the questions' own snippets: questions
+    without any (a Phase A test set) are refused, naming the alternatives, unless ``data.closed_book=true`` asks for
+    answers without snippets (then every question's snippets are left out, and the run identity records it)."""
+    closed_book = cfg.data.get("closed_book", False)
+    if closed_book:
+        if cfg.task.snippets != "golden":
+            raise ConfigError(
+                f"data.closed_book=true answers without snippets, but task={cfg.task.name} retrieves them: "
+                "use it with task=phase_b"
+            )
+        return [dataclasses.replace(q, snippets=[]) for q in questions]
+    lacking = sum(not q.snippets for q in questions)
+    if cfg.task.snippets == "golden" and cfg.task.kinds and lacking:
+        raise ConfigError(
+            f"task={cfg.task.name} answers from the questions' snippets, but {lacking} of {len(questions)} selected "
+            f"question(s) in {cfg.data.golden} have none (a Phase A test set?): retrieve them with "
+            "task=phase_a_plus retrieval=tantivy|bm25|elasticsearch, or answer without snippets with "
+            "data.closed_book=true"
+        )
+    return list(questions)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What ``infer.py`` settles from its config before any model is built: everything :func:`plan_run` checks."""
+
+    questions: list[Question]
+    answering: AnsweringConfig
+    prompt: PromptConfig
+    max_fraction: float
+    run_info: dict[str, Any]
+
+
+def plan_run(cfg: DictConfig) -> RunPlan:
+    """Check ``infer.py``'s composed config (not ``task=ensemble``) and settle the run's questions, answering and
+    prompt settings, as a run does before building its model; ``python -m bioqa.experiments`` plans with it too.
+    Raises :class:`~bioqa.errors.ConfigError` / :class:`~bioqa.errors.DataFileError` (one line)."""
+    validate_infer_config(cfg)
+    max_fraction = check_max_fraction((cfg.get("errors") or {}).get("max_fraction", 0.0))
+    questions = check_snippets(cfg, select_questions(cfg.data.golden, cfg.data.limit, cfg.data.types))
+    answering = AnsweringConfig.from_dict(
+        {**OmegaConf.to_container(cfg.answering, resolve=True), "kinds": tuple(cfg.task.kinds)}
+    )
+    requested_pool = cfg.data.shot_pool or cfg.prompt.pool
+    prompt = prompt_config(cfg.prompt, cfg.data.shot_pool, cfg.data.get("shot_pool_fallback"), bool(answering.kinds))
+    run_info = {"run.shot_pool": prompt.pool if prompt.n_shots and answering.kinds else None}
+    if prompt.n_shots and prompt.pool != requested_pool:
+        run_info["run.shot_pool_requested"] = requested_pool
+    return RunPlan(questions, answering, prompt, max_fraction, run_info)
+
+
 def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResult:
     """Everything ``python infer.py ...`` does, given its composed config.
 
@@ -237,18 +290,9 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
             metrics = ensemble_from_config(cfg, output_dir)
         log_to_experiment_loggers(cfg, metrics, output_dir)
         return InferenceResult(output_dir, [], metrics, [])
-    validate_infer_config(cfg)
-    max_fraction = check_max_fraction((cfg.get("errors") or {}).get("max_fraction", 0.0))
-    questions = select_questions(cfg.data.golden, cfg.data.limit, cfg.data.types)
+    plan = plan_run(cfg)
+    questions, answering, prompt, run_info = plan.questions, plan.answering, plan.prompt, plan.run_info
     log.info("%d questions from %s", len(questions), cfg.data.golden)
-    answering = AnsweringConfig.from_dict(
-        {**OmegaConf.to_container(cfg.answering, resolve=True), "kinds": tuple(cfg.task.kinds)}
-    )
-    requested_pool = cfg.data.shot_pool or cfg.prompt.pool
-    prompt = prompt_config(cfg.prompt, cfg.data.shot_pool, cfg.data.get("shot_pool_fallback"), bool(answering.kinds))
-    run_info = {"run.shot_pool": prompt.pool if prompt.n_shots and answering.kinds else None}
-    if prompt.n_shots and prompt.pool != requested_pool:
-        run_info["run.shot_pool_requested"] = requested_pool
     with RunDirectory(output_dir) as run:
         backend = build_backend(cfg.model, cfg.cache.path if cfg.cache.enabled else None)
         try:
@@ -273,5 +317,7 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
         finally:
             backend.close()
     log_to_experiment_loggers(cfg, result.metrics, output_dir)
-    check_failures(result.metrics["accounting.errors"], result.metrics["accounting.requests"], max_fraction, output_dir)
+    check_failures(
+        result.metrics["accounting.errors"], result.metrics["accounting.requests"], plan.max_fraction, output_dir
+    )
     return result
