@@ -1,6 +1,8 @@
 """Ensembles of finished runs (beyond the paper; BioASQ 13b's strongest teams combine models).
 
-Members are run directories that answered the same questions. The ensemble is a normal run: a submission, metrics
+Members are run directories that answered the same questions; each run votes once (a copied run directory, the
+same config run twice, or a run that is also inside an ensemble member is refused: runs are told apart by their run
+identity, ``ensemble.json`` records every run that voted). The ensemble is a normal run: a submission, metrics
 with CIs, provenance listing its members, plus ``ensemble_traces.jsonl`` with every vote and fused score.
 
 * yes/no: majority vote of the members that answered; a tie goes to the answer of the first member (in the order
@@ -29,7 +31,7 @@ from bioqa.data import Question, Snippet, SystemAnswer, load_questions, write_su
 from bioqa.data.records import MAX_DOCUMENTS, MAX_FACTOID_CANDIDATES, MAX_SNIPPETS
 from bioqa.errors import ConfigError
 from bioqa.models import Backend, ChatRequest, GenerationParams
-from bioqa.runs import file_sha256, write_json
+from bioqa.runs import IDENTITY_FILE, file_sha256, write_json
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,11 @@ class EnsembleConfig:
     condense_max_tokens: int = 300
 
     def __post_init__(self) -> None:
+        if isinstance(self.runs, str):
+            raise ConfigError(
+                f"ensemble.runs={self.runs} is one path: pass a list of two or more run directories, "
+                f"e.g. 'ensemble.runs=[{self.runs},OTHER_RUN]'"
+            )
         if len(self.runs) < 2:
             raise ConfigError(f"ensemble.runs: an ensemble needs at least two run directories, got {len(self.runs)}")
         if len(set(map(os.path.realpath, self.runs))) != len(self.runs):
@@ -75,6 +82,42 @@ class Member:
     golden: str | None
     model: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: The runs that vote through this member, as ``(key, run directory)``: the run itself (its run identity's
+    #: fingerprint, or its real path when it has none), or for an ensemble the runs that vote through its members.
+    voters: list[tuple[str, str]] = field(default_factory=list)
+
+
+def voters(run_dir: Path, depth: int = 0) -> list[tuple[str, str]]:
+    """The runs that vote through ``run_dir`` (see :attr:`Member.voters`)."""
+    ensemble = run_dir / "ensemble.json"
+    if ensemble.is_file() and depth < 20:
+        recorded = json.loads(ensemble.read_text(encoding="utf-8"))
+        if "voters" in recorded:
+            return [tuple(v) for v in recorded["voters"]]  # type: ignore[misc]
+        return [v for member in recorded.get("ensemble.members", []) for v in voters(Path(member), depth + 1)]
+    identity = run_dir / IDENTITY_FILE
+    try:
+        return [(f"identity:{json.loads(identity.read_text(encoding='utf-8'))['fingerprint']}", str(run_dir))]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [(f"path:{os.path.realpath(run_dir)}", str(run_dir))]
+
+
+def _voter_place(member: Member, run_dir: str) -> str:
+    return run_dir if str(member.run_dir) == run_dir else f"{run_dir} (inside the ensemble {member.run_dir})"
+
+
+def distinct_voters(members: Sequence[Member]) -> list[tuple[str, str]]:
+    """Every run that votes through ``members``; a run that would vote twice (a copied run directory, the same
+    config run twice, or a run that is also inside an ensemble member) is refused naming both places."""
+    seen: dict[str, str] = {}
+    for member in members:
+        for key, run_dir in member.voters:
+            place = _voter_place(member, run_dir)
+            if key in seen:
+                same = "has the same run identity as" if key.startswith("identity:") else "is the same run as"
+                raise ConfigError(f"ensemble.runs: {place} {same} {seen[key]}: it would vote twice; list each run once")
+            seen[key] = place
+    return [v for m in members for v in m.voters]
 
 
 def load_member(run_dir: str | os.PathLike) -> Member:
@@ -96,7 +139,8 @@ def load_member(run_dir: str | os.PathLike) -> Member:
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
     model = metrics.get("run.model", model)
-    return Member(run_dir, {q.id: q for q in load_questions(submission)}, golden, model, metrics)
+    answers = {q.id: q for q in load_questions(submission)}
+    return Member(run_dir, answers, golden, model, metrics, voters(run_dir))
 
 
 def entity_key(text: str) -> str:
@@ -233,6 +277,7 @@ def run_ensemble(
     """Combine the member runs into ``output_dir``: ``submission.json``, ``ensemble.json`` (members, settings,
     fallbacks) and ``ensemble_traces.jsonl``. Returns the answers and run facts for ``metrics.json``."""
     members = [load_member(run) for run in config.runs]
+    all_voters = distinct_voters(members)
     ids = same_questions(members)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -270,6 +315,7 @@ def run_ensemble(
             "config": asdict(config),
             "members": [{"run_dir": str(m.run_dir), "model": m.model, "golden": m.golden} for m in members],
             "condensed": condensed,
+            "voters": all_voters,
             **facts,
         },
     )
@@ -284,8 +330,14 @@ def ensemble_from_config(cfg: Any, output_dir: str | os.PathLike) -> dict[str, A
     from bioqa.pipeline.inference import METRICS, EvaluationOptions, score_submission
     from bioqa.runs import write_provenance
 
+    if OmegaConf.is_missing(cfg.ensemble, "runs") or cfg.ensemble.runs is None:
+        raise ConfigError(
+            "ensemble.runs is missing: pass 'ensemble.runs=[RUN_DIR_A,RUN_DIR_B]' (two or more finished run "
+            "directories)"
+        )
     settings = OmegaConf.to_container(cfg.ensemble, resolve=True)
-    config = EnsembleConfig(**{**settings, "runs": tuple(settings["runs"] or ())})
+    runs = settings["runs"]
+    config = EnsembleConfig(**{**settings, "runs": runs if isinstance(runs, str) else tuple(map(str, runs))})
     output_dir = Path(output_dir)
     members = [load_member(run) for run in config.runs]
     golden = members_golden(members)
