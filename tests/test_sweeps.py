@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from bioqa.errors import ConfigError
-from bioqa.experiments import experiment_names, job_overrides, main, plan_jobs
+from bioqa.experiments import describe_job, experiment_names, job_overrides, main, plan_jobs
+from bioqa.resources import demo_golden_path
+from bioqa.retrieval.wikipedia_cache import WikipediaCache
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,13 +58,72 @@ def test_experiment_composes_and_builds_every_backend_without_calling_it(experim
         # API models are ready with a key in the environment; Mixtral needs local weights (never downloaded)
         assert job.ready != local_mixtral, (job.overrides, job.problem)
         if local_mixtral:
-            assert any(hint in job.problem for hint in ("local weights", "model.backend.adapter")), job.problem
+            hints = ("local weights", "model.backend.adapter", "model.adapter is missing")  # infer.py's own words
+            assert any(hint in job.problem for hint in hints), job.problem
 
 
 def test_missing_api_key_is_named_in_the_plan(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     jobs = plan_jobs("shot_sweep", ["model=gpt-3.5-turbo", "prompt=0shot,1shot"])
     assert len(jobs) == 2 and all("OPENAI_API_KEY" in job.problem for job in jobs)
+
+
+def no_snippets(tmp_path: Path) -> Path:
+    """The demo batch as a Phase A test set: no snippets."""
+    questions = json.loads(demo_golden_path().read_text())["questions"]
+    path = tmp_path / "test_set.json"
+    path.write_text(json.dumps({"questions": [{**q, "snippets": []} for q in questions]}))
+    return path
+
+
+def wikipedia_cache(tmp_path: Path) -> Path:
+    WikipediaCache(tmp_path / "wikipedia.sqlite").close()
+    return tmp_path
+
+
+#: overrides of ``shot_sweep`` (``{tmp}``: the test's directory, ``{test_set}``: questions without snippets,
+#: ``{wiki}``: a directory holding a Wikipedia cache) → the ready column of its jobs, as infer.py would find them
+PLANS = [
+    (["data.limit=abc"], ["no: data.limit=abc: Input should be a valid integer"]),
+    (["data.limit=0"], ["no: data.limit=0: Input should be greater than or equal to 1"]),
+    (
+        ["data.golden={test_set}", "data.limit=5"],
+        ["no: task=phase_b answers from the questions' snippets, but 5 of 5 selected"],
+    ),
+    (["data.golden={test_set}", "data.closed_book=true"], ["yes"]),
+    (
+        ["prompt.n_shots=1", "prompt.pool=fewshot", "prompt.pool_path={tmp}/none.json", "data.shot_pool=null"],
+        ["no: few-shot pool"],
+    ),
+    (["model=gpt-3.5-turbo"], ["yes (key present, not verified)"]),
+    (["model=gpt-4o"], ["no: OSError: environment variable OPENAI_API_KEY (API key for gpt-4o-2024-08-06) is not set"]),
+    (["retrieval=wikipedia"], ["yes (needs network (Wikipedia))"]),
+    # the Wikipedia switch in the ordinary override form, across a grid with and without Wikipedia
+    (
+        ["retrieval=none,wikipedia", "retrieval.wikipedia.offline=true", "paths.cache_dir={wiki}"],
+        ["yes", "yes (Wikipedia offline: cache only)"],
+    ),
+    (
+        ["retrieval=none,wikipedia", "retrieval.wikipedia.offline=true", "paths.cache_dir={tmp}/empty"],
+        ["yes", "no: {tmp}/empty/wikipedia.sqlite: no Wikipedia cache here"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "ready"), PLANS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_the_plan_checks_each_job_as_infer_will(overrides, ready, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+    files = {"tmp": str(tmp_path), "test_set": str(no_snippets(tmp_path)), "wiki": str(wikipedia_cache(tmp_path))}
+    if "model=gpt-4o" in overrides:
+        monkeypatch.delenv("OPENAI_API_KEY")
+    jobs = plan_jobs("shot_sweep", ["prompt=0shot", *(o.format(**files) for o in overrides)])
+    rows = [describe_job(job)["ready"] for job in jobs]
+    assert len(rows) == len(ready)
+    for row, expected in zip(rows, ready, strict=True):
+        assert row.startswith(expected.format(**files)), row
+    assert main(["shot_sweep", "prompt=0shot", *(o.format(**files) for o in overrides)]) == (
+        0 if all(r.startswith("yes") for r in rows) else 2
+    )
 
 
 def test_command_line_overrides_replace_the_experiment_grid():
