@@ -174,6 +174,10 @@ BAD_OPTIONS = [
     ("system-missing", ["system={tmp}/nope.json"], "file not found"),
     ("system-is-a-list", ["system={tmp}/list.json"], "got a JSON list"),
     ("compare-another-batch", ["compare={tmp}/other.json"], "no question id in common"),
+    # nothing scored is no result: an empty table is refused
+    ("system-without-answers", ["system={tmp}/bare.json"], "bare.json: nothing to score in phase AB: no question"),
+    ("compare-without-answers", ["compare={tmp}/bare.json"], "bare.json: nothing to score"),
+    ("compare-nothing-in-common", ["system={tmp}/q1.json", "compare={tmp}/q2.json", "phase=B"], "nothing to compare"),
 ]
 
 
@@ -182,6 +186,10 @@ def test_bad_options_and_files_end_in_one_line(tmp_path: Path, pair, capsys, ove
     golden, system = pair
     (tmp_path / "list.json").write_text("[]")
     _write(tmp_path / "other.json", [{"id": "x9", "type": "yesno", "exact_answer": "yes"}])
+    _write(tmp_path / "bare.json", [{"id": "q1", "type": "yesno", "body": "Is water wet?"}])
+    _write(tmp_path / "q1.json", [{"id": "q1", "type": "yesno", "body": "Is water wet?", "exact_answer": "yes"}])
+    q2 = {"id": "q2", "type": "factoid", "body": "Which gas do plants release?", "exact_answer": [["oxygen"]]}
+    _write(tmp_path / "q2.json", [q2])
     cfg = _compose(
         f"golden={golden}",
         f"system={system}",
