@@ -19,7 +19,7 @@ from bioqa.resources import demo_corpus_path, demo_golden_path
 from bioqa.retrieval import TantivyIndex
 from bioqa.retrieval.base import read_corpus
 
-CONF = Path(__file__).resolve().parent.parent / "conf" / "retrieval" / "_phase_a.yaml"
+CONF = Path(__file__).resolve().parent.parent / "conf" / "retrieval"
 CORPUS = {d["pmid"]: d for d in read_corpus(demo_corpus_path())}
 
 
@@ -38,7 +38,8 @@ def triple(result: PhaseAResult) -> tuple[list, list, dict]:
 
 
 def llm_config(**overrides) -> PhaseAConfig:
-    node = OmegaConf.load(CONF).phase_a
+    # _phase_a.yaml as Hydra composes it: over its defaults (_wikipedia.yaml holds the shared system prompt)
+    node = OmegaConf.merge(OmegaConf.load(CONF / "_wikipedia.yaml"), OmegaConf.load(CONF / "_phase_a.yaml")).phase_a
     node.merge_with(overrides)
     return instantiate(node)
 
