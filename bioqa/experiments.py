@@ -133,11 +133,6 @@ def _check_problem(cfg: DictConfig) -> str | None:
 
     try:
         plan_run(cfg)
-        wiki = cfg.retrieval.get("wikipedia")
-        if wiki and wiki.get("max_articles") and wiki.get("offline"):
-            from hydra.utils import instantiate
-
-            instantiate(wiki)  # an offline context opens its cache: a missing one is refused here
     except Exception as error:
         cause = error.__cause__ or error
         return describe(cause) or f"{type(cause).__name__}: {cause}"

@@ -136,6 +136,7 @@ infer    | data.golden={no_snippets} | task=phase_a_plus retrieval=tantivy|bm25|
 infer    | data.golden={some_snippets} | but 1 of 3 selected question(s)
 infer    | data.golden={no_snippets} data.closed_book=maybe | data.closed_book=maybe: Input should be a valid boolean
 infer    | task=phase_a_plus task.phase_a_submission={golden} data.closed_book=true | but task=phase_a_plus retrieves
+infer    | retrieval=wikipedia retrieval.wikipedia.offline=true | wikipedia.sqlite: no Wikipedia cache here
 # train.py: data files (a single string is one path or pattern)
 train    | data.train_files={missing} | data.train_files={missing}: no such file
 train    | data.train_files=[{directory}/nothing*.json] | matches no file

@@ -259,11 +259,15 @@ class RunPlan:
 
 def plan_run(cfg: DictConfig) -> RunPlan:
     """Check ``infer.py``'s composed config (not ``task=ensemble``) and settle the run's questions, answering and
-    prompt settings, as a run does before building its model; ``python -m bioqa.experiments`` plans with it too.
+    prompt settings, as a run does before building its model (an offline Wikipedia context's cache must be there);
+    ``python -m bioqa.experiments`` plans with it too.
     Raises :class:`~bioqa.errors.ConfigError` / :class:`~bioqa.errors.DataFileError` (one line)."""
     validate_infer_config(cfg)
     max_fraction = check_max_fraction((cfg.get("errors") or {}).get("max_fraction", 0.0))
     questions = check_snippets(cfg, select_questions(cfg.data.golden, cfg.data.limit, cfg.data.types))
+    wiki = cfg.retrieval.get("wikipedia")
+    if wiki and wiki.get("max_articles") and wiki.get("offline"):
+        instantiate(wiki)  # an offline context opens its cache on construction: a missing one is refused here
     answering = AnsweringConfig.from_dict(
         {**OmegaConf.to_container(cfg.answering, resolve=True), "kinds": tuple(cfg.task.kinds)}
     )
