@@ -3,6 +3,7 @@ conftest.py."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from bioqa.evaluation.official import OfficialResult
+from bioqa.evaluation.registry import iter_metrics
 from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
 from bioqa.runs import register_resolvers
 
@@ -109,3 +112,16 @@ class ScriptedBackend(Backend):
         for index, r in enumerate(requests):
             text = self.reply(r.messages[-1]["content"])
             yield index, Completion(text="", error="scripted failure") if text is None else Completion(text=text)
+
+
+def assert_registry_is_the_jar(result: OfficialResult) -> None:
+    """The registry's specs, computed from the per-question rows (what bioqa reports), give the jar port's numbers
+    bit for bit (NaN where it is NaN)."""
+    computed = {s.name: s.compute(result.per_question) for s in iter_metrics(phase=result.phase)}
+    assert list(computed) == list(result.metrics)
+    wrong = {k: (v, result.metrics[k]) for k, v in computed.items() if not _same(v, result.metrics[k])}
+    assert not wrong, wrong
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))

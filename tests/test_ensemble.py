@@ -15,7 +15,8 @@ from bioqa.errors import ConfigError
 from bioqa.evaluation import evaluate_submission
 from bioqa.pipeline.ensemble import EnsembleConfig, fuse_ranked, run_ensemble, vote_yesno
 from bioqa.resources import demo_golden_path
-from bioqa.runs import IDENTITY_FILE, register_resolvers
+from bioqa.rundir import IDENTITY, read_metrics
+from bioqa.runs import register_resolvers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +56,7 @@ def make_member(root: Path, name: str, golden: Path, answers: dict[str, dict], m
     )
     (run / ".hydra" / "config.yaml").write_text(f"data:\n  golden: {golden}\nmodel:\n  name: {model}\n")
     (run / "metrics.json").write_text(json.dumps({"run.model": model, "accounting.cost_usd": 0.25}))
-    (run / IDENTITY_FILE).write_text(json.dumps({"identity": {"model": model}, "fingerprint": f"fp-{model}"}))
+    (run / IDENTITY).write_text(json.dumps({"identity": {"model": model}, "fingerprint": f"fp-{model}"}))
     return run
 
 
@@ -221,7 +222,7 @@ def test_task_ensemble_through_infer_config_writes_a_scored_run(members, tmp_pat
     runs, _ = members
     cfg = compose_ensemble(tmp_path, f"ensemble.runs=[{','.join(map(str, runs))}]")
     result = infer_from_config(cfg, tmp_path / "run")
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = read_metrics(tmp_path / "run").flat()
     assert metrics["run.model"].startswith("ensemble(") and "yesno.macro_f1" in metrics
     assert result.metrics == metrics
     provenance = json.loads((tmp_path / "run" / "provenance.json").read_text())

@@ -19,6 +19,7 @@ from bioqa.analysis.synthetic import replicate_golden, synthetic_run
 from bioqa.errors import BioQAError, ConfigError
 from bioqa.evaluation.stats import paired_test
 from bioqa.resources import demo_golden_path
+from bioqa.rundir import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = [("synthetic-a", 0, 0.2, 0.4), ("synthetic-a", 3, 0.7, 0.0), ("synthetic-b", 0, 0.5, 0.1)]
@@ -68,9 +69,9 @@ def test_run_rows_carry_attribution(report, sweep):
     row = report.results.query("config == 'synthetic-b 0-shot' and batch == 'DEMO1' and measure == 'factoid.mrr'")
     assert len(row) == 1
     row = row.iloc[0]
-    metrics = json.loads((sweep / "synthetic-b_0_DEMO1_golden" / "metrics.json").read_text())
-    assert row["value"] == pytest.approx(metrics["factoid.mrr"])
-    assert [row["ci_low"], row["ci_high"]] == pytest.approx(metrics["ci"]["factoid.mrr"])
+    metrics = read_metrics(sweep / "synthetic-b_0_DEMO1_golden")
+    assert row["value"] == pytest.approx(metrics.measures["factoid.mrr"])
+    assert [row["ci_low"], row["ci_high"]] == pytest.approx(metrics.ci["factoid.mrr"])
     assert (row["model"], row["shots"], row["n"], row["questions"]) == ("synthetic-b", 0, 5, 16)
     assert row["usd_per_100q"] == pytest.approx(1.0) and row["git_hash"] == "synthetic"
 
@@ -214,7 +215,7 @@ def test_baseline_is_scored_like_a_run(report):
     first_snippet = {q["id"]: q["snippets"][0]["text"] for q in golden["questions"]}
     assert all(q["ideal_answer"] == first_snippet[q["id"][: -len("_0")]] for q in submission["questions"])
     assert {q["exact_answer"] for q in submission["questions"] if q["type"] == "yesno"} == {"yes"}
-    assert json.loads((baseline.path / "metrics.json").read_text())["ideal.rouge2_f1"] > 0
+    assert read_metrics(baseline.path).measures["ideal.rouge2_f1"] > 0
 
 
 def _break(kind: str, run: Path) -> None:

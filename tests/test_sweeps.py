@@ -16,6 +16,7 @@ from bioqa.errors import ConfigError
 from bioqa.experiments import describe_job, experiment_names, job_overrides, main, plan_jobs
 from bioqa.resources import demo_golden_path
 from bioqa.retrieval.wikipedia_cache import WikipediaCache
+from bioqa.rundir import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -210,6 +211,6 @@ def test_submitit_local_launcher_runs_the_sweep(tmp_path):
     runs = sorted((tmp_path / "sweep").glob("[0-9]"))
     assert len(runs) == 2
     for run in runs:
-        metrics = json.loads((run / "metrics.json").read_text())
+        metrics = read_metrics(run).flat()
         assert metrics["accounting.errors"] == 0 and metrics["run.questions"] in (2, 3)
     assert (tmp_path / "sweep" / "summary.csv").is_file()

@@ -30,7 +30,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from bioqa.analysis.baselines import BASELINE_MODEL, baseline_run, majority_yesno
-from bioqa.analysis.measures import MeasureSpec, measure_specs, paired, pooled_value, resample_measures
+from bioqa.analysis.measures import measure_specs, paired, pooled_value, resample_measures
 from bioqa.analysis.runs import (
     REPORT_MARKER,
     Run,
@@ -41,6 +41,7 @@ from bioqa.analysis.runs import (
     resolve_golden,
 )
 from bioqa.errors import BioQAError, ConfigError
+from bioqa.evaluation.registry import MetricSpec
 from bioqa.evaluation.stats import Resampled
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Report:
     out_dir: Path
     results: pd.DataFrame
     paired: pd.DataFrame
-    measures: list[MeasureSpec]
+    measures: list[MetricSpec]
     reference: str | None
     warnings: list[str] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
@@ -124,7 +125,7 @@ def _baselines(runs: list[Run], out_dir: Path, fewshot_dir, bootstrap: int, seed
     return out
 
 
-def _run_rows(run: Run, specs: list[MeasureSpec]) -> list[dict[str, Any]]:
+def _run_rows(run: Run, specs: list[MetricSpec]) -> list[dict[str, Any]]:
     base = _describe(run.__dict__ | {"config": run.config}, run.accounting, run.questions)
     base.update(batch=run.batch, run_dir=str(run.path), git_hash=run.git_hash)
     counts = _group_counts(run.per_question)
@@ -138,7 +139,7 @@ def _run_rows(run: Run, specs: list[MeasureSpec]) -> list[dict[str, Any]]:
     return rows
 
 
-def _measure_row(base: dict[str, Any], spec: MeasureSpec, value: float, ci: Sequence[Any], n: int | None) -> dict:
+def _measure_row(base: dict[str, Any], spec: MetricSpec, value: float, ci: Sequence[Any], n: int | None) -> dict:
     """One tidy row of ``results.csv``: the run's (or pooled config's) columns and one measure's value, CI and n."""
     return base | dict(
         question_type=spec.group,
@@ -207,7 +208,7 @@ def _pooled_questions(runs: list[Run]) -> list[dict[str, Any]]:
 
 
 def _pooled_rows(config: str, runs: list[Run], rows, resampled, specs) -> list[dict[str, Any]]:
-    names = [s.name for s in specs if s.poolable and any(s.name in r.metrics for r in runs)]
+    names = [s.name for s in specs if any(s.name in r.metrics for r in runs)]
     first = runs[0]
     base = _describe(first.__dict__ | {"config": config}, _pooled_accounting(runs), sum(r.questions for r in runs))
     base.update(batch=POOLED, run_dir=";".join(str(r.path) for r in runs))
@@ -237,7 +238,7 @@ def _choose_reference(configs: Sequence[str], reference: str | None) -> str | No
 
 @dataclass
 class _Reference:
-    """The configuration every other one is compared with on the ``measures`` (the report's poolable ranking
+    """The configuration every other one is compared with on the ``measures`` (the report's ranking
     measures): its pooled per-question rows and bootstrap resamples."""
 
     config: str | None
@@ -337,7 +338,7 @@ def build_report(
     chosen = _choose_reference(list(by_config), reference)
     reference_runs = by_config.get(chosen, []) if chosen else []
     ref_rows = None if any(r.per_question is None for r in reference_runs) else _pooled_questions(reference_runs)
-    ranking = [s.name for s in specs if s.ranking and s.poolable]
+    ranking = [s.name for s in specs if s.ranking]
     ref = _Reference(
         chosen, ranking, ref_rows, resample_measures(ref_rows, ranking, bootstrap, seed) if ref_rows else {}
     )

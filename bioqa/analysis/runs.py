@@ -17,9 +17,18 @@ from typing import Any
 import yaml
 
 from bioqa.analysis.measures import is_measure
+from bioqa.rundir import (
+    HYDRA_CONFIG,
+    HYDRA_DIR,
+    HYDRA_RUNTIME,
+    METRICS,
+    PER_QUESTION,
+    PER_QUESTION_LEGACY,
+    PROVENANCE,
+    parse_metrics,
+)
 
-PER_QUESTION_FILES = ("per_question.jsonl", "per_question_scores.jsonl")  # the latter: runs before the rename
-MARKERS = ("metrics.json", ".hydra/config.yaml", "provenance.json")
+PER_QUESTION_FILES = (PER_QUESTION, PER_QUESTION_LEGACY)
 REPORT_MARKER = ".bioqa_report"  # written into every report's output directory
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -85,8 +94,8 @@ def find_run_dirs(roots: Iterable[str | os.PathLike], exclude: Iterable[Path] = 
             if any(here == e or e in here.parents for e in excluded) or is_report_dir(here):
                 dirnames.clear()
                 continue
-            dirnames[:] = [d for d in dirnames if d != ".hydra"]
-            if "metrics.json" in filenames or "provenance.json" in filenames or (here / ".hydra/config.yaml").is_file():
+            dirnames[:] = [d for d in dirnames if d != HYDRA_DIR]
+            if METRICS in filenames or PROVENANCE in filenames or (here / HYDRA_CONFIG).is_file():
                 found.add(here)
     return sorted(found)
 
@@ -109,7 +118,7 @@ def _dig(tree: Any, dotted: str) -> Any:
 
 
 def _config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / ".hydra" / "config.yaml"
+    path = run_dir / HYDRA_CONFIG
     if not path.is_file():
         return {}
     try:
@@ -138,7 +147,7 @@ def read_per_question(run_dir: Path) -> list[dict[str, Any]] | None:
 
 def runtime_cwd(run_dir: Path) -> str | None:
     """The directory the run was started from (Hydra records it in ``.hydra/hydra.yaml``)."""
-    path = run_dir / ".hydra" / "hydra.yaml"
+    path = run_dir / HYDRA_RUNTIME
     if not path.is_file():
         return None
     try:
@@ -168,24 +177,27 @@ def batch_name(golden: str | None) -> str:
 def load_run(run_dir: str | os.PathLike) -> Run:
     """Read one run directory; raises :class:`SkippedRun` with the reason when it cannot be used."""
     run_dir = Path(run_dir)
-    if not (run_dir / "metrics.json").is_file():
-        raise SkippedRun("no metrics.json (interrupted, failed or still running?)")
-    metrics = _read_json(run_dir / "metrics.json")
-    if not isinstance(metrics, dict):
-        raise SkippedRun("metrics.json is not a JSON object")
-    flat = {**metrics, **(metrics.get("metrics") or {})}  # evaluate.py nests the measures under "metrics"
-    measures = {k: v for k, v in flat.items() if is_measure(k, v)}
+    if not (run_dir / METRICS).is_file():
+        raise SkippedRun(f"no {METRICS} (interrupted, failed or still running?)")
+    try:
+        recorded = parse_metrics(_read_json(run_dir / METRICS))  # any shape infer, evaluate or ensemble wrote
+    except ValueError as error:
+        raise SkippedRun(str(error)) from None
+    facts, evaluation = recorded.facts, recorded.evaluation
+    measures = {k: v for k, v in recorded.measures.items() if is_measure(k, v)}
     if not measures:
-        raise SkippedRun("metrics.json has no scores (questions without golden answers?)")
+        raise SkippedRun(f"{METRICS} has no scores (questions without golden answers?)")
     cfg = _config(run_dir)
-    provenance = _read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else {}
-    golden = _dig(cfg, "data.golden") or cfg.get("golden") or flat.get("golden")
+    provenance = _read_json(run_dir / PROVENANCE) if (run_dir / PROVENANCE).is_file() else {}
+    golden = _dig(cfg, "data.golden") or cfg.get("golden") or evaluation.get("golden")
     if golden and "${" in str(golden):  # an interpolation (e.g. the demo default): the path the run recorded
         golden = next(iter((provenance or {}).get("data") or {}), None)
     wiki = _dig(cfg, "retrieval.wikipedia.max_articles") or 0
-    accounting = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith("accounting.")}
-    accounting["questions"] = flat.get("run.questions")
-    model = _dig(cfg, "model.name") or flat.get("run.model") or f"submission:{Path(str(flat.get('system'))).stem}"
+    accounting = {k.split(".", 1)[1]: v for k, v in facts.items() if k.startswith("accounting.")}
+    accounting["questions"] = facts.get("run.questions")
+    model = (
+        _dig(cfg, "model.name") or facts.get("run.model") or f"submission:{Path(str(evaluation.get('system'))).stem}"
+    )
     return Run(
         path=run_dir,
         model=str(model),
@@ -197,7 +209,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         wiki=bool(wiki),
         task=str(_dig(cfg, "task.name") or "phase_b"),
         metrics=measures,
-        ci={k: v for k, v in (flat.get("ci") or {}).items() if isinstance(v, list) and len(v) == 2},
+        ci={k: v for k, v in recorded.ci.items() if isinstance(v, list) and len(v) == 2},
         accounting=accounting,
         per_question=read_per_question(run_dir),
         git_hash=_dig(provenance, "git.commit"),

@@ -10,7 +10,8 @@ from bioqa.data.bioasq_json import BioASQFormatError
 from bioqa.errors import ConfigError
 from bioqa.evaluation.checks import check_pair
 from bioqa.evaluation.official import DEFAULT_VERSION, VERSIONS, evaluate_phase_a, evaluate_phase_b, load_json
-from bioqa.evaluation.registry import GROUP_KEYS, iter_metrics
+from bioqa.evaluation.registry import Phase as ScoredPhase
+from bioqa.evaluation.registry import group_member_keys, iter_metrics
 from bioqa.evaluation.report import ComparisonReport, EvaluationReport
 from bioqa.evaluation.rouge import RougeOptions, ideal_text, rouge_scores
 from bioqa.evaluation.stats import bootstrap_ci, paired_test
@@ -85,7 +86,8 @@ def evaluate_submission(
     seed: int = 0,
     rouge_options: RougeOptions | None = None,
 ) -> EvaluationReport:
-    """Official measures (bit-identical to the BioASQ jar), ROUGE of ideal answers, and bootstrap CIs.
+    """Every registered measure of the phases scored (the official ones bit-identical to the BioASQ jar), computed
+    from the per-question rows by its spec, and bootstrap CIs.
 
     ``golden``/``system`` are paths or already-parsed JSON dicts. Raises :class:`SubmissionRejected` (a
     :class:`~bioqa.data.BioASQFormatError`) where the official evaluator would crash.
@@ -100,22 +102,19 @@ def evaluate_submission(
     for warning in warnings:
         log.warning("%s", warning)
     do_a, do_b, do_ideal = detect_phases(sys_data, phase)
-    metrics: dict[str, float] = {}
     rows: list[list[dict[str, Any]]] = []
-    phases = []
-    for enabled, name, scorer in ((do_a, "A", evaluate_phase_a), (do_b, "B", evaluate_phase_b)):
+    phases: list[ScoredPhase] = []
+    scorers: tuple[tuple[bool, ScoredPhase, Any], ...] = ((do_a, "A", evaluate_phase_a), (do_b, "B", evaluate_phase_b))
+    for enabled, name, scorer in scorers:
         if enabled:
-            result = scorer(golden, system, version)
-            metrics.update({s.name: result.metrics[s.name] for s in iter_metrics(phase=name)})
-            rows.append(result.per_question)
+            rows.append(scorer(golden, system, version).per_question)
             phases.append(name)
     if rouge and do_ideal:
-        rouge_rows = _rouge_rows(gold_data, sys_data, sys_label, rouge_options or RougeOptions())
-        metrics.update({s.name: s.compute(rouge_rows) for s in iter_metrics(phase="ideal")})
-        rows.append(rouge_rows)
+        rows.append(_rouge_rows(gold_data, sys_data, sys_label, rouge_options or RougeOptions()))
         phases.append("ideal")
     per_question = _merge(*rows)
-    counts = {group: sum(1 for r in per_question if key in r) for group, key in GROUP_KEYS.items()}
+    metrics = {s.name: s.compute(per_question) for p in phases for s in iter_metrics(phase=p)}
+    counts = {group: sum(1 for r in per_question if key in r) for group, key in group_member_keys().items()}
     ci = bootstrap_ci(per_question, list(metrics), bootstrap, seed)
     return EvaluationReport(
         golden=gold_label,
