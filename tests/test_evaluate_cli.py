@@ -175,10 +175,10 @@ BAD_OPTIONS = [
     ("system-missing", ["system={tmp}/nope.json"], "file not found"),
     ("system-is-a-list", ["system={tmp}/list.json"], "got a JSON list"),
     ("compare-another-batch", ["compare={tmp}/other.json"], "no question id in common"),
+    ("compare-no-shared-question", ["system={tmp}/q1.json", "compare={tmp}/q2.json"], "no scored question in common"),
     # nothing scored is no result: an empty table is refused
     ("system-without-answers", ["system={tmp}/bare.json"], "bare.json: nothing to score in phase AB: no question"),
-    ("compare-without-answers", ["compare={tmp}/bare.json"], "bare.json: nothing to score"),
-    ("compare-nothing-in-common", ["system={tmp}/q1.json", "compare={tmp}/q2.json", "phase=B"], "nothing to compare"),
+    ("compare-without-answers", ["compare={tmp}/bare.json"], "bare.json have no scored question in common (2 and 0"),
 ]
 
 
@@ -187,10 +187,10 @@ def test_bad_options_and_files_end_in_one_line(tmp_path: Path, pair, capsys, ove
     golden, system = pair
     (tmp_path / "list.json").write_text("[]")
     _write(tmp_path / "other.json", [{"id": "x9", "type": "yesno", "exact_answer": "yes"}])
+    answers = json.loads(system.read_text())["questions"]
+    _write(tmp_path / "q1.json", answers[:1])  # each a valid submission of the golden file's questions,
+    _write(tmp_path / "q2.json", answers[1:])  # but not of the same ones
     _write(tmp_path / "bare.json", [{"id": "q1", "type": "yesno", "body": "Is water wet?"}])
-    _write(tmp_path / "q1.json", [{"id": "q1", "type": "yesno", "body": "Is water wet?", "exact_answer": "yes"}])
-    q2 = {"id": "q2", "type": "factoid", "body": "Which gas do plants release?", "exact_answer": [["oxygen"]]}
-    _write(tmp_path / "q2.json", [q2])
     cfg = _compose(
         f"golden={golden}",
         f"system={system}",

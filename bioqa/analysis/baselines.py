@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from bioqa.analysis.model import BASELINE_MODEL
 from bioqa.analysis.runs import Run, batch_name
 from bioqa.data import Question, SystemAnswer, load_questions, write_submission
 from bioqa.evaluation import evaluate_submission
@@ -30,7 +31,6 @@ from bioqa.runs import write_provenance
 
 log = logging.getLogger(__name__)
 
-BASELINE_MODEL = "baseline"
 TOP_K = {"factoid": 5, "list": 5}
 MAX_ENTITY_TOKENS = 4
 _TOKEN = re.compile(r"[A-Za-z0-9][\w\-/+.']*[\w+]|[A-Za-z0-9]")

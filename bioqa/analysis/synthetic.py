@@ -66,12 +66,14 @@ def synthetic_run(
     seed: int = 0,
     limit: int | None = None,
     bootstrap: int = 200,
+    settings: dict[str, Any] | None = None,
 ) -> Path:
-    """Write one scored fixture run directory; returns it."""
+    """Write one scored fixture run directory; returns it. ``settings``: dotted config keys to set besides
+    (``{"prompt.structured": False}``: what a sweep over that key records)."""
     run_dir = Path(run_dir)
     rng = random.Random(f"{model}/{shots}/{golden}/{seed}")
     questions = load_questions(golden)[:limit]
-    config = {
+    config: dict[str, Any] = {
         "task_name": "infer",
         "model": {"name": model, "adapter": None},
         "prompt": {"n_shots": shots, "selection": "first_n"},
@@ -79,6 +81,12 @@ def synthetic_run(
         "task": {"name": "phase_b"},
         "data": {"golden": str(Path(golden).resolve()), "limit": limit},
     }
+    for dotted, value in (settings or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
     (run_dir / HYDRA_DIR).mkdir(parents=True, exist_ok=True)
     (run_dir / HYDRA_CONFIG).write_text(yaml.safe_dump(config), encoding="utf-8")
     write_json(run_dir / PROVENANCE, {"created": "1970-01-01T00:00:00+00:00", "git": {"commit": "synthetic"}})

@@ -133,8 +133,14 @@ def evaluate_submission(
 
 def compare_submissions(golden: Source, system_a: Source, system_b: Source, **options: Any) -> ComparisonReport:
     """Score both submissions (``options``: the keywords of :func:`evaluate_submission`); per measure, both on the
-    questions counted for both, and A − B with a paired bootstrap CI and p-value and a paired permutation p-value."""
+    questions counted for both, and A − B with a paired bootstrap CI and p-value and a paired permutation p-value.
+    Raises :class:`ConfigError` when the two scored no question in common (there is nothing to compare)."""
     a = evaluate_submission(golden, system_a, **options)
     b = evaluate_submission(golden, system_b, **options)
+    if not {r["index"] for r in a.per_question} & {r["index"] for r in b.per_question}:
+        raise ConfigError(
+            f"{system_a} and {system_b} have no scored question in common ({len(a.per_question)} and "
+            f"{len(b.per_question)} questions): nothing to compare"
+        )
     shared = [m for m in a.metrics if m in b.metrics]
     return ComparisonReport(a=a, b=b, paired=paired_test(a.per_question, b.per_question, shared, a.bootstrap, a.seed))

@@ -64,7 +64,7 @@ def run_evaluation(
     else:
         report = compare_submissions(golden, system, compare, **kwargs)
         main = report.a
-    check_something_scored(report, phase)
+    check_something_scored(main, phase)
     if isinstance(report, ComparisonReport):
         main.warnings.extend(w for w in report.b.warnings if w not in main.warnings)
     if moved:
@@ -82,20 +82,13 @@ def run_evaluation(
     return report
 
 
-def check_something_scored(report: EvaluationReport | ComparisonReport, phase: str) -> None:
-    """Refuse a scoring that measured nothing (a submission without answers, documents or snippets for the
-    phase; a comparison with no measure on questions both systems answered): an empty table is no result."""
-    for one in (report.a, report.b) if isinstance(report, ComparisonReport) else (report,):
-        if not one.metrics:
-            raise ConfigError(
-                f"{one.system}: nothing to score in phase {phase}: no question of the golden file has an answer, "
-                "document or snippet in it"
-            )
-    if isinstance(report, ComparisonReport) and not any(r.n_questions for r in report.paired.values()):
+def check_something_scored(report: EvaluationReport, phase: str) -> None:
+    """Refuse a scoring that measured nothing (a submission without answers, documents or snippets for the phase):
+    an empty table is no result. (A comparison refuses two submissions with no scored question in common.)"""
+    if not report.metrics:
         raise ConfigError(
-            f"compare: {report.a.system} and {report.b.system} have no measure on questions both answered "
-            f"(measures: {', '.join(sorted(report.a.metrics))} against {', '.join(sorted(report.b.metrics))}): "
-            "nothing to compare"
+            f"{report.system}: nothing to score in phase {phase}: no question of the golden file has an answer, "
+            "document or snippet in it"
         )
 
 
