@@ -97,7 +97,7 @@ PLANS = [
         ["no: few-shot pool"],
     ),
     (["model=gpt-3.5-turbo"], ["yes (key present, not verified)"]),
-    (["model=gpt-4o"], ["no: OSError: environment variable OPENAI_API_KEY (API key for gpt-4o-2024-08-06) is not set"]),
+    (["model=gpt-4o"], ["no: environment variable OPENAI_API_KEY (the API key for gpt-4o-2024-08-06) is not set"]),
     (["retrieval=wikipedia"], ["yes (needs network (Wikipedia))"]),
     # the Wikipedia switch in the ordinary override form, across a grid with and without Wikipedia
     (

@@ -11,8 +11,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from bioqa.models.adapters import TRAINING_INFO_FILE
 from bioqa.resources import demo_golden_path
+from bioqa.rundir import TRAINING_INFO as TRAINING_INFO_FILE
 from bioqa.rundir import read_metrics
 from bioqa.runs import register_resolvers
 from bioqa.training.app import train_from_config

@@ -5,11 +5,14 @@ Backends know nothing of BioASQ: they turn chat requests into completions.
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
+
+from bioqa.errors import MissingCredentials
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
@@ -179,3 +182,15 @@ def timed(stream: Iterator[tuple[int, Completion]]) -> Iterator[tuple[int, Compl
             completion.wall_s = now - last
         last = now
         yield index, completion
+
+
+def api_key(variable: str, model: str) -> str:
+    """The API key for ``model`` in the environment variable ``variable``; raises :class:`MissingCredentials`
+    (one line naming the variable) when it is unset or empty."""
+    key = os.environ.get(variable)
+    if not key:
+        raise MissingCredentials(
+            f"environment variable {variable} (the API key for {model}) is not set: export {variable}=<your key>, "
+            "or answer with a local model (e.g. model=smollm2)"
+        )
+    return key
