@@ -59,7 +59,7 @@ def test_experiment_composes_and_builds_every_backend_without_calling_it(experim
         # API models are ready with a key in the environment; Mixtral needs local weights (never downloaded)
         assert job.ready != local_mixtral, (job.overrides, job.problem)
         if local_mixtral:
-            hints = ("local weights", "model.backend.adapter", "model.adapter is missing")  # infer.py's own words
+            hints = ("local weights", "model.backend.adapter", "model.adapter is missing", "weights are not in")
             assert any(hint in job.problem for hint in hints), job.problem
 
 
