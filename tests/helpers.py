@@ -47,12 +47,6 @@ def compose_config(
         return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
-def tokenizer_overrides(path: Path) -> list[str]:
-    """Overrides that make a tiny random model take its tokenizer from the directory ``path`` (e.g. the
-    ``tokenizer_dir`` fixture) instead of parsing the embedded GGUF file."""
-    return [f"model.backend.tokenizer_path={path}", "model.backend.tokenizer_gguf_file=null"]
-
-
 def in_tmp(cfg: DictConfig, tmp_path: Path) -> DictConfig:
     """A copy of ``cfg`` (composed with ``return_hydra_config=True``) whose run, log and cache directories lie under
     ``tmp_path``; Hydra's runtime config is set, as ``@hydra.main`` would, so ``${hydra:...}`` resolves."""

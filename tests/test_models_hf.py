@@ -1,4 +1,4 @@
-"""HFBackend on tiny random models with the SmolLM2 tokenizer (and once on the real embedded SmolLM2)."""
+"""HFBackend on tiny random models with bioqa's tiny tokenizer (and once on the real embedded SmolLM2)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import json
 import jsonschema
 import pytest
 import torch
+import xgrammar as xgr
 from helpers import ask
 
+from bioqa.models.constrained import SchemaCompiler
 from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir, smollm2_gguf
-from bioqa.models.hf import HFBackend, save_random_model
+from bioqa.models.hf import HFBackend, load_tokenizer, save_random_model
+from bioqa.models.tiny import build_tiny_tokenizer
 
 YES_NO = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"]}
 ENTITIES = {
@@ -188,8 +191,25 @@ def test_max_batch_tokens_puts_long_prompts_in_smaller_batches(monkeypatch, toke
         return run_batch(params, batch, *args)
 
     monkeypatch.setattr(backend, "_run_batch", recording)
-    long_text = "protein kinase signalling " * 100  # ~300 tokens: 1000 // (300 + 2) = 3 per batch
+    long_text = "protein kinase signalling " * 40  # ~300 tokens: 1000 // (300 + 2) = 3 per batch
     requests = [ask(long_text, max_new_tokens=2)] * 6 + [ask("Is it?", max_new_tokens=2)] * 8
     completions = backend.generate(requests)
-    assert all(c.ok for c in completions) and completions[0].prompt_tokens > 300
+    assert all(c.ok for c in completions) and completions[0].prompt_tokens > 250
     assert sizes == [3, 3, 8]
+
+
+def test_bounded_strings_refuse_raw_control_characters(tokenizer):
+    # xgrammar lets raw U+0000-U+001F into maxLength strings; JSON (json.loads) refuses them
+    compiled = SchemaCompiler(tokenizer, len(tokenizer), [tokenizer.eos_token_id]).compile(ENTITIES)
+    prefix = '{"entities": ["a'
+    for text, accepted in [(prefix + "\x1b", False), (prefix + "\t", False), (prefix + " b", True)]:
+        assert xgr.GrammarMatcher(compiled).accept_string(text) is accepted, repr(text)
+
+
+def test_the_shipped_tiny_tokenizer_is_what_its_builder_writes(tmp_path, tokenizer):
+    rebuilt = load_tokenizer(build_tiny_tokenizer(tmp_path))
+    text = 'Is insulin secreted by β cells?\t{"entities": ["pancreas"]}'
+    chat = [{"role": "user", "content": text}, {"role": "assistant", "content": "yes"}]
+    assert len(rebuilt) == len(tokenizer) == 2048 and rebuilt(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert rebuilt.apply_chat_template(chat) == tokenizer.apply_chat_template(chat)
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text  # byte-level: every string round-trips
