@@ -39,16 +39,14 @@ def shared_dir() -> Path:
     return SHARED
 
 
-#: Overrides that make each entry point's config small: tiny random models, the embedded demo batch, no tracker.
+#: Overrides that make each entry point's config small: tiny random models, the embedded demo batch, no tracker
+#: (``debug=smoke``: conf/debug/smoke.yaml).
 INFER_OVERRIDES = (
-    "model=tiny-llama",
+    "debug=smoke",
+    "data.limit=3",
     "model.backend.hidden_size=32",
     "model.backend.num_hidden_layers=1",
-    "prompt=0shot",
-    "logger=none",
-    "data.limit=3",
     "answering.max_new_tokens={exact: 24, ideal: 24}",
-    "evaluation.bootstrap=0",
 )
 TRAIN_OVERRIDES = ("model=tiny-mixtral", "prompt=0shot", "logger=csv", "trainer.max_steps=2")
 EVALUATE_OVERRIDES = ("golden=${demo_golden:}", "bootstrap=0")

@@ -3,10 +3,16 @@ conftest.py."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from functools import cache
 from pathlib import Path
+from types import ModuleType
+from unittest import mock
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
@@ -45,6 +51,30 @@ def compose_config(
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+@cache
+def script(name: str) -> ModuleType:
+    """``infer.py``, ``train.py`` or ``evaluate.py`` imported as a module (its ``main`` is the real entry point)."""
+    spec = importlib.util.spec_from_file_location(f"bioqa_script_{name}", ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name: str, *argv: str) -> int:
+    """``python <name>.py *argv`` in this process: Hydra parses the command line, composes ``conf/``, creates the run
+    (or, with ``-m``, sweep) directory and writes ``.hydra/`` exactly as from a shell; returns the exit code. Output
+    goes to ``sys.stdout``/``sys.stderr`` (``capsys``)."""
+    GlobalHydra.instance().clear()
+    with mock.patch.object(sys, "argv", [f"{name}.py", *argv]):
+        try:
+            script(name).main()
+        except SystemExit as exited:
+            return 0 if exited.code is None else exited.code if isinstance(exited.code, int) else 1
+        finally:
+            GlobalHydra.instance().clear()
+    return 0
 
 
 def in_tmp(cfg: DictConfig, tmp_path: Path) -> DictConfig:
