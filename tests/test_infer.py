@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def infer_args(tmp_path: Path, *overrides: str) -> list[str]:
-    """``debug=smoke`` (the tiny random llama, 0-shot, 2 demo questions, no logger), logs and cache under ``tmp_path``."""
+    """``debug=smoke`` (the tiny random llama, 0-shot, 2 demo questions, no logger); logs and cache in ``tmp_path``."""
     return ["debug=smoke", f"paths.log_dir={tmp_path}/logs", f"paths.cache_dir={tmp_path}/cache", *overrides]
 
 
