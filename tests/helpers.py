@@ -100,36 +100,52 @@ def ask(text: str, max_new_tokens: int = 24, json_schema: dict | None = None, **
     )
 
 
-class ScriptedBackend(Backend):
-    """A test double driving control flow only: ``reply`` maps the last user message to a reply, either a function
-    (``None``: a failed completion) or ``{substring: reply}`` (first match; no match: an empty reply).
+Reply = Callable[[ChatRequest], Completion]
 
-    ``calls``: the requests of each ``generate`` call; ``requests``: all of them, in order."""
+
+def yes(request: ChatRequest) -> Completion:
+    return Completion(text='{"answer": "yes"}', prompt_tokens=10, completion_tokens=3)
+
+
+class ScriptedBackend(Backend):
+    """The test double for pipeline tests: ``reply(request) -> Completion``, every request recorded (``requests``;
+    per ``generate`` call in ``calls``); ``crash_after``: raise after yielding that many completions in total (a
+    backend process dying mid-batch); ``reverse``: yield each batch's completions last-to-first (backends may answer
+    in any order); ``name``: the model id is ``scripted:<name>``."""
 
     kind = "scripted"
 
-    def __init__(self, reply: Callable[[str], str | None] | dict[str, str], context_window: int = 8192):
-        if isinstance(reply, dict):
-            replies = dict(reply)
-            reply = lambda user: next((v for k, v in replies.items() if k in user), "")  # noqa: E731
-        self.reply, self.window = reply, context_window
-        self.calls: list[list[ChatRequest]] = []
+    def __init__(self, reply: Reply = yes, crash_after: int | None = None, reverse: bool = False, name: str = "s"):
+        self.reply, self.crash_after, self.reverse, self.name = reply, crash_after, reverse, name
         self.requests: list[ChatRequest] = []
+        self.calls: list[list[ChatRequest]] = []
+
+    @classmethod
+    def from_text(cls, reply: Callable[[str], str | None], **kwargs) -> ScriptedBackend:
+        """Replies from the last user message's text; ``None`` is a failed request."""
+
+        def complete(request: ChatRequest) -> Completion:
+            text = reply(request.messages[-1]["content"])
+            return Completion(text="", error="scripted failure") if text is None else Completion(text=text)
+
+        return cls(complete, **kwargs)
 
     @property
     def model_id(self) -> str:
-        return "scripted"
+        return f"scripted:{self.name}"
 
     @property
     def context_window(self) -> int:
-        return self.window
+        return 8192
 
     def count_tokens(self, messages) -> int:
         return sum(len(m["content"]) for m in messages) // 4
 
     def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
         self.calls.append(list(requests))
-        self.requests.extend(requests)
-        for index, r in enumerate(requests):
-            text = self.reply(r.messages[-1]["content"])
-            yield index, Completion(text="", error="scripted failure") if text is None else Completion(text=text)
+        order = range(len(requests) - 1, -1, -1) if self.reverse else range(len(requests))
+        for index in order:
+            if self.crash_after is not None and len(self.requests) >= self.crash_after:
+                raise RuntimeError("backend died")
+            self.requests.append(requests[index])
+            yield index, self.reply(requests[index])

@@ -92,7 +92,7 @@ def test_the_style_parses_replies(example, reply, value, details, method):
 def test_answers_are_recorded_with_their_style_and_confidence(cfg, demo_questions, tmp_path):
     builder = PromptBuilder(prompt_config(cfg.prompt, "demo"))
     questions = [q for q in demo_questions if q.type == "yesno"][:2]
-    backend = ScriptedBackend(lambda user: '{"answer": "no", "confidence": "low"}')
+    backend = ScriptedBackend.from_text(lambda user: '{"answer": "no", "confidence": "low"}')
     journal = PredictionJournal(tmp_path / "predictions.jsonl")
     records = answer_questions(questions, backend, builder.build, journal, AnsweringConfig(kinds=("exact",)), False)
     assert [r["answer_style"] for r in records] == ["yesno_confidence"] * 2

@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 
 from bioqa.errors import error_boundary
 from bioqa.evaluation.cli import PER_QUESTION, evaluate_from_config
-from bioqa.runs import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = "http://www.ncbi.nlm.nih.gov/pubmed/"
@@ -124,19 +123,15 @@ def test_compare_shows_both_systems_on_the_same_questions(tmp_path: Path, shared
     assert "both on the n questions counted for both" in " ".join(proc.stdout.split())
 
 
-def _compose(*overrides: str):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("evaluate", overrides=list(overrides))
-
-
 def test_evaluate_never_overwrites_another_runs_files(tmp_path: Path, pair):
     golden, system = pair
     infer_run = tmp_path / "infer_run"
     infer_run.mkdir()
     (infer_run / "metrics.json").write_text('{"accounting.errors": 0}')
     (infer_run / PER_QUESTION).write_text("{}\n")
-    cfg = _compose(f"golden={golden}", f"system={system}", "bootstrap=0", f"paths.output_dir={infer_run}")
+    cfg = compose_config(
+        "evaluate", [f"golden={golden}", f"system={system}", "bootstrap=0", f"paths.output_dir={infer_run}"]
+    )
     evaluate_from_config(cfg)
     assert (infer_run / "metrics.json").read_text() == '{"accounting.errors": 0}'
     assert (infer_run / PER_QUESTION).read_text() == "{}\n"
@@ -182,11 +177,14 @@ def test_bad_options_and_files_end_in_one_line(tmp_path: Path, pair, capsys, ove
     golden, system = pair
     (tmp_path / "list.json").write_text("[]")
     _write(tmp_path / "other.json", [{"id": "x9", "type": "yesno", "exact_answer": "yes"}])
-    cfg = _compose(
-        f"golden={golden}",
-        f"system={system}",
-        f"paths.output_dir={tmp_path / 'out'}",
-        *(o.format(tmp=tmp_path) for o in overrides),
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"golden={golden}",
+            f"system={system}",
+            f"paths.output_dir={tmp_path / 'out'}",
+            *(o.format(tmp=tmp_path) for o in overrides),
+        ],
     )
     with pytest.raises(SystemExit) as exit_info:
         error_boundary(evaluate_from_config)(cfg)

@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import ScriptedBackend
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from scripted_backend import ScriptedBackend
 
 from bioqa.answers import parse_list, parse_query
 from bioqa.data import Question, load_questions, pmid_of, submission_entry

@@ -4,7 +4,7 @@ only for the very request it answered; accounting counts what happened to every 
 import json
 
 import pytest
-from scripted_backend import ScriptedBackend
+from helpers import ScriptedBackend
 
 from bioqa.data import load_questions
 from bioqa.errors import ConfigError

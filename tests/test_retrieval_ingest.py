@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scripted_backend import ScriptedBackend
+from helpers import ScriptedBackend
 
 from bioqa.data import Question, pmid_of
 from bioqa.errors import ConfigError, error_boundary

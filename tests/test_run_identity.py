@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from scripted_backend import ScriptedBackend, yes
+from helpers import ScriptedBackend, compose_config, yes
 
 from bioqa.errors import EXIT_FAILURES, ConfigError, RunConflictError, TooManyFailures, error_boundary
 from bioqa.models import Completion
@@ -20,31 +19,29 @@ from bioqa.pipeline import app
 from bioqa.pipeline.app import infer_from_config, select_questions
 from bioqa.resources import demo_golden_path
 from bioqa.retrieval.wikipedia import WikiArticle, WikipediaContext
-from bioqa.runs import IDENTITY_FILE, RunDirectory, register_resolvers
+from bioqa.runs import IDENTITY_FILE, RunDirectory
 
 ROOT = Path(__file__).resolve().parent.parent
-register_resolvers()
 
 
 def compose_infer(tmp_path: Path, *overrides: str):
     """The real ``conf/infer.yaml``: 2 yes/no questions of the demo batch, exact and ideal answers (4 requests)."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            "infer",
-            overrides=[
-                "model=tiny-llama",
-                "prompt=1shot",
-                "logger=none",
-                f"paths.root_dir={ROOT}",
-                f"paths.cache_dir={tmp_path}/cache",
-                "cache.enabled=false",
-                "data.types=[yesno]",
-                "data.limit=2",
-                "evaluation.bootstrap=0",
-                "evaluation.rouge=false",
-                *overrides,
-            ],
-        )
+    return compose_config(
+        "infer",
+        [
+            "model=tiny-llama",
+            "prompt=1shot",
+            "logger=none",
+            f"paths.root_dir={ROOT}",
+            f"paths.cache_dir={tmp_path}/cache",
+            "cache.enabled=false",
+            "data.types=[yesno]",
+            "data.limit=2",
+            "evaluation.bootstrap=0",
+            "evaluation.rouge=false",
+            *overrides,
+        ],
+    )
 
 
 class Backends:
