@@ -194,7 +194,6 @@ def test_some_failed_calls_are_attributed_to_their_question(index, questions):
     assert all(stats["stages"][s]["wall_s"] >= 0 for s in ("query", "search", "extract"))
 
 
-@pytest.mark.slow
 def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions, tokenizer_dir):
     hf = pytest.importorskip("bioqa.models.hf")
 

@@ -17,7 +17,6 @@ from bioqa.training.app import train_from_config
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.slow
 def test_train_from_config_writes_adapter_metrics_and_provenance(tmp_path):
     run_dir = tmp_path / "run"
     overrides = [
