@@ -114,6 +114,14 @@ def tokenizer(tokenizer_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer_dir: Path) -> Path:
+    """A tiny random llama (hidden 64, 2 layers, seed 0) saved as a plain transformers model directory, once."""
+    from bioqa.models.hf import save_random_model
+
+    return save_random_model(tmp_path_factory.mktemp("tiny") / "llama", tokenizer_dir, seed=0)
+
+
+@pytest.fixture(scope="session")
 def smollm2_tokenizer():
     """The embedded SmolLM2 tokenizer, parsed from its GGUF file (seconds): for tests of the real SmolLM2."""
     from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
