@@ -131,6 +131,48 @@ def smollm2_tokenizer():
 
 
 @pytest.fixture(scope="session")
+def smollm2_config():
+    """The embedded SmolLM2's transformers config, parsed from its GGUF file (seconds) once."""
+    from transformers import AutoConfig
+
+    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
+
+    return AutoConfig.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
+
+
+@pytest.fixture
+def smollm2_parsed_once(monkeypatch, smollm2_tokenizer, smollm2_config) -> None:
+    """Backends built for ``model=smollm2`` get copies of the session's one parse of the SmolLM2 GGUF (tokenizer and
+    config): for tests that build SmolLM2 backends, e.g. to plan a sweep, but are not about loading it."""
+    import copy
+
+    from bioqa.models import hf
+    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
+
+    load_tokenizer, load_config = hf.load_tokenizer, hf.AutoConfig.from_pretrained
+
+    def smollm2(model_path, gguf_file) -> bool:
+        return gguf_file == SMOLLM2_GGUF and Path(model_path) == smollm2_dir()
+
+    def tokenizer_once(model_path, gguf_file=None, **kwargs):
+        return (
+            copy.deepcopy(smollm2_tokenizer)
+            if smollm2(model_path, gguf_file)
+            else load_tokenizer(model_path, gguf_file, **kwargs)
+        )
+
+    def config_once(model_path, gguf_file=None, **kwargs):
+        return (
+            copy.deepcopy(smollm2_config)
+            if smollm2(model_path, gguf_file)
+            else load_config(model_path, gguf_file=gguf_file, **kwargs)
+        )
+
+    monkeypatch.setattr(hf, "load_tokenizer", tokenizer_once)
+    monkeypatch.setattr(hf.AutoConfig, "from_pretrained", config_once)
+
+
+@pytest.fixture(scope="session")
 def demo_index(tmp_path_factory):
     """A real tantivy index of the embedded demo corpus (41 abstracts)."""
     from bioqa.resources import demo_corpus_path

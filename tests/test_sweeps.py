@@ -18,6 +18,7 @@ from bioqa.experiments import experiment_names, job_overrides, main, plan_jobs
 from bioqa.resources import demo_golden_path
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("smollm2_parsed_once")  # planning builds SmolLM2 backends: one GGUF parse
 
 #: experiment → (jobs, models in the grid)
 EXPERIMENTS = {
