@@ -21,6 +21,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bioqa.rundir import read_metrics
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "backend_consistency.json"
 
@@ -73,7 +75,7 @@ def main() -> None:
             same[key[1]] += 1
         else:
             differences.append({"id": key[0], "kind": key[1], "hf": mine["completion"], "served": theirs["completion"]})
-    metrics = [json.loads((sweep / run / "metrics.json").read_text()) for run in ("0", "1")]
+    metrics = [read_metrics(sweep / run).flat() for run in ("0", "1")]
     headline = ("yesno.acc", "factoid.mrr", "list.f1", "ideal.rouge2_f1")
     table = Table(title=f"SmolLM2 in-process (hf) vs LiteLLM → transformers serve, {args.prompt}, greedy")
     for column in ("answers", "identical", "of"):

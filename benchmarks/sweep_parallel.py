@@ -26,6 +26,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bioqa.rundir import read_metrics
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "sweep_parallel.json"
 
@@ -89,8 +91,7 @@ def run_sweep(api_base: str, workdir: Path, jobs: int, n_jobs: int) -> dict:
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-2000:])
     requests = sum(
-        json.loads((run / "metrics.json").read_text())["accounting.requests"]
-        for run in (workdir / f"sweep-{n_jobs}").glob("[0-9]*")
+        read_metrics(run).facts["accounting.requests"] for run in (workdir / f"sweep-{n_jobs}").glob("[0-9]*")
     )
     return {"n_jobs": n_jobs, "jobs": jobs, "requests": requests, "seconds": round(seconds, 1)}
 

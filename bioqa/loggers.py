@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytorch_lightning.loggers import WandbLogger
+
+log = logging.getLogger(__name__)
 
 
 def wandb_mode(mode: str | None = None) -> str:
@@ -26,17 +29,28 @@ def wandb_logger(
     **kwargs: Any,
 ) -> WandbLogger:
     """A Lightning ``WandbLogger`` (its ``.experiment`` is a plain wandb run, usable outside Lightning too);
-    offline unless a W&B API key is configured (see :func:`wandb_mode`)."""
+    offline unless a W&B API key is configured (see :func:`wandb_mode`). An offline run prints nothing of its own
+    (W&B's ~30-line run summary); :func:`log_run` says in one line where it is and how to sync it."""
+    import wandb
+
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
-        project=project,
-        name=name,
-        group=group,
-        tags=list(tags),
-        save_dir=str(save_dir),
-        mode=wandb_mode(mode),
-        **kwargs,
+    mode = wandb_mode(mode)
+    if mode == "offline":
+        kwargs.setdefault("settings", wandb.Settings(silent=True))
+    logger = WandbLogger(
+        project=project, name=name, group=group, tags=list(tags), save_dir=str(save_dir), mode=mode, **kwargs
     )
+    # Lightning always passes `anonymous` (None by default), which wandb >= 0.19 warns about on every run.
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
+
+
+def say_where_offline_runs_are(loggers: Sequence[Any]) -> None:
+    """One line per offline W&B run: where it is and how to upload it."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and getattr(logger.experiment, "offline", False):
+            where = logger.experiment.settings.sync_dir
+            log.info("W&B offline run saved in %s; upload it with: wandb sync %s", where, where)
 
 
 #: Where ``wandb_logger``'s ``**kwargs`` go (checked up front by :func:`bioqa.config.common.check_target_arguments`).
@@ -115,3 +129,4 @@ def log_run(
         logger.finalize("success")
         if experiment is not None:
             experiment.finish()
+    say_where_offline_runs_are(loggers)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
+import re
 import secrets
 import subprocess
 import sys
@@ -16,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+
+from bioqa.rundir import HOLDER, HYDRA_DIR, HYDRA_FILES, IDENTITY, LOCK, PROVENANCE, write_json
+
+log = logging.getLogger(__name__)
 
 #: One id per process: with the timestamp it keeps run directories of jobs started in the same second apart.
 RUN_ID = f"{os.getpid()}-{secrets.token_hex(2)}"
@@ -114,12 +120,34 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str |
     return versions
 
 
+#: The lock file of a source checkout (``make demo``/``make test`` install exactly it).
+LOCK_PATH = Path(__file__).resolve().parent.parent / "requirements.lock"
+
+
+def lock_state(path: Path | None = None) -> dict[str, Any] | None:
+    """The lock file's sha256 and every locked package whose installed version differs from it (``None`` when bioqa
+    does not run from a checkout with a lock: installed into another environment)."""
+    path = LOCK_PATH if path is None else path
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, flags=re.MULTILINE))
+    differ: dict[str, dict[str, str | None]] = {}
+    for name, version in locked.items():
+        installed = package_versions([name])[name]
+        if installed != version:
+            differ[name] = {"locked": version, "installed": installed}
+    return {"file": path.name, "sha256": file_sha256(path), "differ": differ}
+
+
 def provenance(data_files: Iterable[str | os.PathLike] = ()) -> dict[str, Any]:
-    """Git hash, package versions, data file hashes, interpreter and command line."""
+    """Git hash, package versions (and the lock they were installed from), data file hashes, interpreter and
+    command line."""
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git": git_state(),
         "packages": package_versions(),
+        "lock": lock_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "argv": sys.argv,
@@ -127,29 +155,15 @@ def provenance(data_files: Iterable[str | os.PathLike] = ()) -> dict[str, Any]:
     }
 
 
-def write_json(path: str | os.PathLike, payload: Any) -> Path:
-    """Write JSON atomically (a crash never leaves a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
 def write_provenance(run_dir: str | os.PathLike, data_files: Iterable[str | os.PathLike] = ()) -> dict:
+    """``provenance.json`` in ``run_dir``; packages that differ from the lock are also said on stderr."""
     info = provenance(data_files)
-    write_json(Path(run_dir) / "provenance.json", info)
+    if info["lock"] and (differ := info["lock"]["differ"]):
+        shown = ", ".join(f"{n} {v['installed']} (locked {v['locked']})" for n, v in list(differ.items())[:5])
+        more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
+        log.warning("installed packages differ from requirements.lock: %s%s (recorded in provenance.json)", shown, more)
+    write_json(Path(run_dir) / PROVENANCE, info)
     return info
-
-
-#: What binds a run directory to the config that produced its answers (see :class:`RunDirectory`).
-IDENTITY_FILE = "run_identity.json"
-LOCK_FILE = ".run.lock"
-HOLDER_FILE = ".run.holder.json"
-#: Hydra's record of the config, which Hydra rewrites before any bioqa code runs; kept in the identity file so that
-#: a refused run can put the live run's copies back.
-HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -186,11 +200,11 @@ class RunDirectory:
 
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(self.path / LOCK_FILE, timeout=0)
+        self._lock = FileLock(self.path / LOCK, timeout=0)
 
     @property
     def identity_path(self) -> Path:
-        return self.path / IDENTITY_FILE
+        return self.path / IDENTITY
 
     def recorded(self) -> dict[str, Any] | None:
         """The identity file's content, or ``None`` when the directory has never been bound."""
@@ -219,7 +233,7 @@ class RunDirectory:
             return
         for name, text in saved.items():
             if name in HYDRA_FILES and text is not None:
-                (self.path / ".hydra" / name).write_text(text, encoding="utf-8")
+                (self.path / HYDRA_DIR / name).write_text(text, encoding="utf-8")
 
     def __enter__(self) -> RunDirectory:
         from filelock import Timeout
@@ -229,7 +243,7 @@ class RunDirectory:
         try:
             self._lock.acquire()
         except Timeout:
-            holder = self.path / HOLDER_FILE
+            holder = self.path / HOLDER
             try:
                 info = json.loads(holder.read_text(encoding="utf-8"))
                 who = f"pid {info['pid']} on {info['host']}, started {info['started']}"
@@ -240,7 +254,7 @@ class RunDirectory:
                 f"{self.path} is in use by {who}: wait for that run to end, or choose another hydra.run.dir"
             ) from None
         write_json(
-            self.path / HOLDER_FILE,
+            self.path / HOLDER,
             {
                 "pid": os.getpid(),
                 "host": platform.node(),
@@ -250,7 +264,7 @@ class RunDirectory:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        (self.path / HOLDER_FILE).unlink(missing_ok=True)
+        (self.path / HOLDER).unlink(missing_ok=True)
         self._lock.release()
 
     def bind(self, identity: dict[str, Any]) -> None:
@@ -274,7 +288,7 @@ class RunDirectory:
                     "Rerun with the recorded settings to resume, or choose another hydra.run.dir"
                 )
             return
-        hydra_dir = self.path / ".hydra"
+        hydra_dir = self.path / HYDRA_DIR
         write_json(
             self.identity_path,
             {

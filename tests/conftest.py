@@ -205,13 +205,14 @@ def one_torch_thread():
 
 
 #: ``respond(path, JSON body, headers) -> (HTTP status, payload)`` or ``(status, payload, extra headers)``: what a
-#: loopback server answers to a POST. A ``bytes`` payload is sent as it is (a broken server), anything else as JSON;
-#: a responder that sleeps delays its answer (a hanging server).
+#: loopback server answers to a POST (a GET: ``path`` with its query string, body ``None``). A ``bytes`` payload is
+#: sent as it is (a broken server), anything else as JSON; a responder that sleeps delays its answer (a hanging
+#: server).
 Responder = Callable[[str, Any, Message], tuple[int, Any] | tuple[int, Any, dict[str, str]]]
 
 
 class JSONServer(ThreadingHTTPServer):
-    """Answers every POST (a JSON body) with ``respond``'s status, payload and headers."""
+    """Answers every POST (a JSON body) and GET with ``respond``'s status, payload and headers."""
 
     def __init__(self, respond: Responder):
         self.respond = respond
@@ -222,7 +223,12 @@ class JSONHandler(BaseHTTPRequestHandler):
     server: JSONServer
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.answer(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+
+    def do_GET(self):
+        self.answer(None)
+
+    def answer(self, body: Any) -> None:
         status, payload, *extra = self.server.respond(self.path, body, self.headers)
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up waiting (timeouts)

@@ -4,6 +4,7 @@ conftest.py."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
@@ -16,6 +17,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from bioqa.evaluation.official import OfficialResult
+from bioqa.evaluation.registry import iter_metrics
 from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
 from bioqa.runs import register_resolvers
 
@@ -108,27 +111,29 @@ def yes(request: ChatRequest) -> Completion:
 
 
 class ScriptedBackend(Backend):
-    """The test double for pipeline tests: ``reply(request) -> Completion``, every request recorded (``requests``;
-    per ``generate`` call in ``calls``); ``crash_after``: raise after yielding that many completions in total (a
-    backend process dying mid-batch); ``reverse``: yield each batch's completions last-to-first (backends may answer
-    in any order); ``name``: the model id is ``scripted:<name>``."""
+    """The test double for pipeline tests. ``reply`` answers the last user message: a function of its text
+    (``None``: a failed request) or ``{substring: reply}`` (first match; no match: an empty reply); or ``complete``
+    makes the whole completion of a request (default: ``yes``). Every request is recorded (``requests``; per
+    ``generate`` call in ``calls``); ``crash_after``: raise after yielding that many completions in total (a backend
+    process dying mid-batch); ``reverse``: yield each batch's completions last-to-first (backends may answer in any
+    order); ``name``: the model id is ``scripted:<name>``."""
 
     kind = "scripted"
 
-    def __init__(self, reply: Reply = yes, crash_after: int | None = None, reverse: bool = False, name: str = "s"):
-        self.reply, self.crash_after, self.reverse, self.name = reply, crash_after, reverse, name
+    def __init__(
+        self,
+        reply: Callable[[str], str | None] | dict[str, str] | None = None,
+        *,
+        complete: Reply = yes,
+        crash_after: int | None = None,
+        reverse: bool = False,
+        name: str = "s",
+    ):
+        if reply is not None:
+            complete = _text_replies(reply)
+        self.complete, self.crash_after, self.reverse, self.name = complete, crash_after, reverse, name
         self.requests: list[ChatRequest] = []
         self.calls: list[list[ChatRequest]] = []
-
-    @classmethod
-    def from_text(cls, reply: Callable[[str], str | None], **kwargs) -> ScriptedBackend:
-        """Replies from the last user message's text; ``None`` is a failed request."""
-
-        def complete(request: ChatRequest) -> Completion:
-            text = reply(request.messages[-1]["content"])
-            return Completion(text="", error="scripted failure") if text is None else Completion(text=text)
-
-        return cls(complete, **kwargs)
 
     @property
     def model_id(self) -> str:
@@ -148,4 +153,30 @@ class ScriptedBackend(Backend):
             if self.crash_after is not None and len(self.requests) >= self.crash_after:
                 raise RuntimeError("backend died")
             self.requests.append(requests[index])
-            yield index, self.reply(requests[index])
+            yield index, self.complete(requests[index])
+
+
+def assert_registry_is_the_jar(result: OfficialResult) -> None:
+    """The registry's specs, computed from the per-question rows (what bioqa reports), give the jar port's numbers
+    bit for bit (NaN where it is NaN)."""
+    computed = {s.name: s.compute(result.per_question) for s in iter_metrics(phase=result.phase)}
+    assert list(computed) == list(result.metrics)
+    wrong = {k: (v, result.metrics[k]) for k, v in computed.items() if not _same(v, result.metrics[k])}
+    assert not wrong, wrong
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _text_replies(reply: Callable[[str], str | None] | dict[str, str]) -> Reply:
+    """``ScriptedBackend``'s text ``reply`` as a function making the completion of a request."""
+    if isinstance(reply, dict):
+        replies = dict(reply)
+        reply = lambda user: next((v for k, v in replies.items() if k in user), "")  # noqa: E731
+
+    def complete(request: ChatRequest) -> Completion:
+        text = reply(request.messages[-1]["content"])
+        return Completion(text="", error="scripted failure") if text is None else Completion(text=text)
+
+    return complete

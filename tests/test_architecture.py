@@ -29,6 +29,8 @@ def test_the_package_keeps_its_contracts():
         ("models/tiny.py", "from bioqa.models import hf", "no import cycles"),  # a cycle inside one layer
         ("evaluation/api.py", "from bioqa.models import base", "evaluation knows nothing of models"),
         ("models/base.py", "from bioqa.data import Question", "backends know nothing of BioASQ"),
+        ("analysis/plots.py", "from bioqa.analysis.report import Report", "its renderers take plain data"),
+        ("analysis/markdown.py", "from bioqa.analysis import plots", "its renderers take plain data"),
     ],
 )
 def test_a_broken_rule_is_reported(tmp_path, module, added, broken):

@@ -89,6 +89,7 @@ evaluate | report={directory} report_baselines=maybe | report_baselines=maybe: I
 evaluate | report={missing} | report={missing}: no such directory
 evaluate | report={golden} | report={golden}: is a file, expected a directory
 evaluate | report={directory} | no run directories (metrics.json) under
+evaluate | report={directory} report_dir={inputs} | report_dir={inputs}: exists and is not a report's output
 # infer.py: data selection
 infer    | data.limit=abc | data.limit=abc: Input should be a valid integer
 infer    | data.limit=0 | data.limit=0: Input should be greater than or equal to 1
@@ -207,7 +208,7 @@ def write_inputs(folder: Path) -> dict[str, str]:
         "one_question": json.dumps({"questions": questions[:1]}),
         "bad_chat": json.dumps({"messages": CHAT}) + "\n" + json.dumps({"messages": CHAT[:1]}) + "\n",
     }
-    paths = {"directory": str(folder / "a_directory"), "missing": str(folder / "missing.json")}
+    paths = {"directory": str(folder / "a_directory"), "missing": str(folder / "missing.json"), "inputs": str(folder)}
     (folder / "a_directory").mkdir()
     for name, content in contents.items():
         path = folder / f"{name}.json"

@@ -1,22 +1,35 @@
-"""CONTRIBUTING.md's worked example, "add an answer style": its two files, exactly as printed, compose into
-``infer.py``'s config, build prompts with the style's schema and shots, and parse replies with the style."""
+"""CONTRIBUTING.md's worked examples. "Add an answer style": its two files, exactly as printed, compose into
+``infer.py``'s config, build prompts with the style's schema and shots, and parse replies with the style. "Add a
+measure": its module and test, exactly as printed, put the measure into metrics.json with a CI, the sweep summary
+and the sweep report (results, paired differences, tables) with no other edit."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from helpers import CONF, ROOT, ScriptedBackend, compose_config, in_tmp
 
 import bioqa.answers
+import bioqa.evaluation.measures
+from bioqa.analysis.report import build_report
+from bioqa.analysis.sweep import write_summary
+from bioqa.analysis.synthetic import replicate_golden, synthetic_run
 from bioqa.answers import answer_style, registry
+from bioqa.evaluation import registry as metric_registry
 from bioqa.pipeline.answering import AnsweringConfig, answer_questions
 from bioqa.pipeline.app import prompt_config
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import PromptBuilder
+from bioqa.resources import demo_golden_path
+from bioqa.rundir import read_metrics
 
 #: A fenced block whose first line is a comment naming the file it is.
 BLOCK = re.compile(r"```(?:python|yaml)\n# (?P<path>\S+)\n(?P<body>.*?)```", re.DOTALL)
@@ -92,9 +105,68 @@ def test_the_style_parses_replies(example, reply, value, details, method):
 def test_answers_are_recorded_with_their_style_and_confidence(cfg, demo_questions, tmp_path):
     builder = PromptBuilder(prompt_config(cfg.prompt, "demo"))
     questions = [q for q in demo_questions if q.type == "yesno"][:2]
-    backend = ScriptedBackend.from_text(lambda user: '{"answer": "no", "confidence": "low"}')
+    backend = ScriptedBackend(lambda user: '{"answer": "no", "confidence": "low"}')
     journal = PredictionJournal(tmp_path / "predictions.jsonl")
     records = answer_questions(questions, backend, builder.build, journal, AnsweringConfig(kinds=("exact",)), False)
     assert [r["answer_style"] for r in records] == ["yesno_confidence"] * 2
     assert all(r["parsed"] == "no" and r["parse_details"] == {"confidence": "low"} for r in records)
     assert backend.requests[0].json_schema["properties"]["confidence"]["enum"] == ["low", "medium", "high"]
+
+
+# ------------------------------------------------------------------------------------------------ add a measure
+
+
+@pytest.fixture
+def measure_example(tmp_path, monkeypatch) -> dict[str, Path]:
+    """The "add a measure" files written under ``tmp_path``, the module on ``bioqa.evaluation.measures``' path and
+    the registry collected again (and once more after the test, without it)."""
+    files = {m["path"]: f"# {m['path']}\n{m['body']}" for m in BLOCK.finditer(section("Add a measure"))}
+    written = {}
+    for path, text in files.items():
+        target = tmp_path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written[path] = target
+    extra = str(tmp_path / "bioqa" / "evaluation" / "measures")
+    monkeypatch.setattr(bioqa.evaluation.measures, "__path__", [*bioqa.evaluation.measures.__path__, extra])
+    metric_registry.registry.cache_clear()
+    yield written
+    sys.modules.pop("bioqa.evaluation.measures.list_jaccard", None)
+    metric_registry.registry.cache_clear()
+
+
+def test_the_measure_example_is_one_file_plus_its_test(measure_example):
+    assert sorted(measure_example) == ["bioqa/evaluation/measures/list_jaccard.py", "tests/test_list_jaccard.py"]
+    spec = importlib.util.spec_from_file_location("test_list_jaccard", measure_example["tests/test_list_jaccard.py"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.test_list_jaccard()  # the example's own test passes
+
+
+def test_the_measure_reaches_metrics_cis_summary_and_report(measure_example, tmp_path):
+    golden = replicate_golden(demo_golden_path(), tmp_path / "golden" / "DEMO1_golden.json", 2)
+    sweep = tmp_path / "sweep"
+    for model, skill in (("synthetic-a", 0.3), ("synthetic-b", 0.8)):
+        synthetic_run(sweep / model, golden, model, skill=skill, bootstrap=50)
+    metrics = read_metrics(sweep / "synthetic-a").flat()
+    rows = [json.loads(line) for line in (sweep / "synthetic-a" / "per_question.jsonl").read_text().splitlines()]
+    lists = [r for r in rows if "list.f1" in r]
+    expected = np.mean(
+        [p * r / (p + r - p * r) if p + r else 0.0 for p, r in ((x["list.precision"], x["list.recall"]) for x in lists)]
+    )
+    assert lists and metrics["list.jaccard"] == pytest.approx(expected, abs=1e-12)
+    low, high = metrics["ci"]["list.jaccard"]
+    assert low <= metrics["list.jaccard"] <= high
+
+    summary = write_summary(sweep)
+    assert [row["list.jaccard"] for row in summary] == [
+        read_metrics(sweep / m).measures["list.jaccard"] for m in ("synthetic-a", "synthetic-b")
+    ]
+    assert "list.jaccard" in (sweep / "summary.csv").read_text().splitlines()[0]
+
+    report = build_report(sweep, out_dir=tmp_path / "report", reference="synthetic-a 0-shot", bootstrap=50)
+    results = pd.read_csv(report.out_dir / "results.csv")
+    jaccard = results[results["measure"] == "list.jaccard"]
+    assert set(jaccard["batch"]) == {"DEMO1", "pooled"} and jaccard["ranking"].all()
+    assert "list.jaccard" in set(pd.read_csv(report.out_dir / "paired.csv")["measure"])
+    assert "list.jaccard" in (report.out_dir / "report.md").read_text().split("## Pooled over batches")[1]

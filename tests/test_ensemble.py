@@ -13,6 +13,7 @@ from bioqa.errors import ConfigError
 from bioqa.evaluation import evaluate_submission
 from bioqa.pipeline.ensemble import EnsembleConfig, fuse_ranked, run_ensemble, vote_yesno
 from bioqa.resources import demo_golden_path
+from bioqa.rundir import read_metrics
 from bioqa.runs import register_resolvers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +161,7 @@ def test_task_ensemble_through_infer_config_writes_a_scored_run(members, tmp_pat
             return_hydra_config=False,
         )
     result = infer_from_config(cfg, tmp_path / "run")
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = read_metrics(tmp_path / "run").flat()
     assert metrics["run.model"].startswith("ensemble(") and "yesno.macro_f1" in metrics
     assert result.metrics == metrics
     provenance = json.loads((tmp_path / "run" / "provenance.json").read_text())

@@ -10,6 +10,7 @@ import pytest
 
 from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.pipeline.app import infer_from_config
+from bioqa.rundir import read_metrics
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -20,7 +21,7 @@ def test_infer_from_config_on_three_demo_questions(cfg_infer):
     records = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     assert {r["id"] for r in records} and len({r["id"] for r in records}) == cfg_infer.data.limit
     assert {r["answer_style"] for r in records} <= {"yesno", "factoid", "entity_list", "ideal"}
-    assert json.loads((run_dir / "metrics.json").read_text())["accounting.requests"] == len(records)
+    assert read_metrics(run_dir).flat()["accounting.requests"] == len(records)
     assert Path(cfg_infer.cache.path).is_file()  # the completion cache went under tmp_path, not the checkout
 
 

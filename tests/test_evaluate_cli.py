@@ -13,7 +13,8 @@ import pytest
 from helpers import compose_config, run_script
 
 from bioqa.errors import error_boundary
-from bioqa.evaluation.cli import PER_QUESTION, evaluate_from_config
+from bioqa.evaluation.cli import evaluate_from_config
+from bioqa.rundir import PER_QUESTION, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = "http://www.ncbi.nlm.nih.gov/pubmed/"
@@ -64,15 +65,15 @@ def test_evaluate_writes_run_directory(tmp_path: Path, pair):
     proc = _run(tmp_path, f"golden={golden}", f"system={system}", "bootstrap=200")
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "run"
-    metrics = json.loads((run / "metrics.json").read_text())
-    m = metrics["metrics"]
-    assert metrics["phases"] == ["A", "B", "ideal"] and metrics["version"] == 9
+    metrics = read_metrics(run)
+    m = metrics.measures
+    assert metrics.evaluation["phases"] == ["A", "B", "ideal"] and metrics.evaluation["version"] == 9
     # q1: docs [2 (hit), 9]: P 1/2, R 1/2, AP (1/1)/2 ; q2: P = R = AP = 1
     assert m["documents.MPrec"] == pytest.approx(0.75) and m["documents.MAP"] == pytest.approx(0.75)
     assert m["yesno.acc"] == 1.0 and m["factoid.strict_acc"] == 0.0 and m["factoid.mrr"] == 0.5
     # q1: "water is wet" vs "yes water is wet": 2 of 3 reference bigrams; q2 identical: 1
     assert m["ideal.rouge2_recall"] == pytest.approx((2 / 3 + 1.0) / 2)
-    assert set(metrics["ci"]) >= {"documents.MAP", "yesno.macro_f1", "ideal.rouge_su4_f1"}
+    assert set(metrics.ci) >= {"documents.MAP", "yesno.macro_f1", "ideal.rouge_su4_f1"}
     rows = [json.loads(line) for line in (run / "per_question.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["q1", "q2"] and rows[1]["factoid.rr"] == 0.5
     provenance = json.loads((run / "provenance.json").read_text())
@@ -103,11 +104,11 @@ def test_compare_on_a_shared_batch(tmp_path: Path, shared_dir: Path, capsys):
         "bootstrap=300",
     )
     assert proc.returncode == 0, proc.stderr
-    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    metrics = read_metrics(tmp_path / "run")
     cases = {c["id"]: c for c in json.loads((shared_dir / "oracle/cases.json").read_text())}
     expected = cases["11B3__B_perfect__phaseB__e9"]["expected"]
-    assert metrics["metrics"] == pytest.approx(expected, abs=1e-12)
-    comparison = metrics["comparison"]["measures"]
+    assert metrics.measures == pytest.approx(expected, abs=1e-12)
+    comparison = metrics.evaluation["comparison"]["measures"]
     noisy = cases["11B3__B_noisy__phaseB__e9"]["expected"]
     assert comparison["list.f1"]["delta"] == pytest.approx(expected["list.f1"] - noisy["list.f1"])
     assert comparison["list.f1"]["p_permutation"] < 0.05 and comparison["list.f1"]["ci"][0] > 0
@@ -123,7 +124,7 @@ def test_compare_shows_both_systems_on_the_same_questions(tmp_path: Path, shared
     proc = _run_here(tmp_path, capsys, f"golden={golden}", f"system={systems / '11B3__B_perfect.json'}", f"compare={b}",
                 "phase=B", "rouge=false", "bootstrap=100")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    metrics = read_metrics(tmp_path / "run").evaluation
     for name, m in metrics["comparison"]["measures"].items():
         assert m["a"] - m["b"] == pytest.approx(m["delta"]), name
     yesno = metrics["comparison"]["measures"]["yesno.acc"]
@@ -145,9 +146,9 @@ def test_evaluate_never_overwrites_another_runs_files(tmp_path: Path, pair):
     assert (infer_run / "metrics.json").read_text() == '{"accounting.errors": 0}'
     assert (infer_run / PER_QUESTION).read_text() == "{}\n"
     (own,) = (infer_run / "evaluations").iterdir()
-    metrics = json.loads((own / "metrics.json").read_text())
-    assert metrics["metrics"]["yesno.acc"] == 1.0 and (own / PER_QUESTION).is_file()
-    assert any("already holds metrics.json" in w for w in metrics["warnings"])
+    metrics = read_metrics(own)
+    assert metrics.measures["yesno.acc"] == 1.0 and (own / PER_QUESTION).is_file()
+    assert any("already holds metrics.json" in w for w in metrics.evaluation["warnings"])
 
 
 def test_hydra_run_dir_of_an_infer_run_keeps_its_config_and_scores(tmp_path: Path, pair):
@@ -162,7 +163,7 @@ def test_hydra_run_dir_of_an_infer_run_keeps_its_config_and_scores(tmp_path: Pat
     assert {name: (run / name).read_text() for name in records} == records
     assert (run / ".hydra/evaluate/config.yaml").is_file()
     (own,) = (run / "evaluations").iterdir()
-    assert json.loads((own / "metrics.json").read_text())["metrics"]["yesno.acc"] == 1.0
+    assert read_metrics(own).measures["yesno.acc"] == 1.0
     assert "already holds metrics.json, provenance.json" in proc.stderr
 
 
@@ -178,6 +179,7 @@ BAD_OPTIONS = [
     ("system-missing", ["system={tmp}/nope.json"], "file not found"),
     ("system-is-a-list", ["system={tmp}/list.json"], "got a JSON list"),
     ("compare-another-batch", ["compare={tmp}/other.json"], "no question id in common"),
+    ("compare-no-shared-question", ["system={tmp}/q1.json", "compare={tmp}/q2.json"], "no scored question in common"),
 ]
 
 
@@ -186,6 +188,9 @@ def test_bad_options_and_files_end_in_one_line(tmp_path: Path, pair, capsys, ove
     golden, system = pair
     (tmp_path / "list.json").write_text("[]")
     _write(tmp_path / "other.json", [{"id": "x9", "type": "yesno", "exact_answer": "yes"}])
+    answers = json.loads(system.read_text())["questions"]
+    _write(tmp_path / "q1.json", answers[:1])  # each a valid submission of the golden file's questions,
+    _write(tmp_path / "q2.json", answers[1:])  # but not of the same ones
     cfg = compose_config(
         "evaluate",
         [

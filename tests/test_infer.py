@@ -22,6 +22,7 @@ from helpers import run_script
 
 from bioqa.evaluation import evaluate_submission
 from bioqa.resources import demo_golden_path
+from bioqa.rundir import read_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # seconds each, a minute or so in all
 
@@ -44,7 +45,7 @@ def test_the_script_runs_in_a_subprocess(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "yesno.macro_f1" in result.stdout  # the score table is printed
     assert len(json.loads((run_dir / "submission.json").read_text())["questions"]) == 2
-    assert json.loads((run_dir / "metrics.json").read_text())["accounting.errors"] == 0
+    assert read_metrics(run_dir).flat()["accounting.errors"] == 0
 
 
 def test_phase_b_run_writes_an_official_submission_metrics_and_provenance(tmp_path, capsys):
@@ -59,7 +60,7 @@ def test_phase_b_run_writes_an_official_submission_metrics_and_provenance(tmp_pa
         assert record["prompt_hash"] and record["prompt_tokens"] > 0 and record["error"] is None
     submission = json.loads((run_dir / "submission.json").read_text())
     report = evaluate_submission(demo_golden_path(), submission, bootstrap=0)  # never rejected
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = read_metrics(run_dir).flat()
     assert metrics["accounting.requests"] == expected
     assert 0.0 <= metrics["accounting.parse_failure_rate"] <= 1.0
     assert metrics["yesno.macro_f1"] == pytest.approx(report.metrics["yesno.macro_f1"])
@@ -109,12 +110,12 @@ def test_killed_run_resumes_without_recomputing_or_paying_twice(tmp_path):
     done_keys = {(r["id"], r["kind"]) for r in before}
     assert after[: len(before)] == before  # nothing lost, nothing rewritten
     assert len(after) == 12 and not done_keys & {(r["id"], r["kind"]) for r in after[len(before) :]}
-    resumed = json.loads((run_dir / "metrics.json").read_text())
+    resumed = read_metrics(run_dir).flat()
     assert resumed["accounting.resumed"] == len(before) and resumed["accounting.requests"] == 12
 
     fresh = tmp_path / "fresh"
     assert run_script("infer", *args, f"hydra.run.dir={fresh}") == 0  # new run dir, same cache: no model calls
-    metrics = json.loads((fresh / "metrics.json").read_text())
+    metrics = read_metrics(fresh).flat()
     assert metrics["accounting.cached"] == metrics["accounting.requests"] == 12
 
 
@@ -179,7 +180,7 @@ def test_a_run_whose_requests_all_failed_exits_3_after_writing_its_outputs(tmp_p
     summary, error = capsys.readouterr().err.strip().splitlines()[-2:]
     assert summary == "run: requests: 4 — answered 0, failed 4, cached 0, resumed 0, truncated 0"
     assert error.startswith("infer.py: error: 4 of 4 requests failed (allowed: errors.max_fraction=0)")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = read_metrics(run_dir).flat()
     assert metrics["accounting.errors"] == 4 and metrics["accounting.questions_per_minute"] == 0.0
     assert (run_dir / "submission.json").exists() and len(lines(run_dir / "predictions.jsonl")) == 4
 
@@ -190,7 +191,7 @@ def test_phase_a_plus_answers_from_our_own_retrieval(tmp_path):
     assert run_script("infer", *infer_args(tmp_path, *overrides)) == 0
     submission = json.loads((run_dir / "submission.json").read_text())["questions"]
     assert all(1 <= len(q["documents"]) <= 10 and 1 <= len(q["snippets"]) <= 10 for q in submission)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = read_metrics(run_dir).flat()
     assert metrics["documents.MAP"] > 0 and "snippets.MF1" in metrics and "yesno.acc" in metrics
 
 

@@ -18,8 +18,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import assert_registry_is_the_jar
 
-from bioqa.evaluation.official import METRIC_ORDER, SubmissionRejected, evaluate_official
+from bioqa.evaluation.official import JAR_COLUMNS, SubmissionRejected, evaluate_official
 
 #: The largest GMAP difference from the jar allowed, in ULPs (measured: 1 ulp on 1 of 320 GMAPs, from exp).
 GMAP_ULPS = 2
@@ -142,8 +143,10 @@ def test_bit_identical_to_the_jar_on_generated_submissions(shared_dir: Path, jar
             with pytest.raises(SubmissionRejected):
                 evaluate_official(golden, system, phase, version)
             continue
-        got = evaluate_official(golden, system, phase, version).metrics
-        for name, value in zip(METRIC_ORDER[phase], numbers, strict=True):
+        result = evaluate_official(golden, system, phase, version)
+        assert_registry_is_the_jar(result)
+        got = result.metrics
+        for name, value in zip(JAR_COLUMNS[phase], numbers, strict=True):
             if name.endswith(".GMAP"):
                 gmap_total += 1
                 gmap_exact += got[name] == value

@@ -13,10 +13,11 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from helpers import assert_registry_is_the_jar
 
 from bioqa.data import BioASQFormatError
 from bioqa.evaluation.official import (
-    METRIC_ORDER,
+    JAR_COLUMNS,
     SubmissionRejected,
     evaluate_official,
     evaluate_phase_a,
@@ -49,9 +50,10 @@ def test_oracle_case(shared_dir: Path, case_id: str):
         assert str(system.name) in str(err.value) or str(golden.name) in str(err.value)
         return
     result = evaluate_official(golden, system, case["phase"], case["version"])
-    assert list(case["expected"]) == list(METRIC_ORDER[case["phase"]]) == list(result.metrics)
+    assert list(case["expected"]) == list(JAR_COLUMNS[case["phase"]]) == list(result.metrics)
     wrong = {k: (v, result.metrics[k]) for k, v in case["expected"].items() if not _close(v, result.metrics[k])}
     assert not wrong, wrong
+    assert_registry_is_the_jar(result)
 
 
 def test_oracle_has_all_cases(shared_dir: Path):

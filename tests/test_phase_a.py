@@ -115,7 +115,7 @@ def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
             return _quotes_for(user)
         return "Sorry, I cannot rank these."  # unusable ranking
 
-    backend = ScriptedBackend.from_text(reply)
+    backend = ScriptedBackend(reply)
     [answer], [trace], _ = triple(run_phase_a([question], backend, index, llm_config(max_broader_attempts=2)))
     assert [(t["source"], t["hits"] > 0) for t in trace["queries"]] == [
         ("llm", False),
@@ -149,7 +149,7 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
             return json.dumps({"snippets": sentences[:2]})
         return '```json\n{"snippets": [2, 0, 99, "x"]}\n```'
 
-    backend = ScriptedBackend.from_text(reply)
+    backend = ScriptedBackend(reply)
     answers, traces, _ = triple(run_phase_a(batch, backend, index, llm_config(extract_documents=3)))
     assert len(backend.calls) == 3  # query, extraction and ranking each batched over both questions
     for answer, trace in zip(answers, traces, strict=True):
@@ -164,7 +164,7 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
 
 
 def test_backend_failures_degrade_to_retrieval_only_and_are_counted(index, questions, caplog):
-    backend = ScriptedBackend.from_text(lambda user: None)
+    backend = ScriptedBackend(lambda user: None)
     answers, traces, stats = triple(run_phase_a(questions[:3], backend, index, llm_config(max_broader_attempts=1)))
     for answer, trace in zip(answers, traces, strict=True):
         assert [t["source"] for t in trace["queries"]] == ["llm", "broader", "bag_of_words"]
@@ -188,7 +188,7 @@ def test_some_failed_calls_are_attributed_to_their_question(index, questions):
             return None if failing in user else "statins"
         return '{"snippets": []}'
 
-    _, traces, stats = triple(run_phase_a(questions[:3], ScriptedBackend.from_text(reply), index, llm_config()))
+    _, traces, stats = triple(run_phase_a(questions[:3], ScriptedBackend(reply), index, llm_config()))
     assert [t.get("model_errors") for t in traces] == [None, {"query": 1}, None]
     assert stats["stages"]["query"]["model_errors"] == 1 and stats["stages"]["query"]["model_calls"] == 3
     assert all(stats["stages"][s]["wall_s"] >= 0 for s in ("query", "search", "extract"))
@@ -254,3 +254,97 @@ def test_baseline_on_a_real_batch_scores_well_above_zero(shared_dir, tmp_path_fa
     )
     assert report.metrics["documents.MRec"] == pytest.approx(sum(recall) / len(recall))
     assert report.metrics["documents.MAP"] > 0.3 and report.metrics["snippets.MF1"] > 0.2
+
+
+# ----------------------------------------------------------------------------- stage oracles
+
+
+def _measures(answers, tmp_path) -> dict[str, float]:
+    from bioqa.evaluation.api import evaluate_submission
+
+    submission = {"questions": [submission_entry(a) for a in answers]}
+    report = evaluate_submission(demo_golden_path(), submission, phase="A", rouge=False, bootstrap=0)
+    return {k: v for k, v in report.metrics.items() if k.startswith(("documents.", "snippets.")) and "GMAP" not in k}
+
+
+def test_all_oracle_stages_need_no_model_and_reach_the_ceiling(index, questions, tmp_path):
+    """On the demo batch every golden snippet is a sentence of its document: the pipeline's ceiling is perfect."""
+    config = llm_config(oracle_stages=["query", "extract", "rerank"])
+    answers, traces, stats = triple(run_phase_a(questions, None, index, config))
+    assert set(_measures(answers, tmp_path).values()) == {1.0}
+    assert stats["oracle_stages"] == ["query", "extract", "rerank"] and stats["model_calls"] == 0
+    for answer, trace in zip(answers, traces, strict=True):
+        assert_official(answer)
+        assert trace["oracle_stages"] == ["query", "extract", "rerank"]
+        assert trace["queries"] == [{"query": None, "source": "oracle", "hits": len(answer.documents)}]
+        assert trace["rerank"]["mode"] == "oracle" and trace["extraction"]["dropped"] == 0
+
+
+@pytest.mark.parametrize(
+    ("oracle", "model_stages"),
+    [
+        (["extract", "rerank"], {"query"}),
+        (["query", "rerank"], {"extract"}),
+        (["query", "extract"], {"rerank"}),
+        (["query"], {"extract", "rerank"}),
+    ],
+)
+def test_only_the_other_stages_ask_the_model(oracle, model_stages, index, questions):
+    asked = set()
+
+    def reply(user: str) -> str:
+        if "write an Elasticsearch query string" in user:
+            asked.add("query")
+            return "statins OR cystic"
+        if "extract relevant sentences" in user:
+            asked.add("extract")
+            return json.dumps({"snippets": re.findall(r"[A-Z][^.]*\.", user.split("```", 1)[1])[:1]})
+        asked.add("rerank")
+        return '{"snippets": [0]}'
+
+    backend = ScriptedBackend(reply)
+    _, traces, stats = triple(run_phase_a(questions[:3], backend, index, llm_config(oracle_stages=oracle)))
+    assert asked == model_stages
+    assert sorted(stats["oracle_stages"]) == sorted(oracle)
+    assert all(sorted(t["oracle_stages"]) == sorted(oracle) for t in traces if t.get("snippets"))
+
+
+@pytest.mark.parametrize(
+    ("config", "backend", "golden", "message"),
+    [
+        ({"oracle_stages": ["search"]}, None, True, "['search'] are not stages; choose from ['query', 'extract', "),
+        ({"oracle_stages": ["query"], "strategy": "bm25"}, None, True, "they need strategy 'llm'"),
+        ({"oracle_stages": ["query", "extract"]}, None, True, "needs a model backend"),
+        ({"oracle_stages": ["query", "extract", "rerank"]}, None, False, "need golden documents: 3 of 3 questions"),
+    ],
+)
+def test_oracle_misuse_is_one_clear_error(config, backend, golden, message, index, questions):
+    from dataclasses import replace
+
+    batch = questions[:3] if golden else [replace(q, documents=[], snippets=[]) for q in questions[:3]]
+    node = OmegaConf.load(CONF).phase_a
+    node.merge_with(config)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        settings = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
+        run_phase_a(batch, backend, index, PhaseAConfig(**settings))
+
+
+@pytest.mark.slow
+def test_the_ceiling_on_a_real_batch_is_explained(shared_dir, tmp_path_factory):
+    """11B3 over the shared corpus: the all-oracle run loses only what the 10-item limits and alignment lose."""
+    golden_path = shared_dir / "golden" / "11B3_golden.json"
+    corpus_path = shared_dir / "corpus" / "pubmed_snippets_7B-11B.jsonl"
+    index = TantivyIndex(corpus_path, tmp_path_factory.mktemp("shared-index"), show_progress=False)
+    questions = load_questions(golden_path)
+    config = llm_config(oracle_stages=["query", "extract", "rerank"], show_progress=False)
+    answers, traces, _ = triple(run_phase_a(questions, None, index, config))
+    from bioqa.evaluation.api import evaluate_submission
+
+    submission = {"questions": [submission_entry(a) for a in answers]}
+    metrics = evaluate_submission(golden_path, submission, phase="A", rouge=False, bootstrap=0).metrics
+    # documents: perfect, except what the 10-document limit costs questions with more golden documents
+    capped = [min(len(set(q.documents)), 10) / len(set(q.documents)) for q in questions]
+    assert metrics["documents.MAP"] == 1.0
+    assert metrics["documents.MF1"] == pytest.approx(sum(2 * r / (1 + r) for r in capped) / len(capped), abs=1e-12)
+    # snippets: every golden quote is placed (none dropped); the 10-snippet limit and trailing spaces cost the rest
+    assert sum(t["extraction"]["dropped"] for t in traces) == 0 and metrics["snippets.MAP"] > 0.93

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import bitsandbytes as bnb
 import bitsandbytes.functional as bnbf
@@ -11,9 +13,11 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, MixtralConfig
 
-from bioqa.models import moe
-from bioqa.models.moe import (
-    add_expert_lora,
+from bioqa.models import nf4_experts
+from bioqa.models.lora_experts import add_expert_lora
+from bioqa.models.nf4_experts import (
+    BUFFERS_ATTRIBUTE,
+    DequantBuffers,
     dequantize_experts,
     expert_packed,
     expert_quant_states,
@@ -21,6 +25,7 @@ from bioqa.models.moe import (
     set_experts_forward,
 )
 from bioqa.models.quantization import (
+    QUANT_METHOD,
     NF4AllQuantizer,
     load_model_4bit,
     quantization_report,
@@ -143,7 +148,7 @@ def _manual_experts(experts: nn.Module, gate_up: torch.Tensor, down: torch.Tenso
 )
 def test_nf4_experts_match_reference_values_and_gradients(mode, with_lora, kernel, monkeypatch):
     if not kernel:
-        monkeypatch.setattr(moe, "_grouped_mm_ok", lambda *tensors: False)
+        monkeypatch.setattr(nf4_experts, "_grouped_mm_ok", lambda *tensors: False)
     model = quantize_model_(tiny_mixtral(), compute_dtype=torch.float32)
     set_experts_forward(model, mode)
     experts = dict(iter_fused_experts(model))["model.layers.0.mlp.experts"]
@@ -196,15 +201,41 @@ def test_auto_experts_forward_switches_on_the_number_of_tokens(monkeypatch):
     set_experts_forward(model, "auto")
     used = []
     for name in ("nf4_experts_forward", "nf4_experts_forward_grouped"):
-        original = getattr(moe, name)
-        monkeypatch.setattr(moe, name, lambda *a, _n=name, _f=original: used.append(_n) or _f(*a))
-    ids = torch.randint(0, 256, (1, moe.GROUPED_MIN_TOKENS), generator=torch.Generator().manual_seed(5))
+        original = getattr(nf4_experts, name)
+        monkeypatch.setattr(nf4_experts, name, lambda *a, _n=name, _f=original: used.append(_n) or _f(*a))
+    ids = torch.randint(0, 256, (1, nf4_experts.GROUPED_MIN_TOKENS), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         model(ids)
         model(ids[:, :8])
     assert used == ["nf4_experts_forward_grouped"] * 2 + ["nf4_experts_forward"] * 2
     with pytest.raises(ValueError, match="experts_forward must be one of"):
         set_experts_forward(model, "fused")
+
+
+def test_dequantisation_buffers_belong_to_their_model():
+    """One owner shared by a model's experts modules (one layer's bf16 experts in memory), another model's its
+    own: nothing process-global to release, and adding an adapter keeps the sharing."""
+    owners = []
+    for seed in (0, 1):
+        model = quantize_model_(tiny_mixtral(seed=seed), compute_dtype=torch.float32)
+        add_expert_lora(model, r=4, alpha=8)
+        held = {id(getattr(m, BUFFERS_ATTRIBUTE)) for _, m in iter_fused_experts(model)}
+        assert len(held) == 1 and len(list(iter_fused_experts(model))) == 2
+        owners.append(getattr(dict(iter_fused_experts(model))["model.layers.0.mlp.experts"], BUFFERS_ATTRIBUTE))
+    assert owners[0] is not owners[1] and all(isinstance(o, DequantBuffers) for o in owners)
+
+
+def test_importing_registers_nothing_with_transformers_and_loading_registers_once():
+    code = (
+        "import bioqa.models.quantization as q\n"
+        "from transformers.quantizers import auto\n"
+        "m = q.QUANT_METHOD\n"
+        "print(m in auto.AUTO_QUANTIZER_MAPPING, m in auto.AUTO_QUANTIZATION_CONFIG_MAPPING)\n"
+        "q.register_quantizer(); q.register_quantizer()\n"
+        "print(auto.AUTO_QUANTIZER_MAPPING[q.QUANT_METHOD] is q.NF4AllQuantizer)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "True"] and QUANT_METHOD == "bioqa_nf4"
 
 
 def test_expert_lora_starts_as_identity():

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 from helpers import compose_config
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from bioqa.data import load_questions
+from bioqa.errors import describe
 from bioqa.pipeline.phase_a import PhaseAConfig, run_phase_a
 from bioqa.resources import demo_golden_path
 from bioqa.retrieval import SearchIndex, TantivyIndex
@@ -80,3 +82,19 @@ def test_tantivy_option_finds_the_demo_corpus_from_any_directory(tmp_path, monke
     cfg = retrieval("tantivy", tmp_path)
     assert cfg.index.corpus_path is None and cfg.index.index_dir is None
     assert instantiate(cfg.index, show_progress=False).num_docs == 41
+
+
+@pytest.mark.parametrize(
+    ("option", "node", "key"),
+    [("dense", (), "retrieval.index"), ("hybrid", ("dense",), "retrieval.index.dense")],
+)
+def test_a_bad_dense_search_is_named_by_the_key_it_was_given_under(option, node, key, tmp_path):
+    """The index refuses the value; the entry layer names the key, which differs under retrieval=hybrid."""
+    cfg = retrieval(option, tmp_path)
+    target = cfg.index
+    for name in node:
+        target = target[name]
+    target.search = "fuzzy"
+    with pytest.raises(InstantiationException) as raised:
+        instantiate(cfg.index)
+    assert describe(raised.value) == f"{key}: search='fuzzy': expected 'exact' or 'hnsw'"

@@ -19,7 +19,8 @@ from bioqa.pipeline import app
 from bioqa.pipeline.app import infer_from_config, select_questions
 from bioqa.resources import demo_golden_path
 from bioqa.retrieval.wikipedia import WikiArticle, WikipediaContext
-from bioqa.runs import IDENTITY_FILE, RunDirectory
+from bioqa.rundir import IDENTITY, read_metrics
+from bioqa.runs import RunDirectory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +54,7 @@ class Backends:
         self.reply = yes
 
     def __call__(self, cfg_model, cache_path=None):
-        self.built.append(ScriptedBackend(self.reply, name=cfg_model["name"]))
+        self.built.append(ScriptedBackend(complete=self.reply, name=cfg_model["name"]))
         return self.built[-1]
 
     @property
@@ -79,7 +80,7 @@ def snapshot(run_dir: Path) -> dict[str, bytes]:
 def test_same_config_resumes_without_new_calls_and_ends_with_a_summary_line(tmp_path, backends, capsys):
     first = run(tmp_path)
     assert backends.calls == 4 and first.metrics["accounting.answered"] == 4
-    identity = json.loads((tmp_path / "run" / IDENTITY_FILE).read_text())["identity"]
+    identity = json.loads((tmp_path / "run" / IDENTITY).read_text())["identity"]
     assert identity["backend"] == {"kind": "scripted", "model_id": "scripted:tiny-llama-random"}
     assert identity["prompt"]["n_shots"] == 1 and identity["data"]["limit"] == 2
     capsys.readouterr()
@@ -156,11 +157,11 @@ def test_a_refused_run_puts_back_hydras_record_of_the_run(tmp_path):
     ],
 )
 def test_a_damaged_identity_file_is_one_clear_error(tmp_path, content, expected):
-    (tmp_path / IDENTITY_FILE).write_bytes(content)
-    match = rf"{IDENTITY_FILE}: {expected}.*choose another hydra\.run\.dir"
+    (tmp_path / IDENTITY).write_bytes(content)
+    match = rf"{IDENTITY}: {expected}.*choose another hydra\.run\.dir"
     with pytest.raises(RunConflictError, match=match), RunDirectory(tmp_path) as held:
         held.bind({"prompt": {"n_shots": 1}})
-    assert (tmp_path / IDENTITY_FILE).read_bytes() == content  # left as found
+    assert (tmp_path / IDENTITY).read_bytes() == content  # left as found
 
 
 HOLD = """
@@ -203,7 +204,7 @@ def test_a_run_whose_requests_all_failed_writes_everything_then_exits_3(tmp_path
         main()
     assert exited.value.code == EXIT_FAILURES == 3
     run_dir = tmp_path / "run"
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = read_metrics(run_dir).flat()
     assert metrics["accounting.errors"] == metrics["accounting.requests"] == 4
     assert metrics["accounting.answered"] == 0 and metrics["accounting.questions_per_minute"] == 0.0
     assert json.loads((run_dir / "submission.json").read_text())["questions"]  # written, answers left out
@@ -286,10 +287,10 @@ def test_a_missing_shot_pool_is_an_error_unless_the_fallback_is_asked_for(tmp_pa
 
     result = run(tmp_path, *overrides, "data.shot_pool_fallback=demo")
     assert result.metrics["run.shot_pool"] == "demo" and result.metrics["run.shot_pool_requested"] == "fewshot"
-    identity = json.loads((tmp_path / "run" / IDENTITY_FILE).read_text())["identity"]
+    identity = json.loads((tmp_path / "run" / IDENTITY).read_text())["identity"]
     assert identity["prompt"]["pool"] == "demo"
     assert "using the embedded demo pool" in caplog.text
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = read_metrics(tmp_path / "run").flat()
     assert metrics["run.shot_pool"] == "demo"
 
 
@@ -299,7 +300,7 @@ def test_phase_a_alone_needs_no_shot_pool(tmp_path, backends):
     overrides = [f"data.golden={golden}", f"prompt.pool_path={tmp_path}/missing", "task=phase_a", "retrieval=bm25"]
     result = run(tmp_path, *overrides)
     assert result.metrics["run.shot_pool"] is None and result.metrics["accounting.requests"] == 0
-    assert json.loads((tmp_path / "run" / IDENTITY_FILE).read_text())["identity"]["prompt"] is None
+    assert json.loads((tmp_path / "run" / IDENTITY).read_text())["identity"]["prompt"] is None
 
 
 def test_phase_a_plus_prompts_carry_phase_a_snippets_and_wikipedia_context(tmp_path, backends, monkeypatch):

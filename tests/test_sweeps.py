@@ -16,6 +16,7 @@ from helpers import run_script
 from bioqa.errors import ConfigError
 from bioqa.experiments import experiment_names, job_overrides, main, plan_jobs
 from bioqa.resources import demo_golden_path
+from bioqa.rundir import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("smollm2_parsed_once")  # planning builds SmolLM2 backends: one GGUF parse
@@ -151,6 +152,6 @@ def test_submitit_local_launcher_runs_the_sweep(tmp_path):
     runs = sorted((tmp_path / "sweep").glob("[0-9]"))
     assert len(runs) == 2
     for run in runs:
-        metrics = json.loads((run / "metrics.json").read_text())
+        metrics = read_metrics(run).flat()
         assert metrics["accounting.errors"] == 0 and metrics["run.questions"] in (1, 2)
     assert (tmp_path / "sweep" / "summary.csv").is_file()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bioqa.analysis.dashboard import CURVE_MEASURES, sweep_workspace
+from bioqa.analysis.dashboard import sweep_workspace
+from bioqa.analysis.sweep import headline_measures
 from bioqa.loggers import build_loggers, log_run, per_question_table, run_summary, wandb_logger
 
 METRICS = {
@@ -91,6 +92,6 @@ def test_sweep_dashboard_builds_offline_with_a_curve_per_measure():
     view = workspace._to_model()  # what save() would send; built without any network call
     payload = view.model_dump_json()
     curves = workspace.sections[0].panels
-    assert len(curves) == len(CURVE_MEASURES) and all(panel.x.name == "prompt.n_shots" for panel in curves)
+    assert len(curves) == len(headline_measures()) and all(panel.x.name == "prompt.n_shots" for panel in curves)
     assert "yesno/macro_f1" in payload and "infer-2026-12-01_10-00-00_1-ab" in payload
     assert '"grouping":[{"section":"config","name":"model.value.name"}]' in payload  # one curve per model

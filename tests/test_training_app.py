@@ -12,6 +12,7 @@ from omegaconf import open_dict
 
 from bioqa.models.adapters import TRAINING_INFO_FILE
 from bioqa.resources import demo_golden_path
+from bioqa.rundir import read_metrics
 from bioqa.training.app import train_from_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -38,6 +39,6 @@ def test_train_from_config_writes_adapter_metrics_and_provenance(tmp_path):
     assert info["data"]["train_files"] == [str(demo_golden_path())] and info["data"]["batch_size"] == 1
     assert info["prompt"]["n_shots"] == 1 and info["prompt"]["pool"] == "demo"
     assert info["data"]["n_train"] + info["data"]["n_val"] == 28  # 16 ideal + 12 exact answers of the demo batch
-    assert "train/loss" in json.loads((run_dir / "metrics.json").read_text())
+    assert "train/loss" in read_metrics(run_dir).flat()
     assert set(json.loads((run_dir / "provenance.json").read_text())["data"]) == {str(demo_golden_path())}
     assert list((run_dir / "csv").glob("version_*/metrics.csv"))

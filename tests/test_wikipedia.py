@@ -1,15 +1,17 @@
-"""Wikipedia context through wikipedia-api with an injected httpx transport (a canned MediaWiki API; no network)."""
+"""Wikipedia context through bioqa's MediaWiki client, against a real loopback HTTP server that answers like the
+MediaWiki Action API (``formatversion=2`` replies; no network)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import time
+from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pytest
+from helpers import ScriptedBackend
 
 from bioqa.errors import ConfigError, describe, error_boundary
-from bioqa.models import Backend, ChatRequest, Completion
+from bioqa.retrieval.mediawiki import MediaWikiClient, MediaWikiError
 from bioqa.retrieval.wikipedia import WikipediaContext, main, parse_titles, prefetch
 from bioqa.retrieval.wikipedia_cache import WikipediaCache, normalise_title
 
@@ -25,85 +27,140 @@ ARTICLES = {
 REDIRECTS = {"Acetylsalicylic acid": "Aspirin"}
 
 
-def mediawiki(request: httpx.Request) -> httpx.Response:
-    """Answers ``action=query&prop=extracts`` like the MediaWiki API (missing pages get id -1)."""
-    params = request.url.params
-    assert request.url.host == "en.wikipedia.org" and params["action"] == "query" and params["prop"] == "extracts"
-    assert params["exintro"] == "1" and "bioqa" in request.headers["User-Agent"]
-    title = params["titles"]
-    query: dict = {}
-    if params.get("redirects") and title in REDIRECTS:
-        query["redirects"] = [{"from": title, "to": REDIRECTS[title]}]
-        title = REDIRECTS[title]
-    if title in ARTICLES:
-        page_id = str(100 + sorted(ARTICLES).index(title))
-        query["pages"] = {page_id: {"pageid": int(page_id), "ns": 0, "title": title, "extract": ARTICLES[title]}}
-    else:
-        query["pages"] = {"-1": {"ns": 0, "title": title, "missing": ""}}
-    return httpx.Response(200, json={"batchcomplete": "", "query": query})
+class MediaWiki:
+    """A loopback server's responder answering ``action=query&prop=extracts`` as the MediaWiki API does (a missing
+    page: ``missing: true``); ``fail`` replaces every answer (an outage, a broken proxy, a rate limit)."""
+
+    def __init__(self, fail: tuple | None = None):
+        self.queries: list[dict[str, str]] = []
+        self.agents: list[str] = []
+        self.fail = fail
+
+    def __call__(self, path: str, body, headers):
+        self.queries.append(dict(parse_qsl(urlsplit(path).query)))
+        self.agents.append(headers.get("User-Agent", ""))
+        if self.fail is not None:
+            if self.fail[0] == "sleep":
+                time.sleep(self.fail[1])
+                return 200, {}
+            return self.fail
+        title = self.queries[-1]["titles"]
+        query: dict = {}
+        if title in REDIRECTS:
+            query["redirects"] = [{"from": title, "to": REDIRECTS[title]}]
+            title = REDIRECTS[title]
+        if title in ARTICLES:
+            page_id = 100 + sorted(ARTICLES).index(title)
+            query["pages"] = [{"pageid": page_id, "ns": 0, "title": title, "extract": ARTICLES[title]}]
+        else:
+            query["pages"] = [{"ns": 0, "title": title, "missing": True}]
+        return 200, {"batchcomplete": True, "query": query}
 
 
-class ScriptedBackend(Backend):
-    """A test double that replies with fixed strings chosen by the prompt (drives the control flow only)."""
+@pytest.fixture
+def wiki(json_server):
+    """``wiki(api=None, **kwargs)``: a WikipediaContext on a new loopback MediaWiki (``api`` its responder)."""
 
-    kind = "scripted"
+    def make(api: MediaWiki | None = None, **kwargs) -> WikipediaContext:
+        url = json_server(api or MediaWiki()) + "/w/api.php"
+        kwargs.setdefault("max_retries", 0)
+        return WikipediaContext(prompts=PROMPTS, api_url=url, **kwargs)
 
-    def __init__(self, replies: dict[str, str]):
-        self.replies, self.requests = replies, []
-
-    @property
-    def model_id(self) -> str:
-        return "scripted"
-
-    @property
-    def context_window(self) -> int:
-        return 4096
-
-    def count_tokens(self, messages) -> int:
-        return sum(len(m["content"]) for m in messages) // 4
-
-    def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
-        self.requests.extend(requests)
-        for index, r in enumerate(requests):
-            user = r.messages[-1]["content"]
-            yield index, Completion(text=next((v for k, v in self.replies.items() if k in user), ""))
+    return make
 
 
-def context(**kwargs) -> WikipediaContext:
-    return WikipediaContext(prompts=PROMPTS, transport=httpx.MockTransport(mediawiki), max_retries=0, **kwargs)
-
-
-def test_named_articles_are_fetched_and_missing_ones_skipped():
+def test_named_articles_are_fetched_and_missing_ones_skipped(wiki):
+    api = MediaWiki()
     backend = ScriptedBackend(
         {"Reye": json.dumps({"articles": ["Acetylsalicylic acid", "No such page", "Reye syndrome"]})}
     )
-    [articles] = context(max_articles=3).context_for(["Why is aspirin avoided in children? (Reye)"], backend)
+    [articles] = wiki(api, max_articles=3).context_for(["Why is aspirin avoided in children? (Reye)"], backend)
     assert [a.title for a in articles] == ["Aspirin", "Reye syndrome"]
     assert articles[0].text == ARTICLES["Aspirin"]
     assert articles[0].url == "https://en.wikipedia.org/wiki/Aspirin"
     assert articles[1].as_context().startswith("Wikipedia, Reye syndrome: Reye syndrome is")
     assert backend.requests[0].json_schema is not None
+    assert api.queries[0] == {
+        "action": "query",
+        "format": "json",
+        "formatversion": "2",
+        "prop": "extracts",
+        "exintro": "1",
+        "explaintext": "1",
+        "redirects": "1",
+        "titles": "Acetylsalicylic acid",
+    }
+    assert all("bioqa" in agent for agent in api.agents)
 
 
-def test_summaries_come_from_the_model_and_texts_are_capped():
+def test_summaries_come_from_the_model_and_texts_are_capped(wiki):
     backend = ScriptedBackend({"Name up to": '["Aspirin"]', "Summarise 'Aspirin'": "Aspirin blocks COX enzymes."})
-    [[article]] = context(max_articles=2, summarise=True).context_for(["How does aspirin work?"], backend)
+    [[article]] = wiki(max_articles=2, summarise=True).context_for(["How does aspirin work?"], backend)
     assert article.text == "Aspirin blocks COX enzymes."
-    [[short]] = context(max_articles=1, max_chars=20).context_for(["How does aspirin work?"], backend)
+    [[short]] = wiki(max_articles=1, max_chars=20).context_for(["How does aspirin work?"], backend)
     assert short.text == ARTICLES["Aspirin"][:20]
 
 
-def test_disabled_context_makes_no_calls():
-    backend = ScriptedBackend({})
-    assert context(max_articles=0).context_for(["q1", "q2"], backend) == [[], []]
-    assert backend.requests == []
+def test_disabled_context_makes_no_calls(wiki):
+    backend, api = ScriptedBackend({}), MediaWiki()
+    assert wiki(api, max_articles=0).context_for(["q1", "q2"], backend) == [[], []]
+    assert backend.requests == [] and api.queries == []
 
 
-def test_http_failures_are_skipped_not_raised():
-    failing = WikipediaContext(
-        prompts=PROMPTS, max_retries=0, transport=httpx.MockTransport(lambda r: httpx.Response(503))
-    )
+#: What a server can do wrong, and the one line bioqa makes of it (the fetch is skipped, counted, never cached).
+FAILURES = [
+    ((503, {}), "HTTP 503"),
+    ((500, b"<html>Internal error</html>"), "HTTP 500"),
+    ((401, {"error": "unauthorised"}), "HTTP 401"),
+    ((403, b""), "HTTP 403"),
+    ((429, {}, {"Retry-After": "3600"}), "HTTP 429"),
+    ((200, b""), "the reply is not JSON (0 bytes)"),
+    ((200, b'{"batchcomplete": true, "query": {"pages": [{"pageid"'), "the reply is not JSON"),
+    ((200, b"null"), "a reply without query.pages"),
+    ((200, {}), "a reply without query.pages"),
+    ((200, {"query": {"pages": []}}), "a reply without query.pages"),
+    ((200, {"query": {"pages": [{"title": "Aspirin", "pageid": 1}]}}), "came without its extract"),
+    ((200, {"error": {"code": "ratelimited", "info": "slow down"}}), "API error ratelimited: slow down"),
+    ((200, b"\xff\xfe not utf-8"), "the reply is not JSON"),
+    (("sleep", 2.0), "ReadTimeout"),
+]
+
+
+@pytest.mark.parametrize(("fail", "message"), FAILURES, ids=[m for _, m in FAILURES])
+def test_server_failures_are_one_line_skipped_and_never_cached(fail, message, wiki, tmp_path, caplog):
+    api = MediaWiki(fail=fail)
+    failing = wiki(api, timeout_s=0.5, cache_path=tmp_path / "wiki.sqlite")
     assert failing.fetch("Aspirin") is None
+    assert failing.counts["unreachable"] == 1 and failing.counts["fetched"] == 0
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert message in warning and "\n" not in warning and warning.startswith("wikipedia: could not fetch 'Aspirin'")
+    assert WikipediaCache(tmp_path / "wiki.sqlite").counts("en")["pages"] == 0
+
+
+def test_rate_limits_are_retried_after_the_wait_the_server_asks(json_server):
+    replies = iter([(429, {}, {"Retry-After": "0"}), (503, {}, {"Retry-After": "0"})])
+    ok = MediaWiki()
+
+    def respond(path, body, headers):
+        return next(replies, None) or ok(path, body, headers)
+
+    client = MediaWikiClient(json_server(respond) + "/w/api.php", max_retries=2)
+    assert client.introduction("Aspirin") == ("Aspirin", ARTICLES["Aspirin"])
+    with pytest.raises(MediaWikiError, match="HTTP 429"):  # out of retries
+        MediaWikiClient(json_server(MediaWiki(fail=(429, {}, {"Retry-After": "0"}))), max_retries=1).introduction("x")
+
+
+def test_an_unreachable_server_is_one_line(caplog):
+    context = WikipediaContext(prompts=PROMPTS, api_url="http://127.0.0.1:9/w/api.php", max_retries=0)
+    assert context.fetch("Aspirin") is None and context.counts["unreachable"] == 1
+    assert "ConnectError" in caplog.records[-1].getMessage()
+
+
+def test_the_api_url_takes_the_language(json_server):
+    api = MediaWiki()
+    base = json_server(api)
+    client = MediaWikiClient(base + "/{language}/w/api.php", language="de")
+    assert client.api_url == base + "/de/w/api.php" and client.introduction("Aspirin")[0] == "Aspirin"
 
 
 @pytest.mark.parametrize(
@@ -126,62 +183,48 @@ def test_missing_prompts_are_a_clear_error():
 # ----------------------------------------------------------------------------- the persistent cache
 
 
-class Counting:
-    """The canned MediaWiki API, counting requests; ``fail=True`` answers 503 (an outage)."""
-
-    def __init__(self, fail: bool = False):
-        self.requests, self.fail = 0, fail
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests += 1
-        return httpx.Response(503) if self.fail else mediawiki(request)
+OUTAGE = (503, {})
 
 
-def cached_context(api: Counting, path, **kwargs) -> WikipediaContext:
-    return WikipediaContext(
-        prompts=PROMPTS, transport=httpx.MockTransport(api), max_retries=0, cache_path=path, **kwargs
-    )
-
-
-def test_pages_redirects_and_misses_persist_across_runs(tmp_path):
+def test_pages_redirects_and_misses_persist_across_runs(tmp_path, wiki):
     path = tmp_path / "wiki.sqlite"
-    api = Counting()
-    first = cached_context(api, path, max_articles=3)
+    api = MediaWiki()
+    first = wiki(api, cache_path=path, max_articles=3)
     assert first.fetch("Acetylsalicylic acid").title == "Aspirin"
     assert first.fetch("No such page") is None
-    assert api.requests == 2
-    outage = Counting(fail=True)
-    later = cached_context(outage, path, max_articles=3)  # a new run: everything comes from the SQLite file
+    assert len(api.queries) == 2
+    outage = MediaWiki(fail=OUTAGE)
+    later = wiki(outage, cache_path=path, max_articles=3)  # a new run: everything comes from the SQLite file
     assert later.fetch("acetylsalicylic_acid").text == ARTICLES["Aspirin"]  # normalised key
     assert later.fetch("Aspirin").url == "https://en.wikipedia.org/wiki/Aspirin"  # the redirect target too
     assert later.fetch("No such page") is None and later.counts["misses"] == 1
-    assert outage.requests == 0 and later.counts["cache_hits"] == 3
+    assert len(outage.queries) == 0 and later.counts["cache_hits"] == 3
     assert WikipediaCache(path).counts("en") == {"pages": 3, "missing": 1, "redirects": 1, "wanted": 0}
     assert WikipediaCache(path).get("de", "Aspirin") is None  # keyed by language
 
 
-def test_outages_are_not_cached(tmp_path):
+def test_outages_are_not_cached(tmp_path, wiki):
     path = tmp_path / "wiki.sqlite"
-    assert cached_context(Counting(fail=True), path, max_articles=1).fetch("Aspirin") is None
-    api = Counting()
-    assert cached_context(api, path, max_articles=1).fetch("Aspirin").title == "Aspirin" and api.requests == 1
+    assert wiki(MediaWiki(fail=OUTAGE), cache_path=path, max_articles=1).fetch("Aspirin") is None
+    api = MediaWiki()
+    assert wiki(api, cache_path=path, max_articles=1).fetch("Aspirin").title == "Aspirin" and len(api.queries) == 1
 
 
-def test_offline_uses_the_cache_only_and_lists_what_it_lacks(tmp_path, caplog):
+def test_offline_uses_the_cache_only_and_lists_what_it_lacks(tmp_path, caplog, wiki):
     path = tmp_path / "wiki.sqlite"
     WikipediaCache(path).put("en", "Reye syndrome", "Reye syndrome", ARTICLES["Reye syndrome"])
-    api = Counting()
-    offline = cached_context(api, path, max_articles=3, offline=True)
+    api = MediaWiki()
+    offline = wiki(api, cache_path=path, max_articles=3, offline=True)
     backend = ScriptedBackend({"Reye": json.dumps({"articles": ["Reye syndrome", "Aspirin", "Influenza"]})})
     [articles] = offline.context_for(["Why is aspirin avoided in children? (Reye)"], backend)
-    assert [a.title for a in articles] == ["Reye syndrome"] and api.requests == 0
+    assert [a.title for a in articles] == ["Reye syndrome"] and len(api.queries) == 0
     assert offline.missing == ["Aspirin", "Influenza"]
     assert WikipediaCache(path).wanted("en") == ["Aspirin", "Influenza"]
     assert any("2 titles not in the cache" in r.getMessage() and "Influenza" in r.getMessage() for r in caplog.records)
-    online = cached_context(api, path, max_articles=3)
+    online = wiki(api, cache_path=path, max_articles=3)
     counts = prefetch(online, WikipediaCache(path).wanted("en"), show_progress=False)
-    assert api.requests == 2 and counts["wanted"] == 0 and counts["missing"] == 1  # Influenza does not exist
-    [again] = cached_context(Counting(fail=True), path, max_articles=3, offline=True).context_for(
+    assert len(api.queries) == 2 and counts["wanted"] == 0 and counts["missing"] == 1  # Influenza does not exist
+    [again] = wiki(MediaWiki(fail=OUTAGE), cache_path=path, max_articles=3, offline=True).context_for(
         ["Why is aspirin avoided in children? (Reye)"], backend
     )
     assert [a.title for a in again] == ["Reye syndrome", "Aspirin"]
@@ -196,14 +239,14 @@ def test_offline_uses_the_cache_only_and_lists_what_it_lacks(tmp_path, caplog):
         ("none", {"offline": True, "cache_path": None}, "needs retrieval.wikipedia.cache_path"),
     ],
 )
-def test_bad_caches_are_one_clear_error(setup, kwargs, message, tmp_path):
+def test_bad_caches_are_one_clear_error(setup, kwargs, message, tmp_path, wiki):
     path = tmp_path / "wiki.sqlite"
     if setup == "dir":
         path.mkdir()
     elif setup == "garbage":
         path.write_bytes(b"\x00not sqlite at all" * 100)
     with pytest.raises((ConfigError, IsADirectoryError)) as info:
-        context = cached_context(Counting(), kwargs.pop("cache_path", path), max_articles=2, **kwargs)
+        context = wiki(MediaWiki(), cache_path=kwargs.pop("cache_path", path), max_articles=2, **kwargs)
         context.fetch("Aspirin")
     assert message in (describe(info.value) or "")
 
@@ -223,3 +266,33 @@ def test_prefetch_command_needs_something_to_fetch(tmp_path, capsys):
     with pytest.raises(SystemExit):
         error_boundary(main)(["--cache", str(tmp_path / "w.sqlite"), "--titles", str(tmp_path / "absent.txt")])
     assert "absent.txt: no such file or directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("fail", "code", "err"),
+    [(None, None, ""), (OUTAGE, 3, "2 of 2 titles could not be fetched (not cached; run the command again")],
+)
+def test_prefetch_command_exits_non_zero_when_fetches_failed(fail, code, err, json_server, tmp_path, capsys):
+    titles = tmp_path / "titles.txt"
+    titles.write_text("Aspirin\nReye syndrome\nAspirin\n")
+    argv = ["--cache", str(tmp_path / "w.sqlite"), "--titles", str(titles), "--no-progress"]
+    argv += ["--api-url", json_server(MediaWiki(fail=fail)) + "/w/api.php"]
+    if code is None:
+        assert error_boundary(main)(argv)["pages"] == 2
+    else:
+        with pytest.raises(SystemExit) as info:
+            error_boundary(main)(argv)
+        assert info.value.code == code
+    out, stderr = capsys.readouterr()
+    assert err in stderr and "unreachable=" in out
+
+
+def test_failed_model_calls_are_counted_and_said_in_one_line(wiki, caplog):
+    backend = ScriptedBackend(lambda user: None if "fail" in user else '["Aspirin"]')
+    context = wiki(max_articles=2, summarise=True)
+    found = context.context_for(["first fail", "second", "third fail"], backend)
+    assert [[a.title for a in f] for f in found] == [[], ["Aspirin"], []]
+    assert context.calls == {"titles.calls": 3, "titles.failed": 2, "titles.failed_other": 2, "summary.calls": 1,
+                             "summary.failed": 0}  # fmt: skip
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert line == "wikipedia: 2 of 3 titles requests failed (other ×2): questions without Wikipedia context"

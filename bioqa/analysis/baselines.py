@@ -22,14 +22,15 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from bioqa.analysis.model import BASELINE_MODEL
 from bioqa.analysis.runs import Run, batch_name
 from bioqa.data import Question, SystemAnswer, load_questions, write_submission
 from bioqa.evaluation import evaluate_submission
-from bioqa.runs import write_json, write_provenance
+from bioqa.rundir import BASELINE, PER_QUESTION, SUBMISSION, RunMetrics, write_json, write_jsonl, write_metrics
+from bioqa.runs import write_provenance
 
 log = logging.getLogger(__name__)
 
-BASELINE_MODEL = "baseline"
 TOP_K = {"factoid": 5, "list": 5}
 MAX_ENTITY_TOKENS = 4
 _TOKEN = re.compile(r"[A-Za-z0-9][\w\-/+.']*[\w+]|[A-Za-z0-9]")
@@ -118,18 +119,16 @@ def baseline_run(
 ) -> Run:
     """Answer ``question_ids`` of ``golden`` (all when None) with the baselines, score the submission with the
     official measures and write a run directory (submission, metrics, per-question scores, provenance)."""
-    from bioqa.evaluation.cli import write_per_question
-
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     wanted = set(question_ids) if question_ids is not None else None
     questions = [q for q in load_questions(golden) if wanted is None or q.id in wanted]
-    write_submission(output_dir / "submission.json", [baseline_answer(q, yesno[0]) for q in questions])
-    report = evaluate_submission(golden, output_dir / "submission.json", phase="B", bootstrap=bootstrap, seed=seed)
-    write_per_question(output_dir, report)
-    metrics = {**report.metrics, "ci": report.ci, "run.model": BASELINE_MODEL, "run.questions": len(questions)}
-    write_json(output_dir / "metrics.json", metrics)
-    write_json(output_dir / "baseline.json", {"yesno": yesno[0], "yesno_source": yesno[1], "top_k": TOP_K})
+    write_submission(output_dir / SUBMISSION, [baseline_answer(q, yesno[0]) for q in questions])
+    report = evaluate_submission(golden, output_dir / SUBMISSION, phase="B", bootstrap=bootstrap, seed=seed)
+    write_jsonl(output_dir / PER_QUESTION, report.per_question)
+    facts = {"run.model": BASELINE_MODEL, "run.questions": len(questions)}
+    write_metrics(output_dir, RunMetrics.scored(report.to_json(), facts))
+    write_json(output_dir / BASELINE, {"yesno": yesno[0], "yesno_source": yesno[1], "top_k": TOP_K})
     provenance = write_provenance(output_dir, [golden])
     return Run(
         path=output_dir,

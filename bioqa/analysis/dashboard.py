@@ -13,17 +13,16 @@ import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 from wandb_workspaces import expr
 
-from bioqa.analysis.sweep import HEADLINE
+from bioqa.analysis.sweep import headline_measures
 from bioqa.loggers import tracker_key
-
-#: Measures shown as shot curves (the headline scores; accounting columns get their own section).
-CURVE_MEASURES = tuple(m for m in HEADLINE if not m.startswith("accounting."))
 
 
 def sweep_workspace(
-    entity: str, project: str, group: str | None = None, measures: Sequence[str] = CURVE_MEASURES
+    entity: str, project: str, group: str | None = None, measures: Sequence[str] | None = None
 ) -> ws.Workspace:
-    """A workspace whose runs are the sweep ``group`` (all runs of the project when ``None``), grouped by model."""
+    """A workspace whose runs are the sweep ``group`` (all runs of the project when ``None``), grouped by model;
+    ``measures`` are shown as shot curves (default: the headline measures; accounting gets its own section)."""
+    measures = headline_measures() if measures is None else measures
     shots = wr.Config("prompt.n_shots")
     curves = [
         wr.ScatterPlot(title=f"{measure} vs shots", x=shots, y=wr.SummaryMetric(tracker_key(measure)))

@@ -1,19 +1,23 @@
-"""The report's PNG figures (matplotlib, headless Agg), all drawn from the report's pooled rows and paired table.
+"""The report's PNG figures (matplotlib, headless Agg), drawn from plain data: the pooled rows of one comparison
+group (``results.csv`` rows with ``batch == "pooled"``) and its paired rows (``paired.csv``). Every panel says n.
 
-1. ``shot_curves.png``: score vs number of shots per model series, one panel per ranking measure, 95% CI bands;
-   the no-model baseline as a dashed line (at most 12 series: those with the best score on the first panel's
-   measure; ``results.csv`` holds every configuration).
-2. ``cost_latency.png``: score vs USD per 100 questions and vs seconds per question; Pareto front marked.
-3. ``parse_failures.png``: parse-failure rate vs shots per model series (at most 12: the highest rates).
-4. ``forest.png``: paired differences against the reference configuration with 95% CIs and Holm-corrected p-values
-   (at most 30 configurations: those with the smallest Holm p-value; ``paired.csv`` holds every comparison).
+1. ``shot_curves.png``: score vs number of shots per series (a configuration without its shot count), one panel per
+   ranking measure, 95% CI bands; configurations without shots (the no-model baseline, a model-free BM25 Phase A, an
+   ensemble) as horizontal lines (at most 12 series: those with the best score on the first panel's measure;
+   ``results.csv`` holds every configuration).
+2. ``cost_latency.png``: score vs USD per 100 questions and vs seconds per question; Pareto front marked and labelled
+   inside the figure; an axis on which every configuration costs 0 says so instead.
+3. ``parse_failures.png``: parse-failure rate vs shots per series (at most 12: the highest rates).
+4. ``forest.png``: paired differences against the reference configuration with 95% CIs, the test's n and its
+   Holm-corrected p-value; red only where Holm's p < 0.05 (at most 30 configurations: those with the smallest Holm
+   p-value; ``paired.csv`` holds every comparison).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -22,22 +26,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bioqa.analysis.baselines import BASELINE_MODEL
-
-if TYPE_CHECKING:
-    from bioqa.analysis.report import Report
+from bioqa.analysis.model import ALPHA, BASELINE_MODEL, EXACT_MAX_QUESTIONS
 
 PANEL = (4.2, 3.2)
 MAX_FOREST_CONFIGS = 30
 MAX_SERIES = 12  # lines one panel can show apart (tab20 colours, a legend one can read)
-SERIES = ["model", "adapter", "selection", "wiki", "task"]
-
-
-def _with_series(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with a ``series`` column: the configuration without its shot count (one curve)."""
-    return frame.assign(
-        series=frame["config"].map(lambda c: " ".join(p for p in c.split(" ") if not p.endswith("-shot")))
-    )
 
 
 def _top_series(frame: pd.DataFrame, score: str) -> tuple[pd.DataFrame, str]:
@@ -62,9 +55,14 @@ def _grid(n: int, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
     return fig, flat[:n]
 
 
-def _legend(fig: plt.Figure, ax: plt.Axes) -> None:
-    """One legend for the figure, outside the panels on the right (columns when there are many series)."""
-    handles, labels = ax.get_legend_handles_labels()
+def _legend(fig: plt.Figure, axes: Sequence[plt.Axes]) -> None:
+    """One legend for the figure, outside the panels on the right (columns when there are many series): every
+    label of every panel, once."""
+    found: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            found.setdefault(label, handle)
+    handles, labels = list(found.values()), list(found)
     if handles:
         fig.legend(handles, labels, loc="outside right upper", fontsize=7, ncols=math.ceil(len(labels) / 25))
 
@@ -75,22 +73,28 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _headline(pooled: pd.DataFrame, report: Report) -> list[str]:
-    return [s.name for s in report.measures if s.ranking and s.name in set(pooled["measure"])]
+def _headline(pooled: pd.DataFrame, ranking: Sequence[str]) -> list[str]:
+    present = set(pooled.dropna(subset=["value"])["measure"])
+    return [name for name in ranking if name in present]
 
 
-def shot_curves(report: Report, path: Path) -> Path | None:
-    pooled = report.pooled()
+def _n(frame: pd.DataFrame) -> str:
+    counts = frame["n"].dropna()
+    return f"n={int(counts.max())}" if len(counts) else "n=–"
+
+
+def shot_curves(pooled: pd.DataFrame, ranking: Sequence[str], path: Path) -> Path | None:
     curves = pooled[(pooled["model"] != BASELINE_MODEL) & pooled["shots"].notna()]
-    measures = _headline(curves, report)
+    lines = pooled[pooled["shots"].isna()].dropna(subset=["value"])  # baseline, model-free runs, ensembles
+    measures = _headline(pooled, ranking)
     if not measures:
         return None
-    curves = _with_series(curves)
-    kept, note = _top_series(curves[curves["measure"] == measures[0]], "value")
+    first = curves[curves["measure"] == measures[0]]
+    kept, note = _top_series(first, "value") if len(first) else (first, "")
     curves = curves[curves["series"].isin(set(kept["series"]))]
     colors = dict(zip(dict.fromkeys(curves["series"]), plt.get_cmap("tab20").colors, strict=False))
     fig, axes = _grid(len(measures))
-    baseline = pooled[pooled["model"] == BASELINE_MODEL]
+    styles = dict(zip(dict.fromkeys(lines["config"]), ("--", ":", "-.", (0, (5, 1, 1, 1))) * 8, strict=False))
     for ax, measure in zip(axes, measures, strict=True):
         frame = curves[curves["measure"] == measure]
         for series, group in frame.groupby("series", sort=False):
@@ -101,20 +105,39 @@ def shot_curves(report: Report, path: Path) -> Path | None:
                     group["shots"].astype(float), group["ci_low"].astype(float), group["ci_high"].astype(float),
                     color=colors[series], alpha=0.15, linewidth=0,
                 )  # fmt: skip
-        base = baseline[baseline["measure"] == measure]
-        if len(base):
-            ax.axhline(base["value"].iloc[0], color="0.4", linestyle="--", linewidth=1, label="baseline (no model)")
+        for _, row in lines[lines["measure"] == measure].iterrows():
+            label = "baseline (no model)" if row["model"] == BASELINE_MODEL else f"{row['config']} (no shots)"
+            ax.axhline(row["value"], color="0.4", linestyle=styles[row["config"]], linewidth=1, label=label)
         shots = sorted(frame["shots"].dropna().unique())
         ax.set_xticks(shots)
         ax.set_xlabel("shots")
-        ax.set_title(f"{measure} (n={int(frame['n'].max())})" if frame["n"].notna().any() else measure)
+        ax.set_title(f"{measure} ({_n(pooled[pooled['measure'] == measure])})")
         ax.set_ylim(-0.02, max(1.0, float(frame["ci_high"].max(skipna=True) or 0)) + 0.02)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("score, pooled over batches (95% CI)")
     if note:
         fig.suptitle(f"{note}: the best on {measures[0]}; results.csv has every configuration", fontsize=9)
-    _legend(fig, axes[0])
+    _legend(fig, axes)
     return _save(fig, path)
+
+
+def _note(ax: plt.Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=8, wrap=True)
+    ax.set_axis_off()
+
+
+def _label_points(ax: plt.Axes, best: pd.DataFrame, x_key: str) -> None:
+    """One label per Pareto point drawn, placed toward the inside of the axes (never clipped by the figure)."""
+    low, high = ax.get_xlim()
+    bottom, top = ax.get_ylim()
+    for (x, y), tied in best.groupby([x_key, "value"], sort=False)["config"]:
+        label = tied.iloc[0] + (f" (+{len(tied) - 1} tied)" if len(tied) > 1 else "")
+        right = x > (low + high) / 2
+        upper = y > (bottom + top) / 2
+        ax.annotate(
+            label, (x, y), fontsize=6, xytext=(-3 if right else 3, -3 if upper else 3), textcoords="offset points",
+            ha="right" if right else "left", va="top" if upper else "bottom", wrap=True,
+        )  # fmt: skip
 
 
 def pareto_front(x: pd.Series, y: pd.Series) -> pd.Series:
@@ -125,44 +148,64 @@ def pareto_front(x: pd.Series, y: pd.Series) -> pd.Series:
     return pd.Series(~(no_worse & better).any(axis=1), index=x.index)
 
 
-def cost_latency(report: Report, path: Path) -> Path | None:
-    pooled = report.pooled()
-    measures = _headline(pooled, report)
+COST_AXES = (
+    ("usd_per_100q", "USD per 100 questions", "USD"),
+    ("s_per_question", "seconds per question (wall)", "time"),
+)
+
+
+def cost_note(frame: pd.DataFrame, measure: str, x_key: str, unit: str) -> str | None:
+    """Why a cost/latency panel has nothing to draw (``None`` when it has): no question of the measure's type, no
+    such cost recorded, or every configuration at 0 (local models: no cost axis to read)."""
+    scored = frame.dropna(subset=["value"])
+    if scored.empty:
+        return f"no questions of the type {measure} counts"
+    costs = scored[x_key].dropna()
+    if costs.empty:
+        return f"no {unit} recorded by these runs"
+    if (costs.astype(float) == 0).all():
+        return f"every configuration's {unit} is 0 (local models): nothing to trade off"
+    return None
+
+
+def cost_latency(pooled: pd.DataFrame, ranking: Sequence[str], path: Path) -> Path | None:
+    measures = _headline(pooled, ranking)
     if not measures:
         return None
-    axes_spec = (("usd_per_100q", "USD per 100 questions"), ("s_per_question", "seconds per question (wall)"))
     fig, axes = plt.subplots(len(measures), 2, figsize=(9, 2.8 * len(measures)), squeeze=False, layout="constrained")
+    legend = None
     for row, measure in enumerate(measures):
         frame = pooled[pooled["measure"] == measure]
-        for col, (x_key, x_label) in enumerate(axes_spec):
+        for col, (x_key, x_label, unit) in enumerate(COST_AXES):
             ax = axes[row][col]
-            points = frame.dropna(subset=[x_key, "value"])
-            if points.empty:
-                ax.text(0.5, 0.5, f"no {x_label}", ha="center", va="center", transform=ax.transAxes)
-                ax.set_axis_off()
+            ax.set_title(f"{measure} ({_n(frame)})", fontsize=8)
+            reason = cost_note(frame, measure, x_key, unit)
+            if reason:
+                _note(ax, f"{measure}: {reason}")
                 continue
+            points = frame.dropna(subset=[x_key, "value"])
             front = pareto_front(points[x_key].astype(float), points["value"].astype(float))
             ax.scatter(points[x_key], points["value"], s=18, color="tab:blue", alpha=0.6)
             best = points[front].sort_values(x_key)
             ax.step(best[x_key], best["value"], where="post", color="tab:red", linewidth=1)
             ax.scatter(best[x_key], best["value"], s=50, facecolors="none", edgecolors="tab:red", label="Pareto front")
-            for (x, y), tied in best.groupby([x_key, "value"], sort=False)["config"]:  # one label per point drawn
-                label = tied.iloc[0] + (f" (+{len(tied) - 1} tied)" if len(tied) > 1 else "")
-                ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.margins(x=0.15, y=0.15)
+            _label_points(ax, best, x_key)
             ax.set_xlabel(x_label)
             ax.set_ylabel(measure)
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+            legend = legend or ax
+    if legend is not None:
+        legend.legend(fontsize=7)
     return _save(fig, path)
 
 
-def parse_failures(report: Report, path: Path) -> Path | None:
-    pooled = report.pooled()
+def parse_failures(pooled: pd.DataFrame, path: Path) -> Path | None:
     frame = pooled[(pooled["model"] != BASELINE_MODEL) & pooled["shots"].notna()].drop_duplicates("config")
     frame = frame.dropna(subset=["parse_failure_rate"])
     if frame.empty:
         return None
-    frame, note = _top_series(_with_series(frame), "parse_failure_rate")
+    frame, note = _top_series(frame, "parse_failure_rate")
     fig, ax = plt.subplots(figsize=(5.5, 3.6), layout="constrained")
     colors = plt.get_cmap("tab20").colors
     for color, (series, group) in zip(colors, frame.groupby("series", sort=False), strict=False):
@@ -172,19 +215,21 @@ def parse_failures(report: Report, path: Path) -> Path | None:
     ax.set_xlabel("shots")
     ax.set_ylabel("answers not parsed (%)")
     ax.set_ylim(-2, 102)
-    ax.set_title("parse failures, pooled over batches" + (f"\n{note}: the highest rates" if note else ""))
+    questions = f"n={int(frame['questions'].max())} questions" if frame["questions"].notna().any() else "n=–"
+    title = f"parse failures, pooled over batches ({questions})"
+    ax.set_title(title + (f"\n{note}: the highest rates" if note else ""))
     ax.grid(alpha=0.3)
-    _legend(fig, ax)
+    _legend(fig, [ax])
     return _save(fig, path)
 
 
-def forest(report: Report, path: Path) -> Path | None:
-    paired = report.paired
+def forest(paired: pd.DataFrame, reference: str | None, path: Path) -> Path | None:
     if paired is None or paired.empty:
         return None
     measures = list(dict.fromkeys(paired["measure"]))
     configs = list(dict.fromkeys(paired["config"]))
-    title = "paired differences, 95% CI; p: paired bootstrap, Holm-corrected (red: < 0.05)"
+    title = f"paired differences, 95% CI; p: exact permutation (n <= {EXACT_MAX_QUESTIONS}) or paired bootstrap, "
+    title += "Holm-corrected (red: < 0.05)"
     if len(configs) > MAX_FOREST_CONFIGS:  # the strongest evidence first; paired.csv has every row
         evidence = (
             paired.assign(  # smallest Holm p, ties (e.g. all 1.0) broken by |Δ| in CI half-widths
@@ -213,20 +258,20 @@ def forest(report: Report, path: Path) -> Path | None:
     for ax, measure in zip(flat, measures, strict=False):
         frame = paired[paired["measure"] == measure].set_index("config").reindex(configs)
         frame = frame.assign(y=np.arange(len(configs))[::-1]).dropna(subset=["delta"])
-        significant = frame["p_holm"] < 0.05
+        significant = frame["p_holm"] < ALPHA
         for color, points in (("tab:red", frame[significant]), ("tab:blue", frame[~significant])):
             if len(points):
                 xerr = [points["delta"] - points["ci_low"], points["ci_high"] - points["delta"]]
                 ax.errorbar(points["delta"], points["y"], xerr=xerr, fmt="o", color=color, markersize=4, capsize=2)
         ax.axvline(0, color="0.4", linewidth=1)
-        for yi, p_holm in zip(frame["y"], frame["p_holm"], strict=True):
+        for yi, p_holm, n in zip(frame["y"], frame["p_holm"], frame["n"], strict=True):
             if pd.notna(p_holm):
                 ax.annotate(
-                    f"p={p_holm:.2f}", (1.01, yi), xycoords=("axes fraction", "data"), fontsize=6,
+                    f"p={p_holm:.2f} n={int(n)}", (1.01, yi), xycoords=("axes fraction", "data"), fontsize=6,
                     ha="left", va="center", annotation_clip=False,
                 )  # fmt: skip
         ax.set_title(measure, fontsize=9)
-        ax.set_xlabel(f"Δ vs {report.reference}", fontsize=8)
+        ax.set_xlabel(f"Δ vs {reference}", fontsize=8)
         ax.grid(alpha=0.3, axis="x")
     for ax in grid[:, 0]:
         ax.set_yticks(list(range(len(configs)))[::-1], configs, fontsize=7)
@@ -234,19 +279,22 @@ def forest(report: Report, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-FIGURES = {
-    "shot_curves": shot_curves,
-    "cost_latency": cost_latency,
-    "parse_failures": parse_failures,
-    "forest": forest,
-}
-
-
-def draw_figures(report: Report) -> dict[str, Path]:
-    """Draw every figure that has data; returns name -> PNG path."""
-    out = {}
-    for name, draw in FIGURES.items():
-        path = draw(report, report.out_dir / f"{name}.png")
-        if path is not None:
-            out[name] = path
-    return out
+def draw_figures(
+    pooled: pd.DataFrame,
+    paired: pd.DataFrame,
+    ranking: Sequence[str],
+    reference: str | None,
+    out_dir: Path,
+    suffix: str = "",
+) -> dict[str, Path]:
+    """Draw every figure that has data into ``out_dir`` (``NAME{suffix}.png``); returns name -> PNG path.
+    ``pooled``/``paired``: one comparison group's pooled rows and paired rows; ``ranking``: the ranking measures,
+    in panel order."""
+    names = {name: f"{name}{suffix}" for name in ("shot_curves", "cost_latency", "parse_failures", "forest")}
+    drawn = {
+        names["shot_curves"]: shot_curves(pooled, ranking, out_dir / f"{names['shot_curves']}.png"),
+        names["cost_latency"]: cost_latency(pooled, ranking, out_dir / f"{names['cost_latency']}.png"),
+        names["parse_failures"]: parse_failures(pooled, out_dir / f"{names['parse_failures']}.png"),
+        names["forest"]: forest(paired, reference, out_dir / f"{names['forest']}.png"),
+    }
+    return {name: path for name, path in drawn.items() if path is not None}

@@ -13,8 +13,7 @@ import pandas as pd
 
 from bioqa.analysis.measures import question_score_key
 from bioqa.analysis.runs import Run, load_run, runtime_cwd
-
-PREDICTIONS = "predictions.jsonl"
+from bioqa.rundir import PREDICTIONS
 
 
 def predictions(run_dir: str | Path) -> pd.DataFrame:

@@ -7,6 +7,7 @@ records the reasons in the report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -17,16 +18,42 @@ from typing import Any
 import yaml
 
 from bioqa.analysis.measures import is_measure
+from bioqa.rundir import (
+    HYDRA_CONFIG,
+    HYDRA_DIR,
+    HYDRA_RUNTIME,
+    IDENTITY,
+    METRICS,
+    PER_QUESTION,
+    PER_QUESTION_LEGACY,
+    PROVENANCE,
+    parse_metrics,
+)
+from bioqa.runs import flatten
 
-PER_QUESTION_FILES = ("per_question.jsonl", "per_question_scores.jsonl")  # the latter: runs before the rename
-MARKERS = ("metrics.json", ".hydra/config.yaml", "provenance.json")
+PER_QUESTION_FILES = (PER_QUESTION, PER_QUESTION_LEGACY)
 REPORT_MARKER = ".bioqa_report"  # written into every report's output directory
+#: Settings that never change how a question is answered: where files go, scoring, logging, caching, and which
+#: questions were asked (the question file is the run's batch; ``data.limit``/``data.types`` pick questions, and the
+#: report compares configurations on the questions they share). Every other setting of the run identity (else of
+#: ``.hydra/config.yaml``) is part of a configuration's fingerprint.
+NOT_ANSWER_SETTINGS = (
+    "paths.", "hydra.", "logger.", "evaluation.", "cache.", "errors.", "task_name", "data.golden", "data.sha256",
+    "data.limit", "data.types", "answering.chunk_size", "report", "bootstrap",
+)  # fmt: skip
+#: Settings a model-free run (Phase A by BM25) and an ensemble do not use: left out of their fingerprints.
+MODEL_SETTINGS = ("model.", "backend.", "prompt.", "prompt", "answering.", "data.shot_pool")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
 class Run:
-    """One scored run: its configuration (the columns a sweep varies), measures, CIs and per-question scores."""
+    """One scored run: its configuration, measures, CIs and per-question scores.
+
+    ``settings`` are everything that determined its answers (its ``run_identity.json``, else its config less
+    :data:`NOT_ANSWER_SETTINGS`); ``fingerprint`` hashes them: two runs are one configuration exactly when their
+    fingerprints agree. ``config`` is the label: :meth:`base_label` until the report has seen every run and added
+    the settings that tell apart configurations with the same base label (see :func:`label_runs`)."""
 
     path: Path
     model: str
@@ -44,18 +71,30 @@ class Run:
     git_hash: str | None = None
     created: str | None = None
     cwd: str | None = None  # where the run was started (relative golden paths are relative to it)
+    settings: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None  # what answered when it was no single model (an ensemble, a model-free Phase A)
+    config: str = ""
+    series: str = ""  # the label without the shot count: one curve of the shot curves
+
+    def __post_init__(self) -> None:
+        self.config = self.config or self.base_label()
+        self.series = self.series or self.base_label(shots=False)
 
     @property
-    def config(self) -> str:
-        """The label of the configuration (everything but the batch): one curve point / table row."""
-        parts = [self.model + (f"+{Path(self.adapter).name}" if self.adapter else "")]
-        if self.shots is not None:
+    def fingerprint(self) -> str:
+        return fingerprint(self.settings or {"run.model": self.model})
+
+    def base_label(self, shots: bool = True) -> str:
+        """Model (+adapter), shots, selection (if not first_n), wiki, task (if not phase_b); an ensemble or a
+        model-free run by what it is."""
+        parts = [self.name or self.model + (f"+{Path(self.adapter).name}" if self.adapter else "")]
+        if shots and self.shots is not None:
             parts.append(f"{self.shots}-shot")
         if self.selection and self.selection != "first_n":
             parts.append(self.selection)
         if self.wiki:
             parts.append("wiki")
-        if self.task != "phase_b":
+        if self.task not in ("phase_b", "ensemble"):
             parts.append(self.task)
         return " ".join(parts)
 
@@ -63,6 +102,53 @@ class Run:
     def questions(self) -> int:
         ids = {r.get("id") for r in self.per_question or []}
         return len(ids) or int(self.accounting.get("questions") or 0)
+
+    def question_keys(self) -> frozenset[str]:
+        """The questions it scored, as ``batch#golden index`` (how pooled rows name them)."""
+        return frozenset(f"{self.batch}#{r['index']}" for r in self.per_question or [])
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _differing(settings: list[dict[str, Any]]) -> list[str]:
+    keys = dict.fromkeys(k for s in settings for k in s)
+    return [k for k in keys if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in settings}) > 1]
+
+
+def _shown(key: str, value: Any) -> str:
+    text = json.dumps(value, default=str) if isinstance(value, list | dict) else str(value)
+    return f"{key}={text if len(text) <= 40 else text[:39] + '…'}"
+
+
+MAX_LABEL_SETTINGS = 3
+
+
+def label_runs(runs: list[Run]) -> None:
+    """Give every configuration (fingerprint) a label of its own: its base label, plus ``key=value`` for each
+    setting that differs among the configurations sharing that base label (a sweep axis the base label does not
+    show, e.g. ``prompt.structured``); a hash suffix where that is still not enough. Never two configurations
+    under one label, whatever the sweep varied."""
+    by_base: dict[str, dict[str, Run]] = {}
+    for run in runs:
+        by_base.setdefault(run.base_label(), {}).setdefault(run.fingerprint, run)
+    labels: dict[str, tuple[str, str]] = {}
+    for base, configs in by_base.items():
+        keys = _differing([r.settings for r in configs.values()]) if len(configs) > 1 else []
+        for key, run in configs.items():
+            extra = " ".join(_shown(k, run.settings.get(k)) for k in keys[:MAX_LABEL_SETTINGS])
+            if len(keys) > MAX_LABEL_SETTINGS:
+                extra += f" #{key[:6]}"
+            labels[key] = (f"{base} {extra}".strip(), f"{run.base_label(shots=False)} {extra}".strip())
+    taken: dict[str, int] = {}
+    for label, _ in labels.values():
+        taken[label] = taken.get(label, 0) + 1
+    for key, (label, series) in labels.items():
+        if taken[label] > 1:  # settings that only a hash tells apart (or none: the same config on other questions)
+            labels[key] = (f"{label} #{key[:6]}", f"{series} #{key[:6]}")
+    for run in runs:
+        run.config, run.series = labels[run.fingerprint]
 
 
 class SkippedRun(Exception):
@@ -85,8 +171,8 @@ def find_run_dirs(roots: Iterable[str | os.PathLike], exclude: Iterable[Path] = 
             if any(here == e or e in here.parents for e in excluded) or is_report_dir(here):
                 dirnames.clear()
                 continue
-            dirnames[:] = [d for d in dirnames if d != ".hydra"]
-            if "metrics.json" in filenames or "provenance.json" in filenames or (here / ".hydra/config.yaml").is_file():
+            dirnames[:] = [d for d in dirnames if d != HYDRA_DIR]
+            if METRICS in filenames or PROVENANCE in filenames or (here / HYDRA_CONFIG).is_file():
                 found.add(here)
     return sorted(found)
 
@@ -109,7 +195,7 @@ def _dig(tree: Any, dotted: str) -> Any:
 
 
 def _config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / ".hydra" / "config.yaml"
+    path = run_dir / HYDRA_CONFIG
     if not path.is_file():
         return {}
     try:
@@ -138,7 +224,7 @@ def read_per_question(run_dir: Path) -> list[dict[str, Any]] | None:
 
 def runtime_cwd(run_dir: Path) -> str | None:
     """The directory the run was started from (Hydra records it in ``.hydra/hydra.yaml``)."""
-    path = run_dir / ".hydra" / "hydra.yaml"
+    path = run_dir / HYDRA_RUNTIME
     if not path.is_file():
         return None
     try:
@@ -165,42 +251,116 @@ def batch_name(golden: str | None) -> str:
     return stem[: -len("_golden")] if stem.endswith("_golden") else stem
 
 
+def _identity(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / IDENTITY
+    if not path.is_file():
+        return None
+    recorded = _read_json(path)
+    identity = recorded.get("identity") if isinstance(recorded, dict) else None
+    if not isinstance(identity, dict):
+        raise SkippedRun(f"{IDENTITY} holds no 'identity' object")
+    return identity
+
+
+def answer_settings(cfg: dict[str, Any], identity: dict[str, Any] | None, facts: dict[str, Any]) -> dict[str, Any]:
+    """What determined a run's answers, as dotted keys: its run identity, else its config, less
+    :data:`NOT_ANSWER_SETTINGS`; with what answered (``run.model``)."""
+    recorded = flatten(identity) if identity is not None else flatten(cfg)
+    settings = {k: v for k, v in recorded.items() if not k.startswith(NOT_ANSWER_SETTINGS)}
+    if _model_free(cfg):
+        return {k: v for k, v in settings.items() if not k.startswith(MODEL_SETTINGS)}
+    if facts.get("run.model") is not None:
+        settings["run.model"] = facts["run.model"]
+    if _dig(cfg, "task.name") == "ensemble" and _dig(cfg, "ensemble.ideal") != "condense":
+        settings = {k: v for k, v in settings.items() if not k.startswith(MODEL_SETTINGS)}
+    return settings
+
+
+def _model_free(cfg: dict[str, Any]) -> bool:
+    """A Phase A run by BM25 alone: no model call shaped its documents and snippets."""
+    return _dig(cfg, "task.name") == "phase_a" and _dig(cfg, "retrieval.phase_a.strategy") == "bm25"
+
+
+def _name(cfg: dict[str, Any], facts: dict[str, Any]) -> str | None:
+    """What answered, when it was no single model: ``ensemble(member + member)`` by the members' directory names;
+    the retrieval strategy of a model-free Phase A run."""
+    if _dig(cfg, "task.name") == "ensemble":
+        members = facts.get("ensemble.members") or _dig(cfg, "ensemble.runs") or []
+        return "ensemble(" + " + ".join(Path(str(m)).name for m in members) + ")"
+    if _model_free(cfg):
+        return str(_dig(cfg, "retrieval.phase_a.strategy"))
+    return None
+
+
+def _check_complete(per_question: list[dict[str, Any]] | None, evaluation: dict[str, Any], facts: dict[str, Any]):
+    """Refuse a per-question file with fewer records than the run scored: per question group, the evaluator's
+    ``counts`` (else, for runs that recorded none, ``run.questions``)."""
+    if per_question is None:
+        return
+    counts = evaluation.get("counts")
+    if isinstance(counts, dict):
+        for group, expected in counts.items():
+            found = sum(1 for r in per_question if any(k.startswith(f"{group}.") for k in r))
+            if isinstance(expected, int) and found < expected:
+                raise SkippedRun(
+                    f"incomplete: {PER_QUESTION} holds {found} of the {expected} {group} questions the run scored "
+                    "(cut short?): not pooled"
+                )
+        return
+    expected = facts.get("run.questions")
+    found = len({r.get("id") for r in per_question})
+    if isinstance(expected, int) and not isinstance(expected, bool) and found < expected:
+        raise SkippedRun(
+            f"incomplete: {PER_QUESTION} holds {found} of the run's {expected} questions (cut short?): not pooled"
+        )
+
+
 def load_run(run_dir: str | os.PathLike) -> Run:
     """Read one run directory; raises :class:`SkippedRun` with the reason when it cannot be used."""
     run_dir = Path(run_dir)
-    if not (run_dir / "metrics.json").is_file():
-        raise SkippedRun("no metrics.json (interrupted, failed or still running?)")
-    metrics = _read_json(run_dir / "metrics.json")
-    if not isinstance(metrics, dict):
-        raise SkippedRun("metrics.json is not a JSON object")
-    flat = {**metrics, **(metrics.get("metrics") or {})}  # evaluate.py nests the measures under "metrics"
-    measures = {k: v for k, v in flat.items() if is_measure(k, v)}
+    if not (run_dir / METRICS).is_file():
+        raise SkippedRun(f"no {METRICS} (interrupted, failed or still running?)")
+    try:
+        recorded = parse_metrics(_read_json(run_dir / METRICS))  # any shape infer, evaluate or ensemble wrote
+    except ValueError as error:
+        raise SkippedRun(str(error)) from None
+    facts, evaluation = recorded.facts, recorded.evaluation
+    measures = {k: v for k, v in recorded.measures.items() if is_measure(k, v)}
     if not measures:
-        raise SkippedRun("metrics.json has no scores (questions without golden answers?)")
+        raise SkippedRun(f"{METRICS} has no scores (questions without golden answers?)")
     cfg = _config(run_dir)
-    provenance = _read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else {}
-    golden = _dig(cfg, "data.golden") or cfg.get("golden") or flat.get("golden")
+    provenance = _read_json(run_dir / PROVENANCE) if (run_dir / PROVENANCE).is_file() else {}
+    golden = _dig(cfg, "data.golden") or cfg.get("golden") or evaluation.get("golden")
     if golden and "${" in str(golden):  # an interpolation (e.g. the demo default): the path the run recorded
         golden = next(iter((provenance or {}).get("data") or {}), None)
     wiki = _dig(cfg, "retrieval.wikipedia.max_articles") or 0
-    accounting = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith("accounting.")}
-    accounting["questions"] = flat.get("run.questions")
-    model = _dig(cfg, "model.name") or flat.get("run.model") or f"submission:{Path(str(flat.get('system'))).stem}"
+    accounting = {k.split(".", 1)[1]: v for k, v in facts.items() if k.startswith("accounting.")}
+    accounting["questions"] = facts.get("run.questions")
+    name = _name(cfg, facts)
+    model = (
+        _dig(cfg, "model.name") or facts.get("run.model") or f"submission:{Path(str(evaluation.get('system'))).stem}"
+    )
+    if name:  # an ensemble (run.model names its members' models) or a model-free run: not the config's default model
+        model = facts.get("run.model", name) if _dig(cfg, "task.name") == "ensemble" else name
+    per_question = read_per_question(run_dir)
+    _check_complete(per_question, evaluation, facts)
     return Run(
         path=run_dir,
         model=str(model),
         batch=batch_name(golden),
         golden=str(golden) if golden else None,
-        adapter=_dig(cfg, "model.adapter"),
-        shots=_dig(cfg, "prompt.n_shots"),
-        selection=_dig(cfg, "prompt.selection"),
+        adapter=None if name else _dig(cfg, "model.adapter"),
+        shots=None if name else _dig(cfg, "prompt.n_shots"),
+        selection=None if name else _dig(cfg, "prompt.selection"),
         wiki=bool(wiki),
         task=str(_dig(cfg, "task.name") or "phase_b"),
         metrics=measures,
-        ci={k: v for k, v in (flat.get("ci") or {}).items() if isinstance(v, list) and len(v) == 2},
+        ci={k: v for k, v in recorded.ci.items() if isinstance(v, list) and len(v) == 2},
         accounting=accounting,
-        per_question=read_per_question(run_dir),
+        per_question=per_question,
         git_hash=_dig(provenance, "git.commit"),
         created=provenance.get("created") if isinstance(provenance, dict) else None,
         cwd=runtime_cwd(run_dir) if golden and not Path(str(golden)).is_absolute() else None,
+        settings=answer_settings(cfg, _identity(run_dir), facts),
+        name=name,
     )

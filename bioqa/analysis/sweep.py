@@ -19,20 +19,30 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from bioqa.evaluation.registry import headline_metrics
-from bioqa.runs import IDENTITY_FILE, flatten
+from bioqa.rundir import HYDRA_CONFIG, HYDRA_OVERRIDES, HYDRA_RUNTIME, IDENTITY, METRICS, read_metrics
+from bioqa.runs import flatten
 
 log = logging.getLogger(__name__)
 
-#: Columns of the summary, in order (the registry's headline measures, answers before phase A, then accounting);
-#: a measure absent from every run is left out.
-HEADLINE = (
-    *(s.name for s in headline_metrics() if s.phase != "A"),
-    *(s.name for s in headline_metrics() if s.phase == "A"),
+#: The accounting columns of the summary, after the measures.
+ACCOUNTING_COLUMNS = (
     "accounting.parse_failure_rate",
     "accounting.errors",
     "accounting.cost_usd",
     "accounting.questions_per_minute",
 )
+
+
+def headline_measures() -> tuple[str, ...]:
+    """The registry's headline measures, answers before phase A."""
+    specs = headline_metrics()
+    return (*(s.name for s in specs if s.phase != "A"), *(s.name for s in specs if s.phase == "A"))
+
+
+def summary_columns() -> tuple[str, ...]:
+    """Columns of the summary, in order (:func:`headline_measures`, then accounting); a measure absent from every
+    run is left out."""
+    return (*headline_measures(), *ACCOUNTING_COLUMNS)
 
 
 def _yaml(path: Path) -> Any:
@@ -45,7 +55,7 @@ def _cell(value: Any) -> Any:
 
 def group_choices(run_dir: str | Path) -> dict[str, Any]:
     """The config group options a run was composed from (``model``, ``prompt``, ``prompt.templates``, …)."""
-    hydra = _yaml(Path(run_dir) / ".hydra" / "hydra.yaml") or {}
+    hydra = _yaml(Path(run_dir) / HYDRA_RUNTIME) or {}
     choices = hydra.get("hydra", {}).get("runtime", {}).get("choices") or {}
     return {group.replace("/", "."): option for group, option in choices.items() if not group.startswith("hydra")}
 
@@ -55,8 +65,8 @@ def run_settings(run_dir: str | Path) -> dict[str, Any]:
     (``prompt.selection``) and the run identity (which wins where it differs from the config, e.g.
     ``prompt.pool`` after a fallback; ``backend.model_id``)."""
     run_dir = Path(run_dir)
-    settings = {**flatten(_yaml(run_dir / ".hydra" / "config.yaml") or {}), **group_choices(run_dir)}
-    identity_path = run_dir / IDENTITY_FILE
+    settings = {**flatten(_yaml(run_dir / HYDRA_CONFIG) or {}), **group_choices(run_dir)}
+    identity_path = run_dir / IDENTITY
     if identity_path.is_file():
         settings.update(flatten(json.loads(identity_path.read_text(encoding="utf-8")).get("identity", {})))
     return {key: _cell(value) for key, value in settings.items()}
@@ -64,7 +74,7 @@ def run_settings(run_dir: str | Path) -> dict[str, Any]:
 
 def overridden_keys(run_dir: str | Path) -> list[str]:
     """The keys a run's command line set (``+``/``++``/``~`` stripped; Hydra's own left out), in order."""
-    items = _yaml(Path(run_dir) / ".hydra" / "overrides.yaml") or []
+    items = _yaml(Path(run_dir) / HYDRA_OVERRIDES) or []
     keys = [item.split("=", 1)[0].lstrip("+~") for item in items if "=" in item]
     return [key for key in keys if key != "hydra" and not key.startswith(("hydra.", "hydra/"))]
 
@@ -81,13 +91,13 @@ def setting_columns(settings: list[dict[str, Any]], overridden: list[str], group
 
 
 def _collect(sweep_dir: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
-    paths = sorted(Path(sweep_dir).glob("*/metrics.json"), key=lambda p: p.parent.name)
+    paths = sorted(Path(sweep_dir).glob(f"*/{METRICS}"), key=lambda p: p.parent.name)
     settings = [run_settings(p.parent) for p in paths]
     overridden = [key for p in paths for key in overridden_keys(p.parent)]
     columns = setting_columns(settings, overridden, {group for p in paths for group in group_choices(p.parent)})
     rows = []
     for metrics_path, run in zip(paths, settings, strict=True):
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        metrics = read_metrics(metrics_path.parent).flat()
         row: dict[str, Any] = {"run": metrics_path.parent.name, **{key: run.get(key) for key in columns}}
         row.update(
             {k: v for k, v in metrics.items() if k not in row and (isinstance(v, int | float | str) or v is None)}
@@ -108,9 +118,10 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def write_summary(sweep_dir: str | Path, columns: tuple[str, ...] = HEADLINE) -> list[dict[str, Any]]:
+def write_summary(sweep_dir: str | Path, columns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """Write ``summary.csv`` and ``summary.md`` into ``sweep_dir``; returns the rows."""
     sweep_dir = Path(sweep_dir)
+    columns = summary_columns() if columns is None else columns
     settings, rows = _collect(sweep_dir)
     if not rows:
         log.warning("no metrics.json found under %s: no summary written", sweep_dir)

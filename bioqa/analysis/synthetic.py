@@ -17,7 +17,18 @@ import yaml
 
 from bioqa.data import SystemAnswer, load_questions, write_submission
 from bioqa.evaluation import evaluate_submission
-from bioqa.runs import write_json
+from bioqa.rundir import (
+    HYDRA_CONFIG,
+    HYDRA_DIR,
+    PER_QUESTION,
+    PREDICTIONS,
+    PROVENANCE,
+    SUBMISSION,
+    RunMetrics,
+    write_json,
+    write_jsonl,
+    write_metrics,
+)
 
 
 def replicate_golden(source: str | Path, target: str | Path, copies: int) -> Path:
@@ -55,12 +66,14 @@ def synthetic_run(
     seed: int = 0,
     limit: int | None = None,
     bootstrap: int = 200,
+    settings: dict[str, Any] | None = None,
 ) -> Path:
-    """Write one scored fixture run directory; returns it."""
+    """Write one scored fixture run directory; returns it. ``settings``: dotted config keys to set besides
+    (``{"prompt.structured": False}``: what a sweep over that key records)."""
     run_dir = Path(run_dir)
     rng = random.Random(f"{model}/{shots}/{golden}/{seed}")
     questions = load_questions(golden)[:limit]
-    config = {
+    config: dict[str, Any] = {
         "task_name": "infer",
         "model": {"name": model, "adapter": None},
         "prompt": {"n_shots": shots, "selection": "first_n"},
@@ -68,9 +81,15 @@ def synthetic_run(
         "task": {"name": "phase_b"},
         "data": {"golden": str(Path(golden).resolve()), "limit": limit},
     }
-    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    write_json(run_dir / "provenance.json", {"created": "1970-01-01T00:00:00+00:00", "git": {"commit": "synthetic"}})
+    for dotted, value in (settings or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    (run_dir / HYDRA_DIR).mkdir(parents=True, exist_ok=True)
+    (run_dir / HYDRA_CONFIG).write_text(yaml.safe_dump(config), encoding="utf-8")
+    write_json(run_dir / PROVENANCE, {"created": "1970-01-01T00:00:00+00:00", "git": {"commit": "synthetic"}})
     answers, records = [], []
     for q in questions:
         parsed = rng.random() >= parse_failure_rate
@@ -90,15 +109,13 @@ def synthetic_run(
                     "parse_ok": parsed,
                 }
             )
-    with (run_dir / "predictions.jsonl").open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r) + "\n" for r in records)
-    write_submission(run_dir / "submission.json", answers)
-    report = evaluate_submission(golden, run_dir / "submission.json", phase="B", bootstrap=bootstrap, seed=seed)
-    with (run_dir / "per_question.jsonl").open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r) + "\n" for r in report.per_question)
+    write_jsonl(run_dir / PREDICTIONS, records)
+    write_submission(run_dir / SUBMISSION, answers)
+    report = evaluate_submission(golden, run_dir / SUBMISSION, phase="B", bootstrap=bootstrap, seed=seed)
+    write_jsonl(run_dir / PER_QUESTION, report.per_question)
     n = len(questions)
     failures = sum(not r["parse_ok"] for r in records)
-    metrics = {
+    facts = {
         "accounting.requests": len(records),
         "accounting.prompt_tokens": 400 * (shots + 1) * len(records),
         "accounting.completion_tokens": 50 * len(records),
@@ -110,8 +127,6 @@ def synthetic_run(
         "accounting.dropped_snippets": 0,
         "run.model": model,
         "run.questions": n,
-        **report.to_json()["metrics"],
-        "ci": report.to_json()["ci"],
     }
-    write_json(run_dir / "metrics.json", metrics)
+    write_metrics(run_dir, RunMetrics.scored(report.to_json(), facts))
     return run_dir

@@ -1,5 +1,6 @@
 """Evaluation: the official BioASQ Task B measures (bit-identical to the jar), ROUGE, bootstrap CIs, paired tests,
-pooling across batches; every measure registered by name in :mod:`bioqa.evaluation.registry`.
+pooling across batches; every measure a spec of :mod:`bioqa.evaluation.measures`, looked up in
+:mod:`bioqa.evaluation.registry`.
 
 >>> report = evaluate_submission("golden/11B3_golden.json", "run/submission.json")  # doctest: +SKIP
 >>> print(format_table(report))  # doctest: +SKIP
@@ -7,7 +8,7 @@ pooling across batches; every measure registered by name in :mod:`bioqa.evaluati
 
 from bioqa.evaluation.api import compare_submissions, detect_phases, evaluate_submission
 from bioqa.evaluation.official import (
-    METRIC_ORDER,
+    JAR_COLUMNS,
     OfficialResult,
     SubmissionRejected,
     evaluate_official,
@@ -16,22 +17,21 @@ from bioqa.evaluation.official import (
 )
 from bioqa.evaluation.options import EvaluationOptions
 from bioqa.evaluation.registry import (
-    GROUP_KEYS,
     MetricSpec,
+    group_member_keys,
     headline_metrics,
     iter_metrics,
     metric_names,
     metric_spec,
-    register_metric,
+    ranking_metrics,
 )
 from bioqa.evaluation.report import ComparisonReport, EvaluationReport, format_table
-from bioqa.evaluation.rouge import ROUGE_METRICS, RougeOptions, rouge_scores
+from bioqa.evaluation.rouge import ROUGE_KEYS, RougeOptions, rouge_scores
 from bioqa.evaluation.stats import PooledResult, bootstrap_ci, paired_test, pool_per_question
 
 __all__ = [
-    "GROUP_KEYS",
-    "METRIC_ORDER",
-    "ROUGE_METRICS",
+    "JAR_COLUMNS",
+    "ROUGE_KEYS",
     "ComparisonReport",
     "EvaluationOptions",
     "EvaluationReport",
@@ -48,12 +48,13 @@ __all__ = [
     "evaluate_phase_b",
     "evaluate_submission",
     "format_table",
+    "group_member_keys",
     "headline_metrics",
     "iter_metrics",
     "metric_names",
     "metric_spec",
     "paired_test",
     "pool_per_question",
-    "register_metric",
+    "ranking_metrics",
     "rouge_scores",
 ]

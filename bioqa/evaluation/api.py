@@ -10,7 +10,8 @@ from bioqa.data.bioasq_json import BioASQFormatError
 from bioqa.errors import ConfigError
 from bioqa.evaluation.checks import check_pair
 from bioqa.evaluation.official import DEFAULT_VERSION, VERSIONS, evaluate_phase_a, evaluate_phase_b, load_json
-from bioqa.evaluation.registry import GROUP_KEYS, iter_metrics
+from bioqa.evaluation.registry import Phase as ScoredPhase
+from bioqa.evaluation.registry import group_member_keys, iter_metrics
 from bioqa.evaluation.report import ComparisonReport, EvaluationReport
 from bioqa.evaluation.rouge import RougeOptions, ideal_text, rouge_scores
 from bioqa.evaluation.stats import bootstrap_ci, paired_test
@@ -85,7 +86,8 @@ def evaluate_submission(
     seed: int = 0,
     rouge_options: RougeOptions | None = None,
 ) -> EvaluationReport:
-    """Official measures (bit-identical to the BioASQ jar), ROUGE of ideal answers, and bootstrap CIs.
+    """Every registered measure of the phases scored (the official ones bit-identical to the BioASQ jar), computed
+    from the per-question rows by its spec, and bootstrap CIs.
 
     ``golden``/``system`` are paths or already-parsed JSON dicts. Raises :class:`SubmissionRejected` (a
     :class:`~bioqa.data.BioASQFormatError`) where the official evaluator would crash.
@@ -100,22 +102,19 @@ def evaluate_submission(
     for warning in warnings:
         log.warning("%s", warning)
     do_a, do_b, do_ideal = detect_phases(sys_data, phase)
-    metrics: dict[str, float] = {}
     rows: list[list[dict[str, Any]]] = []
-    phases = []
-    for enabled, name, scorer in ((do_a, "A", evaluate_phase_a), (do_b, "B", evaluate_phase_b)):
+    phases: list[ScoredPhase] = []
+    scorers: tuple[tuple[bool, ScoredPhase, Any], ...] = ((do_a, "A", evaluate_phase_a), (do_b, "B", evaluate_phase_b))
+    for enabled, name, scorer in scorers:
         if enabled:
-            result = scorer(golden, system, version)
-            metrics.update({s.name: result.metrics[s.name] for s in iter_metrics(phase=name)})
-            rows.append(result.per_question)
+            rows.append(scorer(golden, system, version).per_question)
             phases.append(name)
     if rouge and do_ideal:
-        rouge_rows = _rouge_rows(gold_data, sys_data, sys_label, rouge_options or RougeOptions())
-        metrics.update({s.name: s.compute(rouge_rows) for s in iter_metrics(phase="ideal")})
-        rows.append(rouge_rows)
+        rows.append(_rouge_rows(gold_data, sys_data, sys_label, rouge_options or RougeOptions()))
         phases.append("ideal")
     per_question = _merge(*rows)
-    counts = {group: sum(1 for r in per_question if key in r) for group, key in GROUP_KEYS.items()}
+    metrics = {s.name: s.compute(per_question) for p in phases for s in iter_metrics(phase=p)}
+    counts = {group: sum(1 for r in per_question if key in r) for group, key in group_member_keys().items()}
     ci = bootstrap_ci(per_question, list(metrics), bootstrap, seed)
     return EvaluationReport(
         golden=gold_label,
@@ -134,8 +133,14 @@ def evaluate_submission(
 
 def compare_submissions(golden: Source, system_a: Source, system_b: Source, **options: Any) -> ComparisonReport:
     """Score both submissions (``options``: the keywords of :func:`evaluate_submission`); per measure, both on the
-    questions counted for both, and A − B with a paired bootstrap CI and p-value and a paired permutation p-value."""
+    questions counted for both, and A − B with a paired bootstrap CI and p-value and a paired permutation p-value.
+    Raises :class:`ConfigError` when the two scored no question in common (there is nothing to compare)."""
     a = evaluate_submission(golden, system_a, **options)
     b = evaluate_submission(golden, system_b, **options)
+    if not {r["index"] for r in a.per_question} & {r["index"] for r in b.per_question}:
+        raise ConfigError(
+            f"{system_a} and {system_b} have no scored question in common ({len(a.per_question)} and "
+            f"{len(b.per_question)} questions): nothing to compare"
+        )
     shared = [m for m in a.metrics if m in b.metrics]
     return ComparisonReport(a=a, b=b, paired=paired_test(a.per_question, b.per_question, shared, a.bootstrap, a.seed))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -16,28 +15,19 @@ from bioqa.evaluation.api import Phase, compare_submissions, evaluate_submission
 from bioqa.evaluation.official import VERSIONS
 from bioqa.evaluation.options import EvaluationOptions
 from bioqa.evaluation.report import ComparisonReport, EvaluationReport, format_table
-from bioqa.runs import RUN_ID, write_json, write_provenance
+from bioqa.rundir import (
+    EVALUATIONS_DIR,
+    METRICS,
+    PER_QUESTION,
+    PER_QUESTION_COMPARE,
+    PROVENANCE,
+    RunMetrics,
+    write_jsonl,
+    write_metrics,
+)
+from bioqa.runs import RUN_ID, write_provenance
 
 log = logging.getLogger(__name__)
-
-#: Scores of a run (``EvaluationReport.to_json()``; infer adds its accounting beside them).
-METRICS = "metrics.json"
-#: Per-question values, one JSON object per scored golden question — the one name infer and evaluate both write.
-PER_QUESTION = "per_question.jsonl"
-#: Per-question values of the second system of ``compare=``.
-PER_QUESTION_COMPARE = "per_question_compare.jsonl"
-#: Written by ``bioqa.runs.write_provenance``.
-PROVENANCE = "provenance.json"
-
-
-def write_per_question(output_dir: str | os.PathLike, report: EvaluationReport, name: str = PER_QUESTION) -> Path:
-    """Write ``output_dir/name``: one JSON object per scored golden question (id, index, type, its values)."""
-    path = Path(output_dir) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for row in report.per_question:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
 
 
 def own_output_dir(output_dir: str | os.PathLike) -> tuple[Path, str | None]:
@@ -47,7 +37,7 @@ def own_output_dir(output_dir: str | os.PathLike) -> tuple[Path, str | None]:
     taken = [name for name in (METRICS, PER_QUESTION, PER_QUESTION_COMPARE, PROVENANCE) if (output_dir / name).exists()]
     if not taken:
         return output_dir, None
-    own = output_dir / "evaluations" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{RUN_ID}"
+    own = output_dir / EVALUATIONS_DIR / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{RUN_ID}"
     return own, f"{output_dir} already holds {', '.join(taken)} of another run; writing into {own} instead"
 
 
@@ -81,9 +71,9 @@ def run_evaluation(
     payload = main.to_json()
     if isinstance(report, ComparisonReport):
         payload["comparison"] = report.to_json()
-        write_per_question(output_dir, report.b, PER_QUESTION_COMPARE)
-    write_json(output_dir / METRICS, payload)
-    write_per_question(output_dir, main)
+        write_jsonl(output_dir / PER_QUESTION_COMPARE, report.b.per_question)
+    write_metrics(output_dir, RunMetrics.scored(payload))
+    write_jsonl(output_dir / PER_QUESTION, main.per_question)
     write_provenance(output_dir, [p for p in (golden, system, compare) if p is not None])
     print(format_table(main))
     if isinstance(report, ComparisonReport):

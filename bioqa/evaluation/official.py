@@ -24,6 +24,7 @@ import decimal
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -34,24 +35,27 @@ EPSILON = 0.00001
 VERSIONS = (2, 3, 5, 8, 9)
 DEFAULT_VERSION = 9
 
-PHASE_A_METRICS = tuple(
-    f"{group}.{name}"
-    for group in ("concepts", "documents", "snippets", "triples")
-    for name in ("MPrec", "MRec", "MF1", "MAP", "GMAP")
-)
-PHASE_B_METRICS = (
-    "yesno.acc",
-    "factoid.strict_acc",
-    "factoid.lenient_acc",
-    "factoid.mrr",
-    "list.precision",
-    "list.recall",
-    "list.f1",
-    "yesno.macro_f1",
-    "yesno.f1_yes",
-    "yesno.f1_no",
-)
-METRIC_ORDER = {"A": PHASE_A_METRICS, "B": PHASE_B_METRICS}
+#: The columns the jar prints for each phase, in its order (the registry's measures of that phase, see
+#: :mod:`bioqa.evaluation.measures`; the numbers here are the oracle that the registry's are checked against).
+JAR_COLUMNS: dict[str, tuple[str, ...]] = {
+    "A": tuple(
+        f"{group}.{name}"
+        for group in ("concepts", "documents", "snippets", "triples")
+        for name in ("MPrec", "MRec", "MF1", "MAP", "GMAP")
+    ),
+    "B": (
+        "yesno.acc",
+        "factoid.strict_acc",
+        "factoid.lenient_acc",
+        "factoid.mrr",
+        "list.precision",
+        "list.recall",
+        "list.f1",
+        "yesno.macro_f1",
+        "yesno.f1_yes",
+        "yesno.f1_no",
+    ),
+}
 
 
 class SubmissionRejected(BioASQFormatError):
@@ -508,7 +512,7 @@ def _nan0(x: float) -> float:
     return 0.0 if _isnan(x) else x
 
 
-def _mean(values: list[float], empty: float) -> float:
+def jar_mean(values: Sequence[float], empty: float) -> float:
     """Sequential sum (the jar's order; Python's ``sum`` may compensate) divided by the count, NaN counted as 0."""
     total = 0.0
     for v in values:
@@ -524,14 +528,15 @@ def _mean_over(values: list[float]) -> float:
     return _div(total, float(len(values)))
 
 
-def _gmap_plain(aps: list[float], nan_as_eps: bool) -> float:
+def jar_gmap(aps: Sequence[float], nan_as_eps: bool) -> float:
+    """exp(mean(log(AP + eps))) in the jar's order; a NaN AP adds log(eps) (``nan_as_eps``) or makes it NaN."""
     total = 0.0
     for ap in aps:
         total += _log(EPSILON) if nan_as_eps and _isnan(ap) else _log(ap + EPSILON)
     return _exp(_div(total, float(len(aps))))
 
 
-def gmap_snippets(aps: list[float]) -> float:
+def gmap_snippets(aps: Sequence[float]) -> float:
     """Snippet GMAP with the jar's quirks: NaN APs add nothing, a NaN or exactly-0 log sum gives 0."""
     total = 0.0
     for ap in aps:
@@ -549,30 +554,30 @@ def _phase_a_metrics(doc_pairs: list[_PairA], snip_pairs: list[_PairA]) -> dict[
     triples = [p.triples for p in snip_pairs if p.has_triples]
     out: dict[str, float] = {}
     for name, group in (("concepts", concepts), ("triples", triples)):
-        out[f"{name}.MPrec"] = _mean([m.precision for m in group], 0.0)
-        out[f"{name}.MRec"] = _mean([m.recall for m in group], 0.0)
-        out[f"{name}.MF1"] = _mean([m.f1 for m in group], 0.0)
-        out[f"{name}.MAP"] = _mean([m.ap for m in group], 0.0)
+        out[f"{name}.MPrec"] = jar_mean([m.precision for m in group], 0.0)
+        out[f"{name}.MRec"] = jar_mean([m.recall for m in group], 0.0)
+        out[f"{name}.MF1"] = jar_mean([m.f1 for m in group], 0.0)
+        out[f"{name}.MAP"] = jar_mean([m.ap for m in group], 0.0)
         if not group:
             out[f"{name}.GMAP"] = 0.0
         elif name == "concepts":
-            out[f"{name}.GMAP"] = _gmap_plain([m.ap for m in group], nan_as_eps=False)
+            out[f"{name}.GMAP"] = jar_gmap([m.ap for m in group], nan_as_eps=False)
         else:
             total = 0.0
             for m in group:  # triples: no NaN check at all
                 total += _log(m.ap + EPSILON)
             out[f"{name}.GMAP"] = _exp(total / len(group))
-    out["documents.MPrec"] = _mean([m.precision for m in docs], 0.0)
-    out["documents.MRec"] = _mean([m.recall for m in docs], 0.0)
+    out["documents.MPrec"] = jar_mean([m.precision for m in docs], 0.0)
+    out["documents.MRec"] = jar_mean([m.recall for m in docs], 0.0)
     out["documents.MF1"] = _mean_over([m.f1 for m in docs])
     out["documents.MAP"] = _mean_over([m.ap for m in docs])
-    out["documents.GMAP"] = _gmap_plain([m.ap for m in docs], nan_as_eps=True)
+    out["documents.GMAP"] = jar_gmap([m.ap for m in docs], nan_as_eps=True)
     out["snippets.MPrec"] = _mean_over([m.precision for m in snips])
     out["snippets.MRec"] = _mean_over([m.recall for m in snips])
     out["snippets.MF1"] = _mean_over([m.f1 for m in snips])
     out["snippets.MAP"] = _mean_over([m.ap for m in snips])
     out["snippets.GMAP"] = gmap_snippets([m.ap for m in snips])
-    return {name: out[name] for name in PHASE_A_METRICS}
+    return {name: out[name] for name in JAR_COLUMNS["A"]}
 
 
 # --------------------------------------------------------------------------------------------------- phase B
@@ -690,13 +695,13 @@ def _phase_b_metrics(pairs: list[_PairB]) -> dict[str, float]:
     lists = [p for p in pairs if p.type == "list"]
     f1_yes, f1_no = _f1_yesno(yesno, True), _f1_yesno(yesno, False)
     return {
-        "yesno.acc": _mean([p.correct for p in yesno], 0.0),
-        "factoid.strict_acc": _mean([p.strict for p in factoid], 0.0),
-        "factoid.lenient_acc": _mean([p.lenient for p in factoid], 0.0),
-        "factoid.mrr": _mean([p.rr for p in factoid], 0.0),
-        "list.precision": _mean([p.precision for p in lists], 0.0),
-        "list.recall": _mean([p.recall for p in lists], 0.0),
-        "list.f1": _mean([p.f1 for p in lists], 0.0),
+        "yesno.acc": jar_mean([p.correct for p in yesno], 0.0),
+        "factoid.strict_acc": jar_mean([p.strict for p in factoid], 0.0),
+        "factoid.lenient_acc": jar_mean([p.lenient for p in factoid], 0.0),
+        "factoid.mrr": jar_mean([p.rr for p in factoid], 0.0),
+        "list.precision": jar_mean([p.precision for p in lists], 0.0),
+        "list.recall": jar_mean([p.recall for p in lists], 0.0),
+        "list.f1": jar_mean([p.f1 for p in lists], 0.0),
         "yesno.macro_f1": (f1_yes + f1_no) / 2,
         "yesno.f1_yes": f1_yes,
         "yesno.f1_no": f1_no,

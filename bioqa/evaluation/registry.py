@@ -1,11 +1,15 @@
-"""Every measure bioqa reports, registered by name (lm-eval style): one :class:`MetricSpec` per ``metrics.json`` key.
+"""Every measure bioqa reports, by name (lm-eval style): one :class:`MetricSpec` per ``metrics.json`` key.
 
 A spec says which question group the measure belongs to, which per-question values it is computed from (the
 official evaluator and the ROUGE scorer write them into the per-question rows), how those values aggregate into the
-set-level number, the vectorised statistic the bootstrap recomputes on each resample (means, GMAP, and the F1s of
-yes/no from confusion counts), whether it is a headline column and whether higher is better. The metric order,
-``GROUP_KEYS``, ``ROUGE_METRICS``, the table columns, the sweep summary's and the report's headline lists are all
-derived from this one registry, so a measure cannot be missing from the table or lack a CI.
+set-level number (:meth:`MetricSpec.compute`: with the jar's arithmetic for the official measures, so the number is
+the jar's), the vectorised statistic the bootstrap recomputes on each resample, whether it is a headline column,
+its place among the report's ranking measures and whether higher is better.
+
+The specs are the ``METRICS`` of the modules of :mod:`bioqa.evaluation.measures`, collected and frozen on first use:
+adding a measure is adding such a module (CONTRIBUTING.md, "Add a measure"). Everything else — the metric order,
+the group member keys, the table rows, the CIs, the sweep summary's and the report's measures — is a function of
+this registry, so a measure cannot be missing from any of them.
 
 >>> [s.name for s in headline_metrics()][:3]
 ['documents.MAP', 'snippets.MF1', 'yesno.acc']
@@ -15,16 +19,20 @@ derived from this one registry, so a measure cannot be missing from the table or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import importlib
+import math
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
 
-from bioqa.evaluation.official import EPSILON, PHASE_A_METRICS, PHASE_B_METRICS
-
 Columns = dict[str, np.ndarray]  # per-question values, shape (resamples, questions)
 Statistic = Callable[[Columns], np.ndarray]
+Values = Mapping[str, Sequence[float]]  # per-question values of the counted questions, in golden order
 Phase = Literal["A", "B", "ideal"]
 
 #: Question groups in table order, with the phase that scores them.
@@ -38,6 +46,10 @@ GROUPS: dict[str, Phase] = {
     "list": "B",
     "ideal": "ideal",
 }
+_PHASES: tuple[Phase, ...] = ("A", "B", "ideal")
+MEASURES_PACKAGE = "bioqa.evaluation.measures"
+#: The measure modules that come first, in this order (the jar's columns, then ROUGE); others follow by name.
+_BUILTIN = ("phase_a", "phase_b", "ideal")
 
 
 @dataclass(frozen=True)
@@ -52,132 +64,60 @@ class MetricSpec:
     statistic: Statistic  # that aggregation, vectorised over bootstrap resamples
     headline: bool = False  # an official BioASQ headline measure (or ROUGE-2/SU4 F1): a column of summaries
     higher_is_better: bool = True
+    rank: int | None = None  # place among the report's ranking measures (tables, figures, paired tests); None: not
+    value: Callable[[Values], float] | None = None  # the set-level number when it must be the jar's (else statistic)
+    empty: float = math.nan  # the set-level number without any counted question
 
     @property
     def phase(self) -> Phase:
         return GROUPS[self.group]
 
+    @property
+    def ranking(self) -> bool:
+        """One of the report's ranking measures."""
+        return self.rank is not None
+
     def compute(self, rows: Sequence[Mapping[str, Any]]) -> float:
-        """The statistic on the rows of the measure's questions (``nan`` when there are none)."""
+        """The set-level number on the rows of the measure's questions (:attr:`empty` when there are none)."""
         members = [r for r in rows if self.member in r]
         if not members:
-            return float("nan")
-        columns = {k: np.asarray([[float(r[k]) for r in members]]) for k in self.inputs}
-        return float(self.statistic(columns)[0])
-
-
-# ------------------------------------------------------------------------------------------------ statistics
-
-
-def _mean(key: str) -> Statistic:
-    """Mean per row, a NaN value counting as 0 (the jar's convention)."""
-
-    def stat(c: Columns) -> np.ndarray:
-        means = c[key].mean(axis=1)  # the same sums as below when no value is NaN, in a third of the time
-        return np.where(np.isnan(c[key]), 0.0, c[key]).mean(axis=1) if np.isnan(means).any() else means
-
-    return stat
-
-
-def _gmap(key: str, nan_log: float) -> Statistic:
-    """GMAP = exp(mean(log(AP + eps))); a NaN AP contributes ``nan_log`` (documents: log(eps), concepts: 0)."""
-
-    def stat(c: Columns) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.log(c[key] + EPSILON)
-        return np.exp(np.where(np.isnan(c[key]), nan_log, logs).mean(axis=1))
-
-    return stat
-
-
-def _gmap_snippets(c: Columns) -> np.ndarray:
-    """The jar's snippet GMAP: NaN APs add nothing to the log sum, a log sum of exactly 0 (or NaN) gives 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log(c["snippets.ap"] + EPSILON)
-    total = np.where(np.isnan(c["snippets.ap"]), 0.0, logs).sum(axis=1)
-    with np.errstate(over="ignore"):
-        value = np.exp(total / c["snippets.ap"].shape[1])
-    return np.where(np.isnan(total) | (total == 0), 0.0, value)
-
-
-def _f1(label: bool) -> Statistic:
-    """F1 of the yes (or no) class from the confusion counts of the (resampled) yes/no questions."""
-
-    def stat(c: Columns) -> np.ndarray:
-        correct = c["yesno.correct"] == 1
-        positive = c["yesno.is_yes"] == (1.0 if label else 0.0)
-        tp = (correct & positive).sum(axis=1)
-        errors = (~correct).sum(axis=1)
-        denominator = 2 * tp + errors
-        return np.where(denominator == 0, 0.0, 2 * tp / np.maximum(denominator, 1))
-
-    return stat
-
-
-def _macro_f1(c: Columns) -> np.ndarray:
-    return (_f1(True)(c) + _f1(False)(c)) / 2
+            return self.empty
+        values = {k: [float(r[k]) for r in members] for k in self.inputs}
+        if self.value is not None:
+            return self.value(values)
+        return float(self.statistic({k: np.asarray([v]) for k, v in values.items()})[0])
 
 
 # ------------------------------------------------------------------------------------------------ the registry
 
-_REGISTRY: dict[str, MetricSpec] = {}
+
+def build_registry(specs: Iterable[MetricSpec]) -> Mapping[str, MetricSpec]:
+    """The frozen name -> spec map in table order (phase A, B, ideal; within a phase, as given); ``ValueError`` for a
+    duplicate name or an unknown group."""
+    out: dict[str, MetricSpec] = {}
+    for spec in specs:
+        if spec.name in out:
+            raise ValueError(f"metric {spec.name!r} is defined twice")
+        if spec.group not in GROUPS:
+            raise ValueError(f"metric {spec.name!r}: unknown group {spec.group!r}; known: {list(GROUPS)}")
+        out[spec.name] = spec
+    ordered = sorted(out.values(), key=lambda s: _PHASES.index(s.phase))
+    return MappingProxyType({s.name: s for s in ordered})
 
 
-def register_metric(spec: MetricSpec) -> MetricSpec:
-    """Add a measure (its name must be new and its group known); returns it."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"metric {spec.name!r} is already registered")
-    if spec.group not in GROUPS:
-        raise ValueError(f"metric {spec.name!r}: unknown group {spec.group!r}; known: {list(GROUPS)}")
-    _REGISTRY[spec.name] = spec
-    return spec
+def measure_modules() -> list[str]:
+    """The modules of :mod:`bioqa.evaluation.measures` (built-in ones first), each with a ``METRICS`` tuple (found by
+    name, as plug-ins are: the measures import this module)."""
+    package = importlib.import_module(MEASURES_PACKAGE)
+    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__))
+    ordered = [n for n in _BUILTIN if n in names] + [n for n in names if n not in _BUILTIN]
+    return [f"{package.__name__}.{name}" for name in ordered]
 
 
-def _register_phase_a() -> None:
-    columns = {"MPrec": "precision", "MRec": "recall", "MF1": "f1", "MAP": "ap"}
-    for name in PHASE_A_METRICS:
-        group, measure = name.split(".")
-        member = f"{group}.ap"
-        if measure == "GMAP":
-            statistic = {"snippets": _gmap_snippets, "concepts": _gmap(member, 0.0)}.get(
-                group, _gmap(member, float(np.log(EPSILON)))
-            )
-            register_metric(MetricSpec(name, group, member, (member,), "exp(mean(log(AP + 1e-5)))", statistic))
-            continue
-        key = f"{group}.{columns[measure]}"
-        headline = name in ("documents.MAP", "snippets.MF1")
-        register_metric(MetricSpec(name, group, member, (key,), "mean", _mean(key), headline=headline))
-
-
-def _register_phase_b() -> None:
-    yesno = ("yesno.correct", "yesno.is_yes")
-    specs = {
-        "yesno.acc": ("yesno.correct", ("yesno.correct",), "mean", _mean("yesno.correct"), True),
-        "factoid.strict_acc": ("factoid.rr", ("factoid.strict",), "mean", _mean("factoid.strict"), True),
-        "factoid.lenient_acc": ("factoid.rr", ("factoid.lenient",), "mean", _mean("factoid.lenient"), True),
-        "factoid.mrr": ("factoid.rr", ("factoid.rr",), "mean", _mean("factoid.rr"), True),
-        "list.precision": ("list.f1", ("list.precision",), "mean", _mean("list.precision"), True),
-        "list.recall": ("list.f1", ("list.recall",), "mean", _mean("list.recall"), True),
-        "list.f1": ("list.f1", ("list.f1",), "mean", _mean("list.f1"), True),
-        "yesno.macro_f1": ("yesno.correct", yesno, "(F1 yes + F1 no) / 2 from confusion counts", _macro_f1, True),
-        "yesno.f1_yes": ("yesno.correct", yesno, "F1 of 'yes' from confusion counts", _f1(True), False),
-        "yesno.f1_no": ("yesno.correct", yesno, "F1 of 'no' from confusion counts", _f1(False), False),
-    }
-    for name in PHASE_B_METRICS:  # the jar's column order
-        member, inputs, aggregation, statistic, headline = specs[name]
-        register_metric(MetricSpec(name, name.split(".")[0], member, inputs, aggregation, statistic, headline))
-
-
-def _register_rouge() -> None:
-    """ROUGE of ideal answers (computed per question by :mod:`bioqa.evaluation.rouge`; the corpus score is the mean)."""
-    for name in ("rouge2_recall", "rouge2_f1", "rouge_su4_recall", "rouge_su4_f1"):
-        key = f"ideal.{name}"
-        register_metric(MetricSpec(key, "ideal", key, (key,), "mean", _mean(key), headline=name.endswith("_f1")))
-
-
-_register_phase_a()
-_register_phase_b()
-_register_rouge()
+@cache
+def registry() -> Mapping[str, MetricSpec]:
+    """Every measure, collected from :func:`measure_modules` once and frozen."""
+    return build_registry(spec for module in measure_modules() for spec in importlib.import_module(module).METRICS)
 
 
 # ------------------------------------------------------------------------------------------------ lookups
@@ -186,16 +126,16 @@ _register_rouge()
 def metric_spec(name: str) -> MetricSpec:
     """The spec of a registered measure (``KeyError`` naming the known ones otherwise)."""
     try:
-        return _REGISTRY[name]
+        return registry()[name]
     except KeyError:
-        raise KeyError(f"unknown metric {name!r}; registered: {', '.join(_REGISTRY)}") from None
+        raise KeyError(f"unknown metric {name!r}; registered: {', '.join(registry())}") from None
 
 
 def iter_metrics(
     group: str | None = None, phase: Phase | None = None, headline: bool | None = None
 ) -> Iterator[MetricSpec]:
     """Registered measures in table order, optionally of one group / phase / headline status."""
-    for spec in _REGISTRY.values():
+    for spec in registry().values():
         if group is not None and spec.group != group:
             continue
         if phase is not None and spec.phase != phase:
@@ -216,13 +156,14 @@ def headline_metrics() -> list[MetricSpec]:
     return sorted(iter_metrics(headline=True), key=lambda s: order.index(s.group))
 
 
+def ranking_metrics() -> list[MetricSpec]:
+    """The report's ranking measures (BioASQ's ranking measure of each group, ROUGE F1), in their rank order."""
+    return sorted((s for s in iter_metrics() if s.rank is not None), key=lambda s: s.rank or 0)
+
+
 def group_member_keys() -> dict[str, str]:
     """Question group -> the per-question key that marks a question as counted in it."""
     out: dict[str, str] = {}
-    for spec in _REGISTRY.values():
+    for spec in iter_metrics():
         out.setdefault(spec.group, spec.member)
     return out
-
-
-GROUP_KEYS: dict[str, str] = group_member_keys()
-METRIC_ORDER: tuple[str, ...] = tuple(_REGISTRY)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -88,13 +89,20 @@ def _render(table: Table) -> str:
     return buffer.getvalue()
 
 
+def _names(*paths: str) -> list[str]:
+    """Short names for files in a title: the file names, or the last two parts of each path when those coincide
+    (the full paths are in the run's metrics.json and provenance.json)."""
+    names = [Path(path).name for path in paths]
+    if len(set(names)) < len(names):
+        names = [str(Path(*Path(path).parts[-2:])) for path in paths]
+    return names
+
+
 def format_table(report: EvaluationReport | ComparisonReport) -> str:
     """A plain-text table of the measures (with CIs; with deltas and p-values for a comparison)."""
     if isinstance(report, ComparisonReport):
-        table = Table(
-            title=f"{report.a.system} (A) vs {report.b.system} (B), -e {report.a.version}, "
-            "both on the n questions counted for both"
-        )
+        a, b = _names(report.a.system, report.b.system)
+        table = Table(title=f"A = {a} vs B = {b} (-e {report.a.version}), both on the n questions counted for both")
         for column in ("measure", "A", "B", "A − B", f"{report.a.level:.0%} CI of A − B", "p boot", "p perm", "n"):
             table.add_column(column, justify="left" if column == "measure" else "right")
         for name, r in report.paired.items():
@@ -109,7 +117,8 @@ def format_table(report: EvaluationReport | ComparisonReport) -> str:
                 str(r.n_questions),
             )
         return _render(table)
-    table = Table(title=f"{report.system}  (golden {report.golden}, -e {report.version})")
+    system, golden = _names(report.system, report.golden)
+    table = Table(title=f"{system} vs {golden} (-e {report.version})")
     for column in ("measure", "value", f"{report.level:.0%} CI", "n"):
         table.add_column(column, justify="left" if column == "measure" else "right")
     for spec in iter_metrics():

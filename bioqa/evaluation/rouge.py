@@ -30,9 +30,8 @@ from pathlib import Path
 import rouge_metric
 from rouge_metric import PyRouge
 
-from bioqa.evaluation.registry import metric_names
-
-ROUGE_METRICS = metric_names(group="ideal")  # the per-question keys rouge_scores returns (registered measures)
+#: The per-question keys :func:`rouge_scores` returns (each one a measure of :mod:`bioqa.evaluation.measures.ideal`).
+ROUGE_KEYS = ("ideal.rouge2_recall", "ideal.rouge2_f1", "ideal.rouge_su4_recall", "ideal.rouge_su4_f1")
 
 
 @dataclass(frozen=True)
@@ -201,13 +200,14 @@ def rouge_counts(
 def rouge_scores(
     candidates: Sequence[str], references: Sequence[Sequence[str]], options: RougeOptions = RougeOptions()
 ) -> list[dict[str, float]]:
-    """Per-candidate ROUGE-2 and ROUGE-SU4 recall/F1 against all its references (``ideal.*`` keys)."""
+    """Per-candidate ROUGE-2 and ROUGE-SU4 recall/F1 against all its references (the :data:`ROUGE_KEYS`)."""
     return [
-        {
-            "ideal.rouge2_recall": s["rouge-2"]["r"],
-            "ideal.rouge2_f1": s["rouge-2"]["f"],
-            "ideal.rouge_su4_recall": s["rouge-su4"]["r"],
-            "ideal.rouge_su4_f1": s["rouge-su4"]["f"],
-        }
+        dict(
+            zip(
+                ROUGE_KEYS,
+                (s["rouge-2"]["r"], s["rouge-2"]["f"], s["rouge-su4"]["r"], s["rouge-su4"]["f"]),
+                strict=True,
+            )
+        )
         for s in rouge_counts(candidates, references, options)
     ]

@@ -81,7 +81,7 @@ def resample(per_question: Sequence[Mapping[str, Any]], metric: str, n: int = 10
     index = _resample_indices(seed, measure.member, len(rows), n)
     return Resampled(
         questions=tuple(r.get("index") for r in rows),
-        value=float(measure.statistic(columns)[0]),
+        value=measure.compute(rows),
         boot=measure.statistic({k: np.take(v[0], index) for k, v in columns.items()}),
     )
 
@@ -157,7 +157,7 @@ def paired_test(
             continue
         a = _columns([p[0] for p in pairs], measure.inputs)
         b = _columns([p[1] for p in pairs], measure.inputs)
-        value_a, value_b = float(measure.statistic(a)[0]), float(measure.statistic(b)[0])
+        value_a, value_b = measure.compute([p[0] for p in pairs]), measure.compute([p[1] for p in pairs])
         delta = value_a - value_b
         rng = _rng(seed, measure.member)
         index = rng.integers(0, len(pairs), size=(n, len(pairs)))

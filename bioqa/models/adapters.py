@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from bioqa.models.moe import add_expert_lora, expert_lora_state_dict, load_expert_lora
+from bioqa.models.lora_experts import add_expert_lora, expert_lora_state_dict, load_expert_lora
 
 EXPERT_LORA_FILE = "expert_lora.safetensors"
 TRAINING_INFO_FILE = "bioqa_training.json"
@@ -23,7 +23,7 @@ TRAINING_INFO_FILE = "bioqa_training.json"
 @dataclass(frozen=True)
 class LoraSettings:
     """LoRA hyper-parameters. ``target_modules``: linear layers by name (PEFT); ``experts``: also adapt the
-    fused NF4 experts (``bioqa.models.moe.ExpertLoRA``; saved beside the PEFT adapter, loaded by
+    fused NF4 experts (``bioqa.models.lora_experts.ExpertLoRA``; saved beside the PEFT adapter, loaded by
     :func:`load_adapter`)."""
 
     r: int = 16

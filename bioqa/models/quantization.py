@@ -27,12 +27,10 @@ from transformers.quantizers import auto as quantizer_registry
 from transformers.quantizers.quantizer_bnb_4bit import Bnb4BitHfQuantizer
 from transformers.quantizers.quantizers_utils import get_module_from_name
 
-from bioqa.models.moe import (
+from bioqa.models.nf4_experts import (
     EXPERT_PARAMS,
     is_fused_experts,
-    iter_fused_experts,
     set_experts_forward,
-    use_nf4_experts_forward,
 )
 
 QUANT_METHOD = "bioqa_nf4"
@@ -92,19 +90,17 @@ class NF4AllQuantizer(Bnb4BitHfQuantizer):
     def _process_model_after_weight_loading(self, model: PreTrainedModel, **kwargs: Any) -> PreTrainedModel:
         model = super()._process_model_after_weight_loading(model, **kwargs)
         if self.quantization_config.quantize_experts:
-            for _, module in iter_fused_experts(model):
-                use_nf4_experts_forward(module)
+            set_experts_forward(model)
         return model
 
 
-def _register() -> None:
+def register_quantizer() -> None:
+    """Make ``quant_method="bioqa_nf4"`` known to transformers (its registry is process-global; called by
+    :func:`load_model_4bit` right before loading, idempotent). Importing this module registers nothing."""
     if QUANT_METHOD not in quantizer_registry.AUTO_QUANTIZATION_CONFIG_MAPPING:
         quantizer_registry.register_quantization_config(QUANT_METHOD)(NF4AllConfig)
     if QUANT_METHOD not in quantizer_registry.AUTO_QUANTIZER_MAPPING:
         quantizer_registry.register_quantizer(QUANT_METHOD)(NF4AllQuantizer)
-
-
-_register()
 
 
 def to_params4bit(
@@ -143,7 +139,7 @@ def quantize_model_(
 ) -> nn.Module:
     """Quantise an in-memory model in place: every ``nn.Linear`` (except ``skip_modules``) becomes a
     ``bnb.nn.Linear4bit``, and (``experts=True``) fused expert tensors become ``Params4bit``, run by bioqa's
-    ``experts_forward`` ("routed", "grouped" or "auto": see :mod:`bioqa.models.moe`)."""
+    ``experts_forward`` ("routed", "grouped" or "auto": see :mod:`bioqa.models.nf4_experts`)."""
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             if type(child) is not nn.Linear or child_name in skip_modules:
@@ -170,7 +166,8 @@ def quantize_model_(
                 setattr(
                     module, param_name, to_params4bit(weight.to(compute_dtype), quant_type, double_quant, weight.device)
                 )
-            use_nf4_experts_forward(module, experts_forward)
+    if experts:
+        set_experts_forward(model, experts_forward)
     model.is_loaded_in_4bit = True
     return model
 
@@ -209,6 +206,7 @@ def load_model_4bit(
             skip_modules=skip_modules,
             experts_forward=experts_forward,
         )
+    register_quantizer()
     config = NF4AllConfig(
         bnb_4bit_compute_dtype=compute_dtype,
         bnb_4bit_quant_type=quant_type,

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -132,6 +133,12 @@ def reusable(record: dict[str, Any] | None, item: _Item, model_id: str) -> bool:
     )
 
 
+def short_model_name(model_id: str) -> str:
+    """A model id for a progress bar: a local file or directory (``/path/pkg:model.gguf``) by its own name, an API or
+    hub id (``openai/gpt-4o``) as it is."""
+    return Path(model_id.replace(":", "/")).name if Path(model_id.partition(":")[0]).is_absolute() else model_id
+
+
 def answer_questions(
     questions: Sequence[Question],
     backend: Backend,
@@ -150,7 +157,9 @@ def answer_questions(
     model_id = backend.model_id
     items = plan_requests(questions, build_prompt, config)
     todo = [item for item in items if not reusable(journal.latest(item.question.id, item.kind), item, model_id)]
-    with tqdm(total=len(todo), desc=f"answering ({model_id})", unit="req", disable=not progress) as bar:
+    with tqdm(
+        total=len(todo), desc=f"answering ({short_model_name(model_id)})", unit="req", disable=not progress
+    ) as bar:
         for start in range(0, len(todo), config.chunk_size):
             chunk = todo[start : start + config.chunk_size]
             pending = set(range(len(chunk)))

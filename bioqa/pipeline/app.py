@@ -16,15 +16,15 @@ from omegaconf import DictConfig, OmegaConf
 from bioqa.config.infer import validate_infer_config
 from bioqa.data import QUESTION_TYPES, Question, Snippet, SystemAnswer, load_questions
 from bioqa.errors import ConfigError
-from bioqa.evaluation.cli import PER_QUESTION
 from bioqa.loggers import build_loggers, log_run
 from bioqa.models import Backend
 from bioqa.models.registry import build_backend
 from bioqa.pipeline.accounting import check_failures, check_max_fraction
 from bioqa.pipeline.answering import AnsweringConfig
-from bioqa.pipeline.inference import PREDICTIONS, EvaluationOptions, InferenceResult, run_inference
+from bioqa.pipeline.inference import EvaluationOptions, InferenceResult, run_inference
 from bioqa.prompts import PromptBuilder, PromptConfig
-from bioqa.runs import RunDirectory, file_sha256, write_json, write_provenance
+from bioqa.rundir import PER_QUESTION, PHASE_A_STATS, PHASE_A_TRACES, PREDICTIONS, write_json
+from bioqa.runs import RunDirectory, file_sha256, write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,8 @@ def phase_a_answers(
 
     index = instantiate(cfg.retrieval.index)
     result = run_phase_a(questions, backend, index, instantiate(cfg.retrieval.phase_a))
-    write_json(output_dir / "phase_a_traces.json", result.traces)
-    write_json(output_dir / "phase_a_stats.json", result.stats)  # per-stage wall time, model calls and errors
+    write_json(output_dir / PHASE_A_TRACES, result.traces)
+    write_json(output_dir / PHASE_A_STATS, result.stats)  # per-stage wall time, model calls and errors
     return {a.id: a for a in result.answers}, phase_a_metrics(result.stats)
 
 

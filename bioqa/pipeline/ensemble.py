@@ -29,7 +29,18 @@ from bioqa.data import Question, Snippet, SystemAnswer, load_questions, write_su
 from bioqa.data.records import MAX_DOCUMENTS, MAX_FACTOID_CANDIDATES, MAX_SNIPPETS
 from bioqa.errors import ConfigError
 from bioqa.models import Backend, ChatRequest, GenerationParams
-from bioqa.runs import file_sha256, write_json
+from bioqa.rundir import (
+    ENSEMBLE,
+    ENSEMBLE_TRACES,
+    HYDRA_CONFIG,
+    METRICS,
+    SUBMISSION,
+    RunMetrics,
+    read_metrics,
+    write_json,
+    write_metrics,
+)
+from bioqa.runs import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -82,19 +93,18 @@ def load_member(run_dir: str | os.PathLike) -> Member:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"ensemble member {run_dir}: not a run directory")
-    submission = run_dir / "submission.json"
+    submission = run_dir / SUBMISSION
     if not submission.is_file():
         raise ConfigError(f"ensemble member {run_dir}: no submission.json (an unfinished or failed run?)")
     golden = model = None
-    config_path = run_dir / ".hydra" / "config.yaml"
+    config_path = run_dir / HYDRA_CONFIG
     if config_path.is_file():
         from omegaconf import OmegaConf
 
         config = OmegaConf.load(config_path)
         golden = OmegaConf.select(config, "data.golden")
         model = OmegaConf.select(config, "model.name")
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    metrics = read_metrics(run_dir).flat() if (run_dir / METRICS).is_file() else {}
     model = metrics.get("run.model", model)
     return Member(run_dir, {q.id: q for q in load_questions(submission)}, golden, model, metrics)
 
@@ -252,8 +262,8 @@ def run_ensemble(
     fallbacks = sum(t["ideal_from"] not in (None, config.ideal_member) for t in traces)
     if fallbacks:
         log.warning("%d ideal answer(s) taken from another member: member %d had none", fallbacks, config.ideal_member)
-    write_submission(output_dir / "submission.json", answers)
-    with (output_dir / "ensemble_traces.jsonl").open("w", encoding="utf-8") as handle:
+    write_submission(output_dir / SUBMISSION, answers)
+    with (output_dir / ENSEMBLE_TRACES).open("w", encoding="utf-8") as handle:
         for trace in traces:
             handle.write(json.dumps(trace, ensure_ascii=False) + "\n")
     facts = {
@@ -265,7 +275,7 @@ def run_ensemble(
         "accounting.cost_usd": sum(float(m.metrics.get("accounting.cost_usd", 0.0)) for m in members),
     }
     write_json(
-        output_dir / "ensemble.json",
+        output_dir / ENSEMBLE,
         {
             "config": asdict(config),
             "members": [{"run_dir": str(m.run_dir), "model": m.model, "golden": m.golden} for m in members],
@@ -281,7 +291,7 @@ def ensemble_from_config(cfg: Any, output_dir: str | os.PathLike) -> dict[str, A
     from omegaconf import OmegaConf
 
     from bioqa.models.registry import build_backend
-    from bioqa.pipeline.inference import METRICS, EvaluationOptions, score_submission
+    from bioqa.pipeline.inference import EvaluationOptions, score_submission
     from bioqa.runs import write_provenance
 
     settings = OmegaConf.to_container(cfg.ensemble, resolve=True)
@@ -293,21 +303,21 @@ def ensemble_from_config(cfg: Any, output_dir: str | os.PathLike) -> dict[str, A
         raise ConfigError(
             f"data.golden={cfg.data.golden} but the ensemble members answered {golden}: pass data.golden={golden}"
         )
-    write_provenance(output_dir, [cfg.data.golden, *(str(m.run_dir / "submission.json") for m in members)])
+    write_provenance(output_dir, [cfg.data.golden, *(str(m.run_dir / SUBMISSION) for m in members)])
     backend = None
     if config.ideal == "condense":
         backend = build_backend(cfg.model, cfg.cache.path if cfg.cache.enabled else None)
     try:
-        answers, metrics = run_ensemble(config, output_dir, backend)
+        answers, facts = run_ensemble(config, output_dir, backend)
     finally:
         if backend is not None:
             backend.close()
     questions = load_questions(cfg.data.golden)
+    report = None
     if cfg.evaluation.enabled and any(q.has_golden_answer for q in questions):
         phase = "AB" if any(a.documents or a.snippets for a in answers) else "B"
         options = EvaluationOptions(**OmegaConf.to_container(cfg.evaluation, resolve=True))
-        report = score_submission(cfg.data.golden, output_dir / "submission.json", options, phase, output_dir)
-        metrics.update(report["metrics"])
-        metrics["ci"] = report.get("ci", {})
-    write_json(output_dir / METRICS, metrics)
-    return metrics
+        report = score_submission(cfg.data.golden, output_dir / SUBMISSION, options, phase, output_dir)
+    run_metrics = RunMetrics.scored(report, facts)
+    write_metrics(output_dir, run_metrics)
+    return run_metrics.flat()

@@ -20,13 +20,9 @@ from bioqa.pipeline.accounting import summarize_records, summary_line
 from bioqa.pipeline.answering import AnsweringConfig, answer_questions, assemble_answers
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import AnswerKind, BuiltPrompt
-from bioqa.runs import write_json
+from bioqa.rundir import PER_QUESTION, PREDICTIONS, SUBMISSION, RunMetrics, write_jsonl, write_metrics
 
 log = logging.getLogger(__name__)
-
-SUBMISSION = "submission.json"
-PREDICTIONS = "predictions.jsonl"
-METRICS = "metrics.json"
 
 
 @dataclass
@@ -57,7 +53,6 @@ def score_submission(
     """Official measures (+ ROUGE, + bootstrap CIs) of the run's submission; prints the table and
     writes ``per_question.jsonl`` (the file evaluate.py writes too). Returns ``EvaluationReport.to_json()``."""
     from bioqa.evaluation import evaluate_submission, format_table
-    from bioqa.evaluation.cli import write_per_question
 
     report = evaluate_submission(
         golden_path,
@@ -68,7 +63,7 @@ def score_submission(
         bootstrap=options.bootstrap,
         seed=options.seed,
     )
-    write_per_question(output_dir, report)
+    write_jsonl(output_dir / PER_QUESTION, report.per_question)
     print(format_table(report))
     return report.to_json()
 
@@ -113,10 +108,10 @@ def run_inference(
     write_submission(output_dir / SUBMISSION, answers)
 
     summary = summarize_records(records, wall, resumed)
-    metrics: dict[str, Any] = {f"accounting.{k}": v for k, v in summary.items()}
-    metrics["run.model"] = backend.model_id
-    metrics["run.questions"] = len(questions)
-    metrics.update(run_info or {})
+    facts: dict[str, Any] = {f"accounting.{k}": v for k, v in summary.items()}
+    facts["run.model"] = backend.model_id
+    facts["run.questions"] = len(questions)
+    facts.update(run_info or {})
     if summary["errors"]:
         log.warning(
             "%d request(s) failed; rerun the same command to retry them (others come from cache)", summary["errors"]
@@ -127,11 +122,11 @@ def run_inference(
             "raise the limit to let them finish",
             summary["truncated_ideal"],
         )
+    report = None
     if golden_path is not None and evaluation.enabled and any(q.has_golden_answer for q in questions):
         phase = "AB" if phase_a is not None else "B"
         report = score_submission(golden_path, output_dir / SUBMISSION, evaluation, phase, output_dir)
-        metrics.update(report["metrics"])
-        metrics["ci"] = report.get("ci", {})
-    write_json(output_dir / METRICS, metrics)
+    metrics = RunMetrics.scored(report, facts)
+    write_metrics(output_dir, metrics)
     print(f"{output_dir.name}: {summary_line(summary)}", file=sys.stderr)
-    return InferenceResult(output_dir, answers, metrics, records)
+    return InferenceResult(output_dir, answers, metrics.flat(), records)

@@ -10,6 +10,9 @@ Every stage shows a progress bar and is timed; :class:`PhaseAResult` carries per
 model-error counts (``stats``) beside the per-question traces. A failed model call is never silently an empty
 reply: it is counted in the question's trace (``model_errors``) and in the stage's stats, and warned about.
 
+``oracle_stages`` answers any subset of the model stages perfectly from the golden file
+(:mod:`bioqa.pipeline.phase_a_oracle`): the ablation that shows where Phase A loses, and its ceiling.
+
 The ``bm25`` strategy needs no model: bag-of-words search and sentence selection by BM25 (optionally mixed
 with sentence embeddings) — a cheap, strong baseline.
 """
@@ -30,6 +33,7 @@ from tqdm.auto import tqdm
 from bioqa.answers import RANKING_SCHEMA, SNIPPETS_SCHEMA, parse_list, parse_query
 from bioqa.data import MAX_DOCUMENTS, MAX_SNIPPETS, Question, Snippet, SystemAnswer, pubmed_url
 from bioqa.models import Backend, ChatRequest, GenerationParams
+from bioqa.pipeline.phase_a_oracle import ORACLE_STAGES, PhaseAOracle
 from bioqa.retrieval.base import Hit, SearchIndex, bow_query, search_traced
 from bioqa.retrieval.locate import Span, locate, sentence_spans
 from bioqa.retrieval.scoring import PassageScorer
@@ -59,11 +63,16 @@ class PhaseAConfig:
     query_max_tokens: int = 96
     extract_max_tokens: int = 384
     rerank_max_tokens: int = 96
+    oracle_stages: list[str] = field(default_factory=list)  # of ORACLE_STAGES: answered from the golden file
     show_progress: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in ("llm", "bm25"):
             raise ValueError(f"phase A strategy must be 'llm' or 'bm25', got {self.strategy!r}")
+        if unknown := [s for s in self.oracle_stages if s not in ORACLE_STAGES]:
+            raise ValueError(f"oracle_stages: {unknown} are not stages; choose from {list(ORACLE_STAGES)}")
+        if self.oracle_stages and self.strategy != "llm":
+            raise ValueError("oracle_stages replace the model's stages: they need strategy 'llm'")
         missing = [k for k in PROMPT_KEYS if not self.prompts.get(k)]
         if self.strategy == "llm" and missing:
             raise ValueError(f"phase A config: prompt templates missing for {missing}")
@@ -78,6 +87,7 @@ class StageStats:
     model_errors: int = 0
     searches: int = 0
     first_error: str | None = None
+    oracle: bool = False  # answered from the golden file, not by the model
 
 
 class PhaseAStats:
@@ -108,6 +118,7 @@ class PhaseAStats:
             for name, st in self.stages.items()
         }
         return {
+            "oracle_stages": [name for name, st in self.stages.items() if st.oracle],
             "wall_s": round(sum(st.wall_s for st in self.stages.values()), 3),
             "model_calls": sum(st.model_calls for st in self.stages.values()),
             "model_errors": sum(st.model_errors for st in self.stages.values()),
@@ -169,8 +180,8 @@ def _fits(backend: Backend, messages: tuple, max_new_tokens: int) -> bool:
 
 
 class _LLMPhaseA:
-    def __init__(self, backend: Backend, index: SearchIndex, config: PhaseAConfig):
-        self.backend, self.index, self.config = backend, index, config
+    def __init__(self, backend: Backend | None, index: SearchIndex, config: PhaseAConfig, oracle: PhaseAOracle | None):
+        self.backend, self.index, self.config, self.oracle = backend, index, config, oracle
         self.prompts = config.prompts
         self.scorer = PassageScorer(config.embedding_model)
         self.stats = PhaseAStats(config.show_progress)
@@ -208,6 +219,20 @@ class _LLMPhaseA:
             )
         return texts
 
+    def _oracle(self, stage: str) -> PhaseAOracle | None:
+        """The oracle when it answers ``stage`` (``None`` when the model does)."""
+        return self.oracle if stage in self.config.oracle_stages else None
+
+    def _answered(self, stage: str, replies: Sequence[str], owners: Sequence[int]) -> list[str | None]:
+        """The oracle's ``replies`` for ``stage``, recorded in the stage's stats and the owners' traces."""
+        with self.stats.timed(stage) as stat:
+            stat.oracle = True
+        for i in owners:
+            self.traces[i].setdefault("oracle_stages", [])
+            if stage not in self.traces[i]["oracle_stages"]:
+                self.traces[i]["oracle_stages"].append(stage)
+        return list(replies)
+
     def query_messages(self, question: str) -> tuple:
         shots = [(self.prompts["query"].format(question=s["question"]), s["query"]) for s in self.config.fewshot]
         return self._messages(self.prompts["query"].format(question=question), shots)
@@ -227,11 +252,19 @@ class _LLMPhaseA:
         self.traces = traces = [{"id": q.id, "strategy": "llm", "queries": []} for q in questions]
         hits: list[list[Hit]] = [[] for _ in questions]
         everyone = range(len(questions))
-        outputs = self._generate(
-            "query", everyone, [self.query_messages(q.body) for q in questions], cfg.query_max_tokens
-        )
-        for i, text in enumerate(outputs):
-            self._search(i, parse_query(text or ""), "llm", hits)
+        if oracle := self._oracle("query"):
+            self._answered("query", [], everyone)
+            with self.stats.timed("search") as stat:
+                for i, q in enumerate(questions):
+                    hits[i] = oracle.documents(q, self.index, cfg.search_k)
+                    stat.searches += 1
+                    traces[i]["queries"].append({"query": None, "source": "oracle", "hits": len(hits[i])})
+        else:
+            outputs = self._generate(
+                "query", everyone, [self.query_messages(q.body) for q in questions], cfg.query_max_tokens
+            )
+            for i, text in enumerate(outputs):
+                self._search(i, parse_query(text or ""), "llm", hits)
         for _ in range(cfg.max_broader_attempts):
             empty = [i for i in everyone if not hits[i]]
             if not empty:
@@ -267,13 +300,17 @@ class _LLMPhaseA:
 
     def _extract(self, questions: Sequence[Question], hits: list[list[Hit]], traces: list[dict]) -> list[list[Snippet]]:
         jobs = [(i, hit) for i, q in enumerate(questions) for hit in hits[i][: self.config.extract_documents]]
-        outputs = self._generate(
-            "extract",
-            [i for i, _ in jobs],
-            [self._extract_messages(questions[i].body, hit) for i, hit in jobs],
-            self.config.extract_max_tokens,
-            SNIPPETS_SCHEMA,
-        )
+        owners = [i for i, _ in jobs]
+        if oracle := self._oracle("extract"):
+            outputs = self._answered("extract", [oracle.extract_reply(questions[i], h) for i, h in jobs], owners)
+        else:
+            outputs = self._generate(
+                "extract",
+                owners,
+                [self._extract_messages(questions[i].body, hit) for i, hit in jobs],
+                self.config.extract_max_tokens,
+                SNIPPETS_SCHEMA,
+            )
         found: list[dict[tuple, Snippet]] = [{} for _ in questions]
         stats = [
             {
@@ -331,13 +368,20 @@ class _LLMPhaseA:
         for i, q in enumerate(questions):
             scores = self.scorer.scores(q.body, [s.text for s in snippets[i]])
             fallbacks.append([s for _, s in sorted(zip(scores, snippets[i], strict=True), key=lambda p: -p[0])])
-            if snippets[i]:
-                jobs.append((i, *self._rerank_messages(q.body, fallbacks[i][: self.config.rerank_candidates])))
+            candidates = fallbacks[i][: self.config.rerank_candidates]
+            if snippets[i] and self._oracle("rerank"):
+                jobs.append((i, (), candidates))
+            elif snippets[i]:
+                jobs.append((i, *self._rerank_messages(q.body, candidates)))
             else:
                 traces[i]["rerank"] = {"mode": "none", "candidates": 0, "llm_ranked": 0}
-        outputs = self._generate(
-            "rerank", [i for i, _, _ in jobs], [m for _, m, _ in jobs], self.config.rerank_max_tokens, RANKING_SCHEMA
-        )
+        owners = [i for i, _, _ in jobs]
+        if oracle := self._oracle("rerank"):
+            outputs = self._answered("rerank", [oracle.rerank_reply(questions[i], c) for i, _, c in jobs], owners)
+        else:
+            outputs = self._generate(
+                "rerank", owners, [m for _, m, _ in jobs], self.config.rerank_max_tokens, RANKING_SCHEMA
+            )
         ranked = [list(f) for f in fallbacks]
         for (i, _, candidates), text in zip(jobs, outputs, strict=True):
             chosen: list[Snippet] = []
@@ -346,7 +390,7 @@ class _LLMPhaseA:
                 if 0 <= k < len(candidates) and candidates[k] not in chosen:
                     chosen.append(candidates[k])
             traces[i]["rerank"] = {
-                "mode": "llm" if chosen else "model_error" if text is None else "fallback",
+                "mode": ("oracle" if oracle else "llm") if chosen else "model_error" if text is None else "fallback",
                 "candidates": len(candidates),
                 "llm_ranked": len(chosen),
             }
@@ -406,14 +450,15 @@ def run_phase_a(
     with their hit counts and how each was parsed, extraction and located/dropped quote counts, rerank mode,
     failed model calls per stage) and per-stage statistics (wall time, model calls and errors, searches).
 
-    ``backend`` may be ``None`` only for ``config.strategy == "bm25"``.
+    ``backend`` may be ``None`` for ``config.strategy == "bm25"`` and when every model stage is an oracle.
     """
     if config.strategy == "bm25":
         result = _baseline(questions, index, config)
-    elif backend is None:
+    elif backend is None and set(config.oracle_stages) != set(ORACLE_STAGES):
         raise ValueError("phase A strategy 'llm' needs a model backend")
     else:
-        result = _LLMPhaseA(backend, index, config).run(questions)
+        oracle = PhaseAOracle(questions) if config.oracle_stages else None
+        result = _LLMPhaseA(backend, index, config, oracle).run(questions)
     stats = result.stats
     log.info(
         "phase A: %d questions in %.1f s (%s); %d model calls, %d failed",

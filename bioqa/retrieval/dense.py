@@ -75,7 +75,7 @@ class DenseIndex:
         device: str | None = None,
     ):
         if search not in ("exact", "hnsw"):
-            raise ConfigError(f"retrieval.index.search must be 'exact' or 'hnsw', got {search!r}")
+            raise ConfigError(f"search={search!r}: expected 'exact' or 'hnsw'")
         self.docs, self.search_mode, self.batch_size = docs, search, batch_size
         self.model_path = str(model_path) if model_path is not None else _packaged_minilm()
         if not Path(self.model_path).is_dir():
@@ -156,7 +156,7 @@ class DenseIndex:
         try:
             from usearch.index import Index
         except ImportError as err:
-            raise ConfigError("retrieval.index.search=hnsw needs usearch: pip install 'bioqa[ann]'") from err
+            raise ConfigError("search='hnsw' needs usearch: pip install 'bioqa[ann]'") from err
         graph = self.path / "hnsw.usearch"
         index = Index(ndim=self.vectors.shape[1], metric="ip", dtype="f16")
         if graph.is_file():

@@ -179,7 +179,7 @@ class TantivyIndex:
     ):
         self.field_boosts = dict(field_boosts or {})
         if unknown := sorted(set(self.field_boosts) - set(QUERY_FIELDS)):
-            raise ConfigError(f"retrieval.index.field_boosts: unknown fields {unknown}; known: {list(QUERY_FIELDS)}")
+            raise ConfigError(f"field_boosts: unknown fields {unknown}; known: {list(QUERY_FIELDS)}")
         # MeSH headings exist only in indexes built from PubMed XML: elsewhere ``mesh:`` terms search the text
         self.query_fields = QUERY_FIELDS if index_dir is not None else FIELDS
         if index_dir is not None:
@@ -189,7 +189,7 @@ class TantivyIndex:
             if not self.corpus_path.is_file():
                 raise FileNotFoundError(2, "corpus not found", str(self.corpus_path))
             if cache_dir is None:
-                raise ConfigError("retrieval.index: cache_dir is needed to index a corpus JSONL")
+                raise ConfigError("cache_dir is needed to index a corpus JSONL")
             digest = file_sha256(self.corpus_path)[:16]
             self.path = Path(cache_dir) / f"{self.corpus_path.stem}-{digest}-v{SCHEMA_VERSION}"
             if not (self.path / _COMPLETE).is_file():

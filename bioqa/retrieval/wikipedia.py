@@ -1,5 +1,5 @@
-"""Optional Wikipedia context: the model names articles for a question, their introductions are fetched
-with ``wikipedia-api`` (httpx underneath) and, optionally, summarised by the model for the question.
+"""Optional Wikipedia context: the model names articles for a question, their introductions are fetched from the
+MediaWiki API (:mod:`bioqa.retrieval.mediawiki`, ``api_url``) and, optionally, summarised by the model for the question.
 
 Network use is explicit: nothing is fetched unless ``max_articles > 0``. Fetched pages, redirects and misses
 go into a persistent SQLite cache (:mod:`bioqa.retrieval.wikipedia_cache`, ``cache_path``); with
@@ -9,8 +9,8 @@ and recorded in the cache's ``wanted`` table, which this module's command fetche
     python -m bioqa.retrieval.wikipedia --cache cache/wikipedia.sqlite --wanted      # what offline runs lacked
     python -m bioqa.retrieval.wikipedia --cache cache/wikipedia.sqlite --titles titles.txt
 
-Tests inject an ``httpx`` transport (e.g. ``httpx.MockTransport``), which ``wikipediaapi.Wikipedia`` passes
-to its client.
+``api_url`` points the client at any MediaWiki: Wikipedia (the default), a mirror, or the local HTTP server the
+tests run with recorded API replies.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ import logging
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import httpx
-import wikipediaapi
 from tqdm.auto import tqdm
 
 from bioqa.answers import TITLES_SCHEMA, parse_list
-from bioqa.errors import ConfigError, error_boundary
-from bioqa.models import Backend, ChatRequest, GenerationParams
+from bioqa.errors import ConfigError, TooManyFailures, error_boundary
+from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
+from bioqa.retrieval.mediawiki import WIKIPEDIA_API, MediaWikiClient, MediaWikiError
 from bioqa.retrieval.wikipedia_cache import WikipediaCache
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class WikipediaContext:
         max_retries: int = 1,
         titles_max_tokens: int = 64,
         summary_max_tokens: int = 192,
-        transport: httpx.BaseTransport | None = None,
+        api_url: str = WIKIPEDIA_API,
         cache_path: str | os.PathLike | None = None,
         offline: bool = False,
     ):
@@ -88,16 +88,15 @@ class WikipediaContext:
             _ = self.cache  # a missing cache is a configuration error before any model call
         self.missing: list[str] = []  # titles an offline run lacked
         self.counts = {"cache_hits": 0, "fetched": 0, "misses": 0, "unreachable": 0, "offline_missing": 0}
+        #: model calls of this context: asked, failed (``failed_<error kind>`` too), per stage (titles, summary)
+        self.calls: Counter[str] = Counter()
         needed = ["system", "titles"] + (["summary"] if summarise else [])
         if max_articles > 0 and (missing := [k for k in needed if not self.prompts.get(k)]):
             raise ValueError(f"wikipedia context: prompt templates missing for {missing}")
         self.max_articles, self.max_chars, self.summarise = max_articles, max_chars, summarise
         self.language = language
         self.titles_max_tokens, self.summary_max_tokens = titles_max_tokens, summary_max_tokens
-        extra = {"transport": transport} if transport is not None else {}
-        self.wiki = wikipediaapi.Wikipedia(
-            user_agent=user_agent, language=language, timeout=timeout_s, max_retries=max_retries, **extra
-        )
+        self.client = MediaWikiClient(api_url, language, user_agent, timeout_s, max_retries)
 
     @functools.cached_property
     def cache(self) -> WikipediaCache | None:
@@ -116,16 +115,15 @@ class WikipediaContext:
         """``(resolved title, introduction)`` from Wikipedia, ``(None, "")`` for a page that does not exist,
         ``None`` when unreachable (warned about; never cached)."""
         try:
-            page = self.wiki.page(title)
-            text = self.wiki.extracts(page, exintro=1, redirects=1).strip()
-        except (wikipediaapi.WikipediaException, httpx.HTTPError) as err:
+            resolved, text = self.client.introduction(title)
+        except MediaWikiError as err:
             log.warning("wikipedia: could not fetch %r: %s", title, err)
             self.counts["unreachable"] += 1
             return None
         self.counts["fetched"] += 1
-        if not text:
+        if resolved is None or not text:
             return None, ""
-        return page.title or title, text
+        return resolved, text
 
     def fetch(self, title: str) -> WikiArticle | None:
         """The introduction of an article (redirects followed), from the cache when it has it; ``None`` when
@@ -162,7 +160,7 @@ class WikipediaContext:
             )
             for q in questions
         ]
-        completions = backend.generate(requests)
+        completions = self._generate("titles", requests, backend)
         cache: dict[str, WikiArticle | None] = {}
         articles: list[list[WikiArticle]] = []
         for completion in completions:
@@ -186,6 +184,28 @@ class WikipediaContext:
             articles = self._summarise(questions, articles, backend)
         return articles
 
+    def _generate(self, stage: str, requests: list[ChatRequest], backend: Backend) -> list[Completion]:
+        """``backend``'s completions, counted in :attr:`calls`; failures are warned about in one line."""
+        completions = backend.generate(requests)
+        failed = Counter(c.error_kind for c in completions if not c.ok)
+        self.calls.update({f"{stage}.calls": len(requests), f"{stage}.failed": sum(failed.values())})
+        self.calls.update({f"{stage}.failed_{kind}": n for kind, n in failed.items()})
+        if failed:
+            kinds = ", ".join(f"{kind} ×{n}" for kind, n in failed.most_common())
+            consequence = (
+                "questions without Wikipedia context" if stage == "titles" else "introductions kept unsummarised"
+            )
+            log.warning(
+                "wikipedia: %d of %d %s requests failed (%s): %s%s",
+                sum(failed.values()),
+                len(requests),
+                stage,
+                kinds,
+                consequence,
+                f"; raise retrieval.wikipedia.{stage}_max_tokens" if "truncated" in failed else "",
+            )
+        return completions
+
     def _summarise(self, questions: Sequence[str], articles: list[list[WikiArticle]], backend: Backend) -> list:
         jobs = [(i, a) for i, found in enumerate(articles) for a in found]
         requests = [
@@ -196,7 +216,7 @@ class WikipediaContext:
             for i, a in jobs
         ]
         summaries: list[list[WikiArticle]] = [[] for _ in questions]
-        for (i, article), completion in zip(jobs, backend.generate(requests), strict=True):
+        for (i, article), completion in zip(jobs, self._generate("summary", requests, backend), strict=True):
             text = completion.text.strip() if completion.ok else ""
             summaries[i].append(WikiArticle(article.title, article.url, text or article.text))
         return summaries
@@ -219,13 +239,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     parser.add_argument("--titles", help="a file with one article title per line")
     parser.add_argument("--wanted", action="store_true", help="the titles offline runs recorded as lacking")
     parser.add_argument("--language", default="en")
+    parser.add_argument("--api-url", default=WIKIPEDIA_API, help="the MediaWiki API ({language} is filled in)")
     parser.add_argument("--user-agent", default=os.environ.get("BIOQA_WIKIPEDIA_USER_AGENT", USER_AGENT))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if not args.titles and not args.wanted:
         raise ConfigError("give --titles FILE and/or --wanted")
     context = WikipediaContext(
-        max_articles=0, language=args.language, user_agent=args.user_agent, cache_path=args.cache
+        max_articles=0, language=args.language, user_agent=args.user_agent, cache_path=args.cache, api_url=args.api_url
     )
     titles = context.cache.wanted(args.language) if args.wanted else []
     if args.titles:
@@ -233,6 +254,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
             titles += [line.strip() for line in handle if line.strip()]
     counts = prefetch(context, titles, show_progress=not args.no_progress)
     print(" ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stdout)
+    if counts["unreachable"]:
+        raise TooManyFailures(
+            f"wikipedia prefetch: {counts['unreachable']} of {len(set(titles))} titles could not be fetched "
+            f"(not cached; run the command again to fetch them)"
+        )
     return counts
 
 

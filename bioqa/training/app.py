@@ -11,8 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bioqa.errors import ConfigError
-from bioqa.loggers import build_loggers
+from bioqa.loggers import build_loggers, say_where_offline_runs_are
 from bioqa.models.adapters import LoraSettings
+from bioqa.rundir import MERGED_DIR
 from bioqa.runs import write_provenance
 from bioqa.training.config import validate_train_config
 from bioqa.training.recipe import DataSettings, OptimSettings, TrainResult, train
@@ -70,10 +71,11 @@ def train_from_config(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         info={"model": cfg.model.name, "config": OmegaConf.to_container(cfg, resolve=True)},
     )
     log.info("adapter written to %s (infer.py: model.adapter=%s)", result.adapter_dir, result.adapter_dir)
+    say_where_offline_runs_are(loggers)
     if cfg.merge:
         from bioqa.models.adapters import load_adapter, merge_and_save
 
         base = instantiate(cfg.model.backend, adapter=None).model  # the full-precision base
-        merged = merge_and_save(load_adapter(base, result.adapter_dir), output_dir / "merged", tokenizer)
+        merged = merge_and_save(load_adapter(base, result.adapter_dir), output_dir / MERGED_DIR, tokenizer)
         log.info("merged model written to %s", merged)
     return result

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bioqa.errors import ConfigError
-from bioqa.models.moe import iter_fused_experts
+from bioqa.models.nf4_experts import iter_fused_experts
 from bioqa.training.memory import decoder_layers
 
 log = logging.getLogger(__name__)

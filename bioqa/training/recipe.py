@@ -16,8 +16,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bioqa.errors import ConfigError
 from bioqa.models.adapters import LoraSettings, add_lora, save_adapter
-from bioqa.models.moe import MODE_ATTRIBUTE, iter_fused_experts
-from bioqa.runs import provenance, write_json
+from bioqa.models.nf4_experts import MODE_ATTRIBUTE, iter_fused_experts
+from bioqa.rundir import ADAPTER_DIR, CHECKPOINTS_DIR, RunMetrics, write_metrics
+from bioqa.runs import provenance
 from bioqa.training.data import ChatDataModule
 from bioqa.training.kernels import apply_liger, compile_decoder_layers
 from bioqa.training.memory import CheckpointPlan, ModelShape, plan_checkpointing
@@ -186,7 +187,7 @@ def train(
 
     monitor = "val/loss" if has_val else None
     checkpoint = ModelCheckpoint(
-        dirpath=output_dir / "checkpoints",
+        dirpath=output_dir / CHECKPOINTS_DIR,
         monitor=monitor,
         save_last=True,
         save_top_k=1,
@@ -222,7 +223,7 @@ def train(
         log.info("restored the best adapter (%s)", best)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
 
-    adapter_dir = output_dir / "adapter"
+    adapter_dir = output_dir / ADAPTER_DIR
     if trainer.is_global_zero:
         payload = {
             **(info or {}),
@@ -242,7 +243,7 @@ def train(
             "provenance": provenance([*data.train_files, *data.val_files]),
         }
         save_adapter(peft_model, adapter_dir, tokenizer, payload)
-        write_json(output_dir / "metrics.json", metrics)
+        write_metrics(output_dir, RunMetrics(training=metrics))
         log.info("adapter written to %s", adapter_dir)
     return TrainResult(adapter_dir=adapter_dir, metrics=metrics, best_checkpoint=best)
 

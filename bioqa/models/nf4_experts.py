@@ -1,4 +1,4 @@
-"""NF4 mixture-of-experts: a routed forward over 4-bit fused expert weights, and LoRA adapters on the experts.
+"""NF4 mixture-of-experts kernels: routed and grouped forwards over 4-bit fused expert weights.
 
 transformers 5.x stores the experts of a MoE layer (Mixtral, Qwen-MoE, ...) as fused 3-D parameters
 ``gate_up_proj`` [E, 2*ffn, hidden] and ``down_proj`` [E, hidden, ffn]. bioqa keeps them as
@@ -12,14 +12,16 @@ transformers 5.x stores the experts of a MoE layer (Mixtral, Qwen-MoE, ...) as f
   kernels instead of re-dequantising every expert at every step;
 - keeps no dequantised weight for the backward pass (``MatMul4Bit`` re-dequantises the expert for the input
   gradient), so activation memory is independent of the number of experts;
-- adds optional per-expert LoRA deltas (:class:`ExpertLoRA`), trained like any other parameter.
+- adds the deltas of an expert adapter when one is attached (:class:`ExpertDelta`; bioqa's is
+  :class:`bioqa.models.lora_experts.ExpertLoRA`).
 
 A second forward, :func:`nf4_experts_forward_grouped` (``experts_forward="grouped"``), dequantises each fused
 expert tensor ONCE per pass (once in the forward, once in the backward) into a reusable bf16 buffer shared by all
-layers, then runs one grouped GEMM (``torch.nn.functional.grouped_mm``) over the routed tokens: fewer, larger
-kernels for training-sized batches, at the cost of one layer's bf16 experts in memory (Mixtral-8x7B: 2.6 GiB).
-``"auto"`` uses the grouped forward for at least :data:`GROUPED_MIN_TOKENS` tokens and the routed one below
-(decoding). Which is faster on a GPU is for ``benchmarks/qlora_throughput.py`` to say.
+layers of a model (:class:`DequantBuffers`, owned by the model's experts modules and freed with them), then runs
+one grouped GEMM (``torch.nn.functional.grouped_mm``) over the routed tokens: fewer, larger kernels for
+training-sized batches, at the cost of one layer's bf16 experts in memory (Mixtral-8x7B: 2.6 GiB). ``"auto"`` uses
+the grouped forward for at least :data:`GROUPED_MIN_TOKENS` tokens and the routed one below (decoding). Which is
+faster on a GPU is for ``benchmarks/qlora_throughput.py`` to say.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import math
 import types
 from collections.abc import Iterator
+from typing import Protocol
 
 import bitsandbytes as bnb
 import bitsandbytes.functional as bnbf
@@ -34,10 +37,23 @@ import torch
 from torch import nn
 
 EXPERT_PARAMS = ("gate_up_proj", "down_proj")
+#: The attribute of an experts module holding its adapter (an :class:`ExpertDelta`), if any.
 LORA_ATTRIBUTE = "bioqa_lora"
 MODE_ATTRIBUTE = "bioqa_experts_forward"
-EXPERT_FORWARDS = ("routed", "grouped", "auto")
+BUFFERS_ATTRIBUTE = "bioqa_dequant_buffers"
 GROUPED_MIN_TOKENS = 64
+
+
+class ExpertDelta(Protocol):
+    """An adapter on the experts: what it adds to ``x @ W[e].T`` for projection ``name`` ("gate_up", "down")."""
+
+    def delta(self, name: str, x: torch.Tensor, expert: int) -> torch.Tensor:
+        """For the rows ``x`` of one ``expert``."""
+        ...
+
+    def grouped_delta(self, name: str, x: torch.Tensor, counts: list[int], offs: torch.Tensor) -> torch.Tensor:
+        """For consecutive row groups, ``counts[e]`` rows of expert ``e`` (``offs``: their cumulative ends)."""
+        ...
 
 
 def is_fused_experts(module: nn.Module) -> bool:
@@ -119,40 +135,6 @@ def dequantize_experts(param: bnb.nn.Params4bit) -> torch.Tensor:
     return bnbf.dequantize_4bit(param.data, param.quant_state)
 
 
-class ExpertLoRA(nn.Module):
-    """LoRA on every expert's gate/up and down projections: ``W_e x + (alpha/r) B_e A_e dropout(x)``.
-
-    ``A`` is initialised like PEFT (Kaiming uniform), ``B`` at zero, so a fresh adapter leaves the model unchanged.
-    """
-
-    def __init__(
-        self,
-        num_experts: int,
-        hidden: int,
-        ffn: int,
-        r: int,
-        alpha: float,
-        dropout: float = 0.0,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ):
-        super().__init__()
-        self.r, self.alpha, self.scaling = r, alpha, alpha / r
-        factory = dict(dtype=dtype, device=device)
-        self.gate_up_A = nn.Parameter(torch.empty(num_experts, r, hidden, **factory))
-        self.gate_up_B = nn.Parameter(torch.zeros(num_experts, 2 * ffn, r, **factory))
-        self.down_A = nn.Parameter(torch.empty(num_experts, r, ffn, **factory))
-        self.down_B = nn.Parameter(torch.zeros(num_experts, hidden, r, **factory))
-        for weight in (self.gate_up_A, self.down_A):
-            for e in range(num_experts):
-                nn.init.kaiming_uniform_(weight[e], a=math.sqrt(5))
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-
-    def delta(self, name: str, x: torch.Tensor, expert: int) -> torch.Tensor:
-        a, b = getattr(self, f"{name}_A")[expert], getattr(self, f"{name}_B")[expert]
-        return (self.dropout(x).to(a.dtype) @ a.t() @ b.t()).to(x.dtype) * self.scaling
-
-
 def expert_linear(
     x: torch.Tensor, param: torch.Tensor, states: list[bnbf.QuantState] | None, expert: int
 ) -> torch.Tensor:
@@ -167,26 +149,34 @@ def _states(param: torch.Tensor) -> list[bnbf.QuantState] | None:
     return expert_quant_states(param) if isinstance(param, bnb.nn.Params4bit) else None
 
 
-_BUFFERS: dict[tuple[torch.Size, torch.dtype, torch.device], torch.Tensor] = {}
+class DequantBuffers:
+    """The bf16 buffers the grouped forward dequantises fused expert weights into: one per (shape, dtype, device),
+    reused by every layer of one model (:func:`set_experts_forward` gives all its experts modules the same owner).
+    A buffer is valid until the next dequantisation of that shape: callers use it at once and keep no reference."""
 
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[torch.Size, torch.dtype, torch.device], torch.Tensor] = {}
 
-def dequantize_into_buffer(param: bnb.nn.Params4bit) -> torch.Tensor:
-    """The full 3-D weight dequantised into a buffer reused by every layer of the same shape (valid until the
-    next call for that shape: callers use it at once and keep no reference). bitsandbytes 0.50 has no CPU
-    kernel writing into ``out``, so on CPU each call returns a fresh tensor."""
-    state = param.quant_state
-    if param.device.type == "cpu":
-        return bnbf.dequantize_4bit(param.data, state)
-    key = (torch.Size(state.shape), state.dtype, param.device)
-    buffer = _BUFFERS.get(key)
-    if buffer is None:
-        buffer = _BUFFERS[key] = torch.empty(key[0], dtype=key[1], device=key[2])
-    return bnbf.dequantize_4bit(param.data, state, out=buffer)
+    def dequantize(self, param: bnb.nn.Params4bit) -> torch.Tensor:
+        """The full 3-D weight, in the buffer of its shape (bitsandbytes 0.50 has no CPU kernel writing into
+        ``out``: on CPU a fresh tensor)."""
+        state = param.quant_state
+        if param.device.type == "cpu":
+            return bnbf.dequantize_4bit(param.data, state)
+        key = (torch.Size(state.shape), state.dtype, param.device)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = torch.empty(key[0], dtype=key[1], device=key[2])
+        return bnbf.dequantize_4bit(param.data, state, out=buffer)
 
+    def release(self) -> None:
+        """Free the buffers (they are re-created on the next grouped forward)."""
+        self._buffers.clear()
 
-def release_expert_buffers() -> None:
-    """Free the dequantisation buffers (they are re-created on the next grouped forward)."""
-    _BUFFERS.clear()
+    @property
+    def shapes(self) -> list[torch.Size]:
+        """The shapes it holds a buffer for."""
+        return [key[0] for key in self._buffers]
 
 
 def _grouped_mm_ok(*tensors: torch.Tensor) -> bool:
@@ -216,34 +206,41 @@ def grouped_mm(x: torch.Tensor, weight: torch.Tensor, counts: list[int], offs: t
 
 
 class NF4GroupedLinear(torch.autograd.Function):
-    """``x @ W[e].T`` per row group over an NF4 fused expert weight, dequantised once per pass into the shared
-    buffer; backward dequantises again (nothing dequantised is saved) and returns the input gradient only."""
+    """``x @ W[e].T`` per row group over an NF4 fused expert weight, dequantised once per pass into ``buffers``;
+    backward dequantises again (nothing dequantised is saved) and returns the input gradient only."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, param: torch.Tensor, counts: list[int], offs: torch.Tensor) -> torch.Tensor:
-        ctx.param, ctx.counts = param, counts
+    def forward(
+        ctx, x: torch.Tensor, param: torch.Tensor, counts: list[int], offs: torch.Tensor, buffers: DequantBuffers
+    ) -> torch.Tensor:
+        ctx.param, ctx.counts, ctx.buffers = param, counts, buffers
         ctx.save_for_backward(offs)
-        weight = dequantize_into_buffer(param)
+        weight = buffers.dequantize(param)
         return grouped_mm(x.to(weight.dtype).contiguous(), weight.transpose(-2, -1), counts, offs)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None, None]:
         (offs,) = ctx.saved_tensors
-        weight = dequantize_into_buffer(ctx.param)
-        return grouped_mm(grad.to(weight.dtype).contiguous(), weight, ctx.counts, offs), None, None, None
+        weight = ctx.buffers.dequantize(ctx.param)
+        return grouped_mm(grad.to(weight.dtype).contiguous(), weight, ctx.counts, offs), None, None, None, None
 
 
-def grouped_expert_linear(x: torch.Tensor, param: torch.Tensor, counts: list[int], offs: torch.Tensor) -> torch.Tensor:
+def grouped_expert_linear(
+    x: torch.Tensor, param: torch.Tensor, counts: list[int], offs: torch.Tensor, buffers: DequantBuffers
+) -> torch.Tensor:
     """``x @ W[e].T`` per row group, ``param`` NF4 (:class:`NF4GroupedLinear`) or full precision (autograd)."""
     if isinstance(param, bnb.nn.Params4bit):
-        return NF4GroupedLinear.apply(x, param, counts, offs)
+        return NF4GroupedLinear.apply(x, param, counts, offs, buffers)
     return grouped_mm(x.to(param.dtype).contiguous(), param.transpose(-2, -1), counts, offs)
 
 
-def _grouped_lora(lora: ExpertLoRA, name: str, x: torch.Tensor, counts: list[int], offs: torch.Tensor) -> torch.Tensor:
-    a, b = getattr(lora, f"{name}_A"), getattr(lora, f"{name}_B")
-    low = grouped_mm(lora.dropout(x).to(a.dtype).contiguous(), a.transpose(-2, -1), counts, offs)
-    return (grouped_mm(low, b.transpose(-2, -1), counts, offs) * lora.scaling).to(x.dtype)
+def expert_buffers(module: nn.Module) -> DequantBuffers:
+    """The dequantisation buffers of an experts module (its own when :func:`set_experts_forward` gave it none)."""
+    buffers = getattr(module, BUFFERS_ATTRIBUTE, None)
+    if buffers is None:
+        buffers = DequantBuffers()
+        setattr(module, BUFFERS_ATTRIBUTE, buffers)
+    return buffers
 
 
 def nf4_experts_forward_grouped(
@@ -263,14 +260,15 @@ def nf4_experts_forward_grouped(
     offs = torch.cumsum(counts_t, 0).to(torch.int32)
     token_of = order[:kept] // top_k
     x = hidden_states[token_of]
-    lora: ExpertLoRA | None = getattr(self, LORA_ATTRIBUTE, None)
-    h = grouped_expert_linear(x, self.gate_up_proj, counts, offs)
+    lora: ExpertDelta | None = getattr(self, LORA_ATTRIBUTE, None)
+    buffers = expert_buffers(self)
+    h = grouped_expert_linear(x, self.gate_up_proj, counts, offs, buffers)
     if lora is not None:
-        h = h + _grouped_lora(lora, "gate_up", x, counts, offs)
+        h = h + lora.grouped_delta("gate_up", x, counts, offs)
     a = self._apply_gate(h)
-    y = grouped_expert_linear(a, self.down_proj, counts, offs)
+    y = grouped_expert_linear(a, self.down_proj, counts, offs, buffers)
     if lora is not None:
-        y = y + _grouped_lora(lora, "down", a, counts, offs)
+        y = y + lora.grouped_delta("down", a, counts, offs)
     weighted = y * top_k_weights.reshape(-1)[order[:kept], None].to(y.dtype)
     out = torch.zeros(num_tokens, hidden, dtype=weighted.dtype, device=hidden_states.device)
     return out.index_add_(0, token_of, weighted).to(hidden_states.dtype)
@@ -287,8 +285,8 @@ def nf4_experts_forward_auto(
 def nf4_experts_forward(
     self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
 ) -> torch.Tensor:
-    """Routed experts, one expert at a time, over NF4 (or full-precision) fused weights, plus expert LoRA deltas
-    when attached (drop-in for transformers' ``Experts.forward``)."""
+    """Routed experts, one expert at a time, over NF4 (or full-precision) fused weights, plus the deltas of an
+    attached expert adapter (drop-in for transformers' ``Experts.forward``)."""
     num_tokens, hidden = hidden_states.shape
     top_k = top_k_index.shape[-1]
     flat = top_k_index.reshape(-1)
@@ -296,7 +294,7 @@ def nf4_experts_forward(
     counts = torch.bincount(flat, minlength=self.num_experts).tolist()
     token_of = order // top_k
     routed = hidden_states[token_of]
-    lora: ExpertLoRA | None = getattr(self, LORA_ATTRIBUTE, None)
+    lora: ExpertDelta | None = getattr(self, LORA_ATTRIBUTE, None)
     gate_up_states, down_states = _states(self.gate_up_proj), _states(self.down_proj)
 
     outputs, start = [], 0
@@ -322,68 +320,30 @@ def nf4_experts_forward(
 
 
 _FORWARDS = {"routed": nf4_experts_forward, "grouped": nf4_experts_forward_grouped, "auto": nf4_experts_forward_auto}
+EXPERT_FORWARDS = tuple(_FORWARDS)
 
 
-def use_nf4_experts_forward(module: nn.Module, mode: str | None = None) -> None:
+def use_nf4_experts_forward(module: nn.Module, mode: str | None = None, buffers: DequantBuffers | None = None) -> None:
     """Run this fused experts module through bioqa's forward: ``mode`` "routed" (:func:`nf4_experts_forward`),
     "grouped" (:func:`nf4_experts_forward_grouped`) or "auto"; None keeps the module's current mode (default
-    routed)."""
+    routed). ``buffers``: the dequantisation buffers it shares with the model's other experts modules."""
     if not is_fused_experts(module):
         raise TypeError(f"{type(module).__name__} is not a fused gated experts module")
     mode = mode or getattr(module, MODE_ATTRIBUTE, "routed")
     if mode not in _FORWARDS:
         raise ValueError(f"experts_forward must be one of {EXPERT_FORWARDS}, got {mode!r}")
     setattr(module, MODE_ATTRIBUTE, mode)
+    if buffers is not None:
+        setattr(module, BUFFERS_ATTRIBUTE, buffers)
     module.forward = types.MethodType(_FORWARDS[mode], module)
 
 
-def set_experts_forward(model: nn.Module, mode: str) -> list[str]:
-    """Use ``mode`` for every fused experts module of ``model``; returns their names."""
+def set_experts_forward(model: nn.Module, mode: str | None = None) -> list[str]:
+    """Use ``mode`` (None: each module's current one) for every fused experts module of ``model``, all sharing one
+    new :class:`DequantBuffers` (one layer's bf16 experts in memory, freed with the model); returns their names."""
+    buffers = DequantBuffers()
     names = []
     for name, module in iter_fused_experts(model):
-        use_nf4_experts_forward(module, mode)
+        use_nf4_experts_forward(module, mode, buffers)
         names.append(name)
     return names
-
-
-def add_expert_lora(model: nn.Module, r: int, alpha: float, dropout: float = 0.0) -> list[str]:
-    """Attach a trainable :class:`ExpertLoRA` to every fused experts module (4-bit or not); returns their names."""
-    names = []
-    for name, module in list(iter_fused_experts(model)):
-        num_experts, two_ffn, hidden = logical_shape(module.gate_up_proj)
-        lora = ExpertLoRA(num_experts, hidden, two_ffn // 2, r, alpha, dropout, device=module.gate_up_proj.device)
-        module.add_module(LORA_ATTRIBUTE, lora)
-        use_nf4_experts_forward(module)
-        names.append(name)
-    return names
-
-
-def expert_lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The expert adapters' tensors keyed by their module path (PEFT wrappers' prefixes removed)."""
-    return {
-        _strip_peft_prefix(name): tensor.detach().cpu().contiguous()
-        for name, tensor in model.state_dict().items()
-        if f".{LORA_ATTRIBUTE}." in name
-    }
-
-
-def load_expert_lora(model: nn.Module, tensors: dict[str, torch.Tensor], r: int, alpha: float) -> None:
-    """Attach expert adapters and load ``tensors`` (from :func:`expert_lora_state_dict`) into them."""
-    add_expert_lora(model, r=r, alpha=alpha)
-    params = {_strip_peft_prefix(name): p for name, p in model.named_parameters() if f".{LORA_ATTRIBUTE}." in name}
-    missing = sorted(set(params) - set(tensors))
-    unexpected = sorted(set(tensors) - set(params))
-    if missing or unexpected:
-        raise ValueError(
-            f"expert LoRA tensors do not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
-    with torch.no_grad():
-        for name, param in params.items():
-            param.copy_(tensors[name])
-            param.requires_grad_(False)
-
-
-def _strip_peft_prefix(name: str) -> str:
-    for prefix in ("base_model.model.",):
-        name = name.removeprefix(prefix)
-    return name
