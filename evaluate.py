@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from bioqa.cli import hydra_entry
 from bioqa.config.evaluate import validate_evaluate_config, validate_report_config
-from bioqa.errors import hydra_entry
 from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.runs import register_resolvers
 
@@ -21,8 +21,7 @@ def main(cfg: DictConfig) -> None:
         validate_report_config(cfg)
         report_from_config(cfg)
         return
-    validate_evaluate_config(cfg)
-    evaluate_from_config(cfg)
+    evaluate_from_config(validate_evaluate_config(cfg), cfg.paths.output_dir)
 
 
 if __name__ == "__main__":

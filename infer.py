@@ -6,7 +6,7 @@ Multirun sweeps (``-m prompt=0shot,1shot,10shot``) get one run directory per com
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from bioqa.errors import hydra_entry
+from bioqa.cli import hydra_entry
 from bioqa.pipeline.app import infer_from_config
 from bioqa.runs import register_resolvers
 

@@ -6,7 +6,7 @@ A thin Hydra shell around :func:`bioqa.training.app.train_from_config`; see ``co
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from bioqa.errors import hydra_entry
+from bioqa.cli import hydra_entry
 from bioqa.runs import register_resolvers
 
 register_resolvers()

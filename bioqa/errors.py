@@ -1,19 +1,17 @@
-"""User-facing errors and the one error boundary every entry point (``infer.py``, ``evaluate.py``, ``train.py``)
-runs inside: bioqa's own errors, the OS's and Hydra's composition/override errors become one line on stderr and
-exit code 2; a full traceback only with ``HYDRA_FULL_ERROR=1`` or ``BIOQA_VERBOSE=1``."""
+"""bioqa's error vocabulary and :func:`describe`, the one line a user sees for an error (bioqa's own, the OS's,
+a config node Hydra could not build), with the error boundary that prints it and exits 2; a full traceback only
+with ``HYDRA_FULL_ERROR=1`` or ``BIOQA_VERBOSE=1``. Driving Hydra (composition errors, sweeps) is
+:mod:`bioqa.cli`'s."""
 
 from __future__ import annotations
 
 import difflib
 import functools
-import inspect
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 #: Exit code of a run refused for its input (config, files, data) — as argparse does for usage errors.
@@ -37,6 +35,10 @@ class DataFileError(ConfigError):
 
 class RunConflictError(BioQAError):
     """A run directory that belongs to another config, or that another live process holds."""
+
+
+class MissingCredentials(BioQAError, OSError):
+    """An API key (or other credential) the environment does not hold: name the variable to set."""
 
 
 class BackendAuthError(BioQAError):
@@ -105,8 +107,9 @@ def _describe_instantiation(error: BaseException) -> str | None:
     if isinstance(cause, ImportError) and str(error).startswith("Error locating target"):
         target = str(error).split("'")[1]
         return f"{where}._target_={target}: cannot be imported ({' '.join(str(cause).split())})"
-    reason = describe(cause) if isinstance(cause, OSError) else None
-    return f"{where}: {reason}" if reason else None
+    if isinstance(cause, OSError):  # a file, a connection, weights transformers cannot find: the first line says
+        return f"{where}: {describe(cause) or str(cause).strip().splitlines()[0]}"
+    return None
 
 
 def error_boundary(entry: F) -> F:
@@ -131,144 +134,6 @@ def refuse(message: str, code: int = EXIT_USAGE) -> NoReturn:
     name = os.path.basename(sys.argv[0]) or "bioqa"
     print(f"{name}: error: {' '.join(message.split())}", file=sys.stderr)
     raise SystemExit(code) from None
-
-
-# Hydra's composition errors (a bad override, an unknown key or config option) are raised before any bioqa code
-# runs, inside Hydra's ``run_and_report``, which prints them over several lines and exits 1 unless
-# HYDRA_FULL_ERROR=1, when it re-raises them. `hydra_entry` therefore sets HYDRA_FULL_ERROR=1 for Hydra (only when
-# the user did not ask for verbose output: then everything stays as Hydra does it) and turns what propagates into
-# one line. Why not (b), parsing and composing the overrides up front with Hydra's compose API: it would duplicate
-# what ``hydra.main`` does with the command line (-m sweeps, --config-name, --cfg, launchers), and could drift from
-# it; here Hydra composes once, as always, and only its error is reported differently. No private Hydra function is
-# called or patched. The user's environment is put back while the task function runs (HYDRA_FULL_ERROR unset, as
-# the user had it), so `verbose` keeps meaning "the user asked" there, and so do subprocesses and the workers of
-# the joblib / submitit launchers, which run the task function through the same wrapper.
-_FULL_ERROR = "HYDRA_FULL_ERROR"
-#: Set beside HYDRA_FULL_ERROR=1 when bioqa set it for Hydra (not the user); inherited by launcher workers.
-_SET_FOR_HYDRA = "BIOQA_HYDRA_FULL_ERROR_SET"
-GRAMMAR_URL = "https://hydra.cc/docs/advanced/override_grammar/basic/"
-
-
-def hydra_entry(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[..., Any]]:
-    """The decorator of every entry point's ``main(cfg)``: ``@hydra.main`` on ``conf/<config_name>.yaml`` beside the
-    script, the task inside :func:`error_boundary`, and Hydra's composition and override errors (single runs and
-    ``-m`` sweeps) as one line and exit 2 too (:func:`describe_hydra`)."""
-
-    def decorate(task: Callable[[Any], Any]) -> Callable[..., Any]:
-        import hydra
-
-        conf = Path(inspect.getfile(task)).resolve().parent / "conf"  # whatever name the script is imported under
-        hydra_main = hydra.main(config_path=str(conf), config_name=config_name, version_base="1.3")(
-            _in_user_environment(error_boundary(task))
-        )
-
-        @functools.wraps(hydra_main)
-        def main(*args: Any, **kwargs: Any) -> Any:
-            if args or kwargs or verbose():  # a config handed in (Hydra composes nothing), or Hydra's own reports
-                return hydra_main(*args, **kwargs)
-            try:
-                with _hydra_raises():
-                    return hydra_main()
-            except Exception as error:
-                message = None if getattr(error, "_bioqa_task", False) else describe_hydra(error)
-                if message is None:
-                    raise
-                forget_unstarted_sweep()
-                refuse(message)
-            finally:
-                _new_sweep_dirs.clear()
-
-        return main
-
-    return decorate
-
-
-@contextmanager
-def _hydra_raises() -> Iterator[None]:
-    """HYDRA_FULL_ERROR=1 (marked as bioqa's) while Hydra runs; the environment as it was afterwards."""
-    saved = {name: os.environ.get(name) for name in (_FULL_ERROR, _SET_FOR_HYDRA)}
-    os.environ.update({_FULL_ERROR: "1", _SET_FOR_HYDRA: "1"})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _in_user_environment(task: F) -> F:
-    """``task`` run without the HYDRA_FULL_ERROR=1 bioqa set for Hydra; an error escaping it is marked as the task's
-    (a programming error, never reported as a composition error)."""
-
-    @functools.wraps(task)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ours = os.environ.pop(_SET_FOR_HYDRA, None) is not None
-        if ours:
-            os.environ.pop(_FULL_ERROR, None)
-        try:
-            return task(*args, **kwargs)
-        except Exception as error:
-            error._bioqa_task = True  # type: ignore[attr-defined]
-            raise
-        finally:
-            if ours:
-                os.environ.update({_FULL_ERROR: "1", _SET_FOR_HYDRA: "1"})
-
-    return wrapper  # type: ignore[return-value]
-
-
-#: The directories the current ``-m`` sweep creates (its sweep directory first), noted by
-#: :class:`bioqa.config.sweep_dir.UnstartedSweepCleanup` before Hydra creates them.
-_new_sweep_dirs: list[Path] = []
-
-
-def note_sweep_dir(sweep_dir: Path, created: list[Path]) -> None:
-    """Remember that the sweep about to start creates ``created`` (``sweep_dir`` and its missing parents)."""
-    _new_sweep_dirs[:] = created if sweep_dir in created else []
-
-
-def forget_unstarted_sweep() -> None:
-    """Remove what a sweep refused before its first job created: its directory holding only Hydra's
-    ``multirun.yaml``, then the parents it created, while empty. A sweep directory that existed before is kept."""
-    if not _new_sweep_dirs or {p.name for p in _new_sweep_dirs[0].iterdir()} - {"multirun.yaml"}:
-        return
-    (_new_sweep_dirs[0] / "multirun.yaml").unlink(missing_ok=True)
-    for folder in _new_sweep_dirs:
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-
-
-def describe_hydra(error: BaseException) -> str | None:
-    """One actionable line for an error Hydra raised while parsing the overrides or composing the config, or
-    ``None`` when ``error`` is not one (an instantiation error is the task's, not the command line's)."""
-    from hydra.errors import HydraException, InstantiationException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import OmegaConfBaseException
-
-    if isinstance(error, InstantiationException) or not isinstance(error, HydraException | OmegaConfBaseException):
-        return None
-    if isinstance(error, OverrideParseException):
-        reason = [line for line in str(error).splitlines() if line.strip() and not line.startswith(("See ", "Error "))]
-        return f"{error.override}: not a valid override ({' '.join(reason) or 'syntax'}); see {GRAMMAR_URL}"
-    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
-        group, _, option = error.missing_cfg_file.rpartition("/")
-        hint = did_you_mean(option, error.options)
-        choices = ", ".join(error.options)
-        return f"{group}={option}: no option '{option}' in group '{group}'; {hint}choose one of: {choices}"
-    unknown = re.match(r"Could not override '([^']+)'\.\nTo append to your config use \+(.+)", str(error))
-    cause = error.__cause__
-    if unknown and isinstance(cause, OmegaConfBaseException):
-        key, override = unknown.groups()
-        parent, _, name = key.rpartition(".")
-        known = list(cause.parent_node.keys()) if hasattr(cause.parent_node, "keys") else []
-        hint = did_you_mean(name, [str(k) for k in known], prefix=f"{parent}." if parent else "")
-        value = override.partition("=")[2]
-        return f"{override}: no config key '{key}' ({hint}use +{key}={value or '...'} to add a new key)"
-    lines = [line.strip() for line in str(error).split("\nConfig search path:")[0].splitlines() if line.strip()]
-    if isinstance(cause, OmegaConfBaseException):
-        lines.append(str(cause).splitlines()[0])
-    return " ".join(lines) or type(error).__name__
 
 
 def did_you_mean(name: str, known: Sequence[str], prefix: str = "") -> str:

@@ -21,7 +21,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bioqa.errors import EXIT_USAGE, ConfigError, describe, describe_hydra
+from bioqa.cli import describe_hydra
+from bioqa.errors import EXIT_USAGE, ConfigError, describe
 from bioqa.runs import register_resolvers
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"

@@ -61,6 +61,9 @@ BASELINE = "baseline.json"
 EVALUATIONS_DIR = "evaluations"
 #: Training: the adapter, Lightning's checkpoints, the merged model.
 ADAPTER_DIR = "adapter"
+#: What training records beside an adapter (training config, hyper-parameters, prompt); infer reads the prompt back
+#: (:func:`bioqa.pipeline.app.adapter_prompt`).
+TRAINING_INFO = "bioqa_training.json"
 CHECKPOINTS_DIR = "checkpoints"
 MERGED_DIR = "merged"
 #: A run directory holds at least one of these.

@@ -23,9 +23,9 @@ from bioqa.analysis.report import build_report
 from bioqa.analysis.sweep import write_summary
 from bioqa.analysis.synthetic import replicate_golden, synthetic_run
 from bioqa.answers import answer_style, registry
+from bioqa.config.common import check_prompt
 from bioqa.evaluation import registry as metric_registry
 from bioqa.pipeline.answering import AnsweringConfig, answer_questions
-from bioqa.pipeline.app import prompt_config
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import PromptBuilder
 from bioqa.resources import demo_golden_path
@@ -69,7 +69,7 @@ def cfg(example, tmp_path):
 
 @pytest.mark.parametrize("structured", [True, False])
 def test_the_style_shapes_prompts_and_shots(cfg, demo_questions, structured):
-    config = prompt_config(cfg.prompt, "demo")
+    config = check_prompt(cfg.prompt, "demo")
     builder = PromptBuilder(config.__class__(**{**config.__dict__, "structured": structured}))
     question = next(q for q in demo_questions if q.type == "yesno")
     built = builder.build(question, "exact")
@@ -103,7 +103,7 @@ def test_the_style_parses_replies(example, reply, value, details, method):
 
 
 def test_answers_are_recorded_with_their_style_and_confidence(cfg, demo_questions, tmp_path):
-    builder = PromptBuilder(prompt_config(cfg.prompt, "demo"))
+    builder = PromptBuilder(check_prompt(cfg.prompt, "demo"))
     questions = [q for q in demo_questions if q.type == "yesno"][:2]
     backend = ScriptedBackend(lambda user: '{"answer": "no", "confidence": "low"}')
     journal = PredictionJournal(tmp_path / "predictions.jsonl")

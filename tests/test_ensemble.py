@@ -112,22 +112,6 @@ def test_ensemble_combines_members_into_an_accepted_submission(members, tmp_path
     assert len(traces) == len(load_questions(demo_golden_path()))
 
 
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        ({"runs": ("a",)}, "at least two"),
-        ({"runs": ("a", "a")}, "listed twice"),
-        ({"runs": ("a", "b"), "list_min_votes": 0}, "list_min_votes"),
-        ({"runs": ("a", "b"), "ideal": "longest"}, "member or condense"),
-        ({"runs": ("a", "b"), "ideal_member": 2}, "ideal_member"),
-        ({"runs": ("a", "b"), "rrf_k": -1}, "rrf_k"),
-    ],
-)
-def test_bad_ensemble_settings_are_refused(settings, message):
-    with pytest.raises(ConfigError, match=message):
-        EnsembleConfig(**settings)
-
-
 def test_bad_members_are_refused_with_the_run_named(members, tmp_path):
     runs, _ = members
     (tmp_path / "empty").mkdir()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bioqa.config.evaluate import validate_evaluate_config
 from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.pipeline.app import infer_from_config
 from bioqa.rundir import read_metrics
@@ -27,7 +28,7 @@ def test_infer_from_config_on_three_demo_questions(cfg_infer):
 
 def test_evaluate_config_scores_the_golden_file_against_itself(cfg_evaluate):
     cfg_evaluate.rouge = False
-    report = evaluate_from_config(cfg_evaluate)
+    report = evaluate_from_config(validate_evaluate_config(cfg_evaluate), cfg_evaluate.paths.output_dir)
     assert report.metrics["yesno.acc"] == 1.0 and report.metrics["factoid.strict_acc"] == 1.0
     assert (Path(cfg_evaluate.paths.output_dir) / "metrics.json").is_file()
 

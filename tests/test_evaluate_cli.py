@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import compose_config, run_script
 
+from bioqa.config.evaluate import validate_evaluate_config
 from bioqa.errors import error_boundary
 from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.rundir import PER_QUESTION, read_metrics
@@ -133,6 +134,11 @@ def test_compare_shows_both_systems_on_the_same_questions(tmp_path: Path, shared
     assert "both on the n questions counted for both" in " ".join(proc.stdout.split())
 
 
+def evaluate(cfg):
+    """What ``evaluate.py`` does with its composed config: parse it, then score into ``paths.output_dir``."""
+    return evaluate_from_config(validate_evaluate_config(cfg), cfg.paths.output_dir)
+
+
 def test_evaluate_never_overwrites_another_runs_files(tmp_path: Path, pair):
     golden, system = pair
     infer_run = tmp_path / "infer_run"
@@ -142,7 +148,7 @@ def test_evaluate_never_overwrites_another_runs_files(tmp_path: Path, pair):
     cfg = compose_config(
         "evaluate", [f"golden={golden}", f"system={system}", "bootstrap=0", f"paths.output_dir={infer_run}"]
     )
-    evaluate_from_config(cfg)
+    evaluate(cfg)
     assert (infer_run / "metrics.json").read_text() == '{"accounting.errors": 0}'
     assert (infer_run / PER_QUESTION).read_text() == "{}\n"
     (own,) = (infer_run / "evaluations").iterdir()
@@ -168,16 +174,16 @@ def test_hydra_run_dir_of_an_infer_run_keeps_its_config_and_scores(tmp_path: Pat
 
 
 BAD_OPTIONS = [
-    ("no-system", ["system=???"], "system= is required"),
-    ("version-7", ["version=7"], "version=7"),
-    ("version-text", ["version=abc"], "version='abc'"),
-    ("phase-C", ["phase=C"], "phase='C'"),
-    ("bootstrap-negative", ["bootstrap=-5"], "bootstrap=-5"),
-    ("bootstrap-text", ["bootstrap=many"], "bootstrap='many'"),
-    ("rouge-text", ["rouge=maybe"], "rouge='maybe'"),
+    ("no-system", ["system=???"], "system is missing: pass system=PATH"),
+    ("version-7", ["version=7"], "version=7: Input should be 2, 3, 5, 8 or 9"),
+    ("version-text", ["version=abc"], "version=abc: Input should be 2, 3, 5, 8 or 9"),
+    ("phase-C", ["phase=C"], "phase=C: Input should be 'A', 'B' or 'AB'"),
+    ("bootstrap-negative", ["bootstrap=-5"], "bootstrap=-5: Input should be greater than or equal to 0"),
+    ("bootstrap-text", ["bootstrap=many"], "bootstrap=many: Input should be a valid integer"),
+    ("rouge-text", ["rouge=maybe"], "rouge=maybe: Input should be a valid boolean"),
     ("system-directory", ["system={tmp}"], "is a directory"),
-    ("system-missing", ["system={tmp}/nope.json"], "file not found"),
-    ("system-is-a-list", ["system={tmp}/list.json"], "got a JSON list"),
+    ("system-missing", ["system={tmp}/nope.json"], "no such file"),
+    ("system-is-a-list", ["system={tmp}/list.json"], "expected a BioASQ JSON object"),
     ("compare-another-batch", ["compare={tmp}/other.json"], "no question id in common"),
     ("compare-no-shared-question", ["system={tmp}/q1.json", "compare={tmp}/q2.json"], "no scored question in common"),
 ]
@@ -201,7 +207,7 @@ def test_bad_options_and_files_end_in_one_line(tmp_path: Path, pair, capsys, ove
         ],
     )
     with pytest.raises(SystemExit) as exit_info:
-        error_boundary(evaluate_from_config)(cfg)
+        error_boundary(evaluate)(cfg)
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in lines[0]

@@ -85,6 +85,17 @@ def test_config_file_builds_a_valid_llm_config():
         PhaseAConfig(strategy="dense")
 
 
+def test_a_json_example_in_a_prompt_is_literal_text(index, questions):
+    """One template language: ``{question}`` is filled, the braces of a JSON example stay (no KeyError)."""
+    example = 'Reply as {"snippets": ["a sentence"]}.'
+    extract = OmegaConf.load(CONF).phase_a.prompts.extract + " " + example
+    backend = ScriptedBackend.from_text(lambda user: '{"snippets": []}')
+    run_phase_a(questions[:1], backend, index, llm_config(prompts={"extract": extract}))
+    users = [m["content"] for call in backend.calls for r in call for m in r.messages if m["role"] == "user"]
+    extracts = [u for u in users if "extract relevant sentences" in u]
+    assert extracts and all(u.endswith(example) and questions[0].body in u for u in extracts)
+
+
 def _quotes_for(user: str) -> str:
     """Extraction replies: for the cystic fibrosis document, one quote of every kind the locator handles."""
     if "F508del, leads to misfolding" in user:

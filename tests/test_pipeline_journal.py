@@ -7,7 +7,6 @@ import pytest
 from helpers import ScriptedBackend
 
 from bioqa.data import load_questions
-from bioqa.errors import ConfigError
 from bioqa.models import Completion
 from bioqa.pipeline.accounting import summarize_records, summary_line
 from bioqa.pipeline.answering import AnsweringConfig, answer_questions
@@ -187,26 +186,6 @@ def test_a_request_the_backend_never_answered_is_recorded_as_failed(tmp_path, ye
     with PredictionJournal(tmp_path / "p.jsonl") as journal:
         records = answer_questions(yesno[:3], Forgetful(), builder().build, journal, EXACT, progress=False)
     assert [bool(r["error"]) for r in records] == [False, False, True]
-
-
-@pytest.mark.parametrize(
-    ("values", "key"),
-    [
-        ({"chunk_size": 0}, "answering.chunk_size"),
-        ({"chunk_size": -3}, "answering.chunk_size"),
-        ({"chunk_size": "abc"}, "answering.chunk_size"),
-        ({"chunk_size": 2.5}, "answering.chunk_size"),
-        ({"chunk_size": True}, "answering.chunk_size"),
-        ({"temperature": -0.1}, "answering.temperature"),
-        ({"temperature": "hot"}, "answering.temperature"),
-        ({"max_new_tokens": {"exact": 0, "ideal": 8}}, "answering.max_new_tokens.exact"),
-        ({"max_new_tokens": {"exact": 8}}, "answering.max_new_tokens.ideal"),
-        ({"kinds": ["exact", "long"]}, "task.kinds"),
-    ],
-)
-def test_bad_answering_settings_are_one_clear_error(values, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        AnsweringConfig.from_dict(values)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 16])

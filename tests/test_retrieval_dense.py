@@ -115,7 +115,10 @@ def test_query_strings_are_read_as_text(query, text):
 @pytest.mark.slow  # loads all-MiniLM-L6-v2 (seconds alone, longer on a busy machine)
 @pytest.mark.parametrize(
     ("kwargs", "error"),
-    [({"search": "ivf"}, "must be 'exact' or 'hnsw'"), ({"model_path": "/nonexistent/model"}, "not found")],
+    [
+        ({"search": "ivf"}, "search='ivf': expected 'exact' or 'hnsw'"),
+        ({"model_path": "/nonexistent/model"}, "not found"),
+    ],
 )
 def test_bad_dense_options_are_clear_errors(bm25, kwargs, error):
     with pytest.raises((ValueError, FileNotFoundError), match=error):

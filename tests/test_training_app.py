@@ -10,8 +10,8 @@ from helpers import compose_config
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from bioqa.models.adapters import TRAINING_INFO_FILE
 from bioqa.resources import demo_golden_path
+from bioqa.rundir import TRAINING_INFO as TRAINING_INFO_FILE
 from bioqa.rundir import read_metrics
 from bioqa.training.app import train_from_config
 

@@ -14,7 +14,6 @@ from transformers import AutoModelForCausalLM
 from bioqa.loggers import wandb_mode
 from bioqa.models.adapters import (
     EXPERT_LORA_FILE,
-    TRAINING_INFO_FILE,
     LoraSettings,
     add_lora,
     load_adapter,
@@ -25,6 +24,7 @@ from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
 from bioqa.models.hf import HFBackend, load_tokenizer, random_model
 from bioqa.models.quantization import load_model_4bit
 from bioqa.resources import demo_golden_path
+from bioqa.rundir import TRAINING_INFO as TRAINING_INFO_FILE
 from bioqa.training.data import collate, tokenize_example
 from bioqa.training.module import QLoRAModule, warmup_schedule
 from bioqa.training.recipe import DataSettings, OptimSettings, train

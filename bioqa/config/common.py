@@ -3,21 +3,25 @@ the config key and the file in every error."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import inspect
 import json
+import os
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from bioqa.data import BioASQFormatError, Question, load_questions
-from bioqa.errors import ConfigError, DataFileError, did_you_mean
-from bioqa.prompts.config import POOLS, SELECTIONS, SNIPPET_FORMATS, PromptConfig
+from bioqa.errors import BioQAError, ConfigError, DataFileError, did_you_mean
+from bioqa.parsing import joined, problems
+from bioqa.prompts.config import PromptConfig, PromptSettings
 
 #: A count of at least one (strict: ``abc``, ``1.5`` and ``true`` are refused, not converted).
 Count = Annotated[int, Field(strict=True, ge=1)]
@@ -51,10 +55,10 @@ AdapterDir = Annotated[str, AfterValidator(_adapter_dir)]
 
 
 class Section(BaseModel):
-    """A closed config node: the keys it declares are typed and checked, any other key (a typo, or a ``+key=...``
-    nothing reads) is refused, naming the closest known key (:func:`check_keys`)."""
+    """A closed, frozen config node: the keys it declares are typed and checked, any other key (a typo, or a
+    ``+key=...`` nothing reads) is refused, naming the closest known key (:func:`check_keys`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class OpenSection(Section):
@@ -62,7 +66,7 @@ class OpenSection(Section):
     (its signature refuses unknown ones when built, before any weights load) or settings passed through verbatim
     (LiteLLM's ``extra_params``, the Lightning Trainer's arguments). Declared keys are still typed and checked."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 def unread(description: str) -> Any:
@@ -83,11 +87,11 @@ class Root(Section):
 class Paths(Section):
     """``conf/paths``: where a run finds data and writes logs and caches."""
 
-    root_dir: Any = None
-    shared_dir: Any = None
-    log_dir: Any = None
-    cache_dir: Any = None
-    output_dir: Any = None
+    root_dir: str | None = None
+    shared_dir: str | None = None
+    log_dir: str | None = None
+    cache_dir: str | None = None
+    output_dir: str | None = None
 
 
 class Loggers(OpenSection):
@@ -96,16 +100,8 @@ class Loggers(OpenSection):
     log_texts: Flag = False
 
 
-class PromptSection(Section):
-    """``conf/prompt``: shot count, selection and pool (templates are checked by :class:`PromptConfig`)."""
-
-    templates: dict[str, Any] = Field(description="answer kind -> question type -> template (conf/prompt/templates)")
-    n_shots: NonNegative = Field(description="shots per prompt, 0 or more")
-    selection: Literal[SELECTIONS] = Field(description=f"one of {', '.join(SELECTIONS)}")
-    pool: Literal[POOLS] = Field(description=f"one of {', '.join(POOLS)}")
-    pool_path: str | None = None
-    snippet_format: Literal[SNIPPET_FORMATS] = Field(description=f"one of {', '.join(SNIPPET_FORMATS)}")
-    structured: Flag
+#: ``conf/prompt``: shot count, selection, pool and every template, parsed whole.
+PromptSection = PromptSettings
 
 
 S = TypeVar("S", bound=BaseModel)
@@ -113,9 +109,10 @@ S = TypeVar("S", bound=BaseModel)
 
 def validated(schema: type[S], cfg: DictConfig, prefix: str = "") -> S:
     """``cfg``'s keys that ``schema`` declares, resolved and checked, after refusing keys it does not know
-    (:func:`check_keys`); the first problem becomes one :class:`ConfigError` line: ``key=value: what is wrong
-    (what is allowed)``."""
-    check_keys(schema, cfg, prefix)
+    (:func:`check_keys`); every problem found (unknown keys, missing values, bad values) in one
+    :class:`ConfigError`, one ``key=value: what is wrong (what is allowed)`` clause each. Cross-field rules
+    (the schema's model validators) run once every field is valid."""
+    found = key_problems(schema, cfg, prefix)
     values = {}
     present = list(cfg.keys())  # with the ``???`` ones (``name in cfg`` is False for those)
     for name, field in schema.model_fields.items():
@@ -124,72 +121,111 @@ def validated(schema: type[S], cfg: DictConfig, prefix: str = "") -> S:
         if OmegaConf.is_missing(cfg, name):
             example = field.examples[0] if field.examples else "..."
             hint = f" ({field.description})" if field.description else ""
-            raise ConfigError(f"{prefix}{name} is missing: pass {prefix}{name}={example}{hint}")
+            found.append(f"{prefix}{name} is missing: pass {prefix}{name}={example}{hint}")
+            continue
         value = cfg[name]
-        values[name] = (
-            OmegaConf.to_container(value, resolve=True, throw_on_missing=True) if OmegaConf.is_config(value) else value
-        )
+        try:
+            values[name] = (
+                OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
+                if OmegaConf.is_config(value)
+                else value
+            )
+        except MissingMandatoryValue as error:
+            found.append(f"{error.full_key} is missing (???): pass {error.full_key}=...")
     try:
-        return schema.model_validate(values)
+        checked = schema.model_validate(values)
     except ValidationError as error:
-        raise ConfigError(one_line(error, schema, prefix)) from None
+        found += [p for p in problems(error, schema, prefix) if not _reported(p, found)]
+        checked = None
+    if found or checked is None:
+        raise ConfigError(joined(found))
+    return checked
+
+
+def _reported(problem: str, found: list[str]) -> bool:
+    """A value pydantic calls missing that was already reported (as ``???``)."""
+    return problem.endswith(" is missing") and any(f.startswith(problem) for f in found)
+
+
+def collect(*checks: Callable[[], Any]) -> list[Any]:
+    """Run every check, then raise one :class:`ConfigError` naming every problem they raised (a single error is
+    raised as it is); returns their results."""
+    results, errors = [], []
+    for check in checks:
+        try:
+            results.append(check())
+        except BioQAError as error:
+            errors.append(error)
+            results.append(None)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ConfigError(joined([str(e) for e in errors]))
+    return results
 
 
 def check_keys(schema: type[BaseModel], cfg: Any, prefix: str = "") -> None:
-    """Refuse a key of ``cfg`` that closed ``schema`` (a :class:`Section`, not an :class:`OpenSection`) does not
+    """Raise :func:`key_problems` as one :class:`ConfigError` line."""
+    found = key_problems(schema, cfg, prefix)
+    if found:
+        raise ConfigError(joined(found))
+
+
+def key_problems(schema: type[BaseModel], cfg: Any, prefix: str = "") -> list[str]:
+    """Every key of ``cfg`` that closed ``schema`` (a :class:`Section`, not an :class:`OpenSection`) does not
     declare, in declared sub-sections too (their values unresolved): ``key: unknown config key (did you mean ...)``;
     and, in every node built from ``_target_`` wherever it sits, a key its target does not take
     (:func:`check_target_arguments`). Hydra refuses an unknown key on the command line; this refuses one added with
     ``+key=...`` or by a config file."""
     if not isinstance(cfg, DictConfig):
-        return
-    check_target_arguments(cfg, prefix)
+        return []
+    found = target_problems(cfg, prefix)
     closed = schema.model_config.get("extra") == "forbid"
     for key in cfg:
         field = schema.model_fields.get(key)
         if field is None and closed:
             known = list(schema.model_fields)
             hint = did_you_mean(str(key), known, prefix)
-            raise ConfigError(f"{prefix}{key}: unknown config key ({hint}known here: {', '.join(known)})")
+            found.append(f"{prefix}{key}: unknown config key ({hint}known here: {', '.join(known)})")
+            continue
         if OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key):
             continue
         sections = _sections(field.annotation, Section) if field is not None else []
         for section in sections or [OpenSection]:  # a free node (extra key, dict field): only its _target_ nodes
-            check_keys(section, cfg[key], f"{prefix}{key}.")
+            found += key_problems(section, cfg[key], f"{prefix}{key}.")
+    return found
 
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
-def refuse_unknown_arguments(
+def unknown_arguments(
     keys: Iterable[str], callees: Sequence[Callable[..., Any]], what: str, prefix: str = "", list_known: bool = True
-) -> None:
-    """Refuse a key that none of ``callees`` takes as a parameter, unless the last of them takes ``**kwargs``
+) -> list[str]:
+    """Every key that none of ``callees`` takes as a parameter, unless the last of them takes ``**kwargs``
     (the others hand theirs on): ``<prefix><key>: not <what> (did you mean ...? known here: ...)``."""
     signatures = [inspect.signature(callee).parameters for callee in callees]
     if any(p.kind is p.VAR_KEYWORD for p in signatures[-1].values()):
-        return
+        return []
     known = list(dict.fromkeys(n for ps in signatures for n, p in ps.items() if p.kind not in _VARIADIC))
-    for key in keys:
-        if key not in known:
-            tail = f"known here: {', '.join(known)}" if list_known else "see its documentation"
-            raise ConfigError(f"{prefix}{key}: not {what} ({did_you_mean(key, known, prefix)}{tail})")
+    tail = f"known here: {', '.join(known)}" if list_known else "see its documentation"
+    return [f"{prefix}{key}: not {what} ({did_you_mean(key, known, prefix)}{tail})" for key in keys if key not in known]
 
 
-def check_target_arguments(cfg: DictConfig, prefix: str = "") -> None:
-    """Refuse a key of a node built from ``_target_`` that is not a parameter of the target, unless it takes
+def target_problems(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """The keys of a node built from ``_target_`` that are not parameters of the target, unless it takes
     ``**kwargs``: ``+model.backend.batch_sise=4`` fails here, before anything is built. A target that hands its
     ``**kwargs`` on names the callables that take them in ``forwards_kwargs_to`` (dotted paths): their parameters
     count too. A target that cannot be imported is left to Hydra, which names it when it builds the node."""
     if "_target_" not in cfg or OmegaConf.is_interpolation(cfg, "_target_") or not isinstance(cfg._target_, str):
-        return
+        return []
     try:
         built = get_object(cfg._target_)
         callees = [built, *(get_object(name) for name in getattr(built, "forwards_kwargs_to", ()))]
     except Exception:
-        return
+        return []
     keys = [str(key) for key in cfg if not str(key).startswith("_")]  # _convert_, _partial_: Hydra's own
-    refuse_unknown_arguments(keys, callees, f"a parameter of {cfg._target_}", prefix)
+    return unknown_arguments(keys, callees, f"a parameter of {cfg._target_}", prefix)
 
 
 def _sections(annotation: Any, kind: type[BaseModel]) -> list[type[BaseModel]]:
@@ -198,55 +234,42 @@ def _sections(annotation: Any, kind: type[BaseModel]) -> list[type[BaseModel]]:
     return [c for c in candidates if isinstance(c, type) and issubclass(c, kind)]
 
 
-def one_line(error: ValidationError, schema: type[BaseModel], prefix: str = "") -> str:
-    """The first problem of a pydantic ``error``: ``key=value: message (what is allowed / expected)``."""
-    problem = error.errors()[0]
-    loc = [part for part in problem["loc"] if part != "[key]"]  # "[key]": pydantic's mark of a bad dict key
-    key = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-    message = str(problem["ctx"]["error"]) if problem["type"] == "value_error" else problem["msg"]
-    if problem["type"] == "missing":
-        return f"{key} is missing"
-    hint = _description(schema, loc)
-    label = "expected" if problem["type"] == "value_error" else "allowed"
-    return f"{key}={show(problem['input'])}: {message}" + (f" ({label}: {hint})" if hint else "")
-
-
-def _description(schema: type[BaseModel], loc: Sequence[Any]) -> str | None:
-    """The ``description`` of the field at ``loc`` (walking nested sections), if it has one."""
-    description, model = None, schema
-    for part in loc:
-        field = model.model_fields.get(part) if model is not None and isinstance(part, str) else None
-        if field is None:
-            break
-        description = field.description
-        annotation = field.annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    return description
-
-
-def show(value: Any) -> str:
-    """A config value as a user would type it on the command line."""
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return value if value and value.strip() == value and "," not in value else repr(value)
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(show(v) for v in value) + "]"
-    return str(value)
-
-
 def check_prompt(cfg_prompt: DictConfig, pool: str | None = None) -> PromptConfig:
-    """The prompt settings (``pool`` overrides ``prompt.pool``), checked whole: types, enums, templates."""
-    validated(PromptSection, cfg_prompt, "prompt.")
-    settings = OmegaConf.to_container(cfg_prompt, resolve=True)
-    if pool is not None:
-        settings["pool"] = pool
+    """The prompt settings (``pool`` overrides ``prompt.pool``), every key, value and template checked."""
+    check_keys(PromptSection, cfg_prompt, "prompt.")
+    prompt = PromptConfig.from_dict(OmegaConf.to_container(cfg_prompt, resolve=True))
+    return prompt if pool is None else dataclasses.replace(prompt, pool=pool)
+
+
+#: Values of HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE that turn downloads off (as huggingface_hub reads them).
+_TRUE = ("1", "on", "yes", "true")
+
+
+def downloads_off() -> bool:
+    """Whether Hugging Face downloads are turned off (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+    return any(os.environ.get(name, "").lower() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def check_weights(key: str, cfg: DictConfig) -> None:
+    """The model weights named at ``key`` (a directory, or a Hugging Face hub id) can be loaded: with downloads off,
+    a hub id must be in the local Hugging Face cache; otherwise one line names what to set, before minutes of
+    loading end in transformers' "couldn't connect" traceback."""
+    path = OmegaConf.select(cfg, key, default=None)
+    if not isinstance(path, str) or Path(path).expanduser().exists() or not downloads_off():
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    gguf_file = OmegaConf.select(cfg, f"{key.rpartition('.')[0]}.gguf_file", default=None)
     try:
-        return PromptConfig.from_dict(settings)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"prompt: {error}") from None
+        cached = try_to_load_from_cache(path, gguf_file if isinstance(gguf_file, str) else "config.json")
+    except ValueError:  # not a valid repo id either: a directory that does not exist
+        raise DataFileError(f"{key}={path}: no such directory (expected the model's weights)") from None
+    if not isinstance(cached, str):
+        raise ConfigError(
+            f"{key}={path}: the weights are not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and downloads "
+            "are off (HF_HUB_OFFLINE=1): pass model.backend.model_path=DIR (a local copy), point HF_HOME at a cache "
+            "that holds them, or allow downloads (HF_HUB_OFFLINE=0)"
+        )
 
 
 def check_file(key: str, path: str) -> str:

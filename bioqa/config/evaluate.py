@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from omegaconf import DictConfig
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from bioqa.config.common import (
     ExistingFile,
@@ -16,6 +16,7 @@ from bioqa.config.common import (
     Root,
     Seed,
     check_keys,
+    collect,
     read_bioasq_json,
     unread,
     validated,
@@ -33,10 +34,10 @@ class EvaluateConfig(Root):
     seed: Seed
     rouge: Flag
     paths: Paths | None = unread("directories (resolved in the run)")
-    report: Any = unread("a sweep directory or a list of them (bioqa.analysis.report checks it)")
-    report_dir: Any = unread("where the report is written")
-    report_reference: Any = unread("the configuration the forest plot compares against")
-    report_baselines: Any = unread("score the model-free baselines")
+    report: str | list[str] | None = unread("a sweep directory or a list of them (report mode: ReportConfig)")
+    report_dir: str | None = unread("where the report is written (report mode: ReportConfig)")
+    report_reference: str | None = unread("the configuration the forest plot compares against (report mode)")
+    report_baselines: bool = unread("score the model-free baselines (report mode)")
 
 
 def validate_evaluate_config(cfg: DictConfig) -> EvaluateConfig:
@@ -53,16 +54,22 @@ class ReportConfig(OpenSection):
     """``evaluate.py report=...``: the values the sweep report reads (every key's name is checked against
     :class:`EvaluateConfig` first, by :func:`validate_report_config`)."""
 
-    report: Any = unread("a sweep directory or a list of them (bioqa.analysis.report checks each)")
+    report: list[str] = Field(description="a sweep directory or a list of them (bioqa.analysis.report reads each)")
     report_dir: str | None = Field(description="where the report is written, or null")
     report_reference: str | None = Field(description="a configuration's label (or a unique part), or null")
     report_baselines: Flag
     bootstrap: NonNegative = Field(description="0 or more resamples for the 95% CIs and paired tests")
     seed: Seed
 
+    @field_validator("report", mode="before")
+    @classmethod
+    def _sources(cls, value: object) -> object:
+        """One directory or several; a directory named 5 arrives as a number."""
+        listed = value if isinstance(value, list | tuple) else [value]
+        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in listed]
+
 
 def validate_report_config(cfg: DictConfig) -> ReportConfig:
     """Check ``evaluate.py report=...``'s config before any run directory is read: every key's name against the
     whole of ``evaluate.py``'s config (a typo, a ``+key=...``), then the report's values (types and ranges)."""
-    check_keys(EvaluateConfig, cfg)
-    return validated(ReportConfig, cfg)
+    return collect(lambda: check_keys(EvaluateConfig, cfg), lambda: validated(ReportConfig, cfg))[1]

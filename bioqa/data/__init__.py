@@ -19,6 +19,7 @@ from bioqa.data.records import (
     SystemAnswer,
     pmid_of,
     pubmed_url,
+    select_questions,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "pmid_of",
     "pubmed_url",
     "read_json",
+    "select_questions",
     "submission_entry",
     "write_submission",
 ]

@@ -6,6 +6,7 @@ these records are what bioqa's own pipeline produces and consumes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -79,3 +80,11 @@ class SystemAnswer:
     snippets: list[Snippet] = field(default_factory=list)
     exact_answer: str | list[list[str]] | None = None
     ideal_answer: str | None = None
+
+
+def select_questions(
+    questions: Sequence[Question], limit: int | None = None, types: Sequence[str] | None = None
+) -> list[Question]:
+    """Only the questions of ``types`` (``None``: all), and of those the first ``limit`` (``None``: all)."""
+    chosen = [q for q in questions if types is None or q.type in types]
+    return chosen[:limit] if limit is not None else chosen

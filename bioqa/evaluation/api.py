@@ -9,7 +9,7 @@ from typing import Any, Literal
 from bioqa.data.bioasq_json import BioASQFormatError
 from bioqa.errors import ConfigError
 from bioqa.evaluation.checks import check_pair
-from bioqa.evaluation.official import DEFAULT_VERSION, VERSIONS, evaluate_phase_a, evaluate_phase_b, load_json
+from bioqa.evaluation.official import DEFAULT_VERSION, evaluate_phase_a, evaluate_phase_b, load_json
 from bioqa.evaluation.registry import Phase as ScoredPhase
 from bioqa.evaluation.registry import group_member_keys, iter_metrics
 from bioqa.evaluation.report import ComparisonReport, EvaluationReport
@@ -92,9 +92,7 @@ def evaluate_submission(
     ``golden``/``system`` are paths or already-parsed JSON dicts. Raises :class:`SubmissionRejected` (a
     :class:`~bioqa.data.BioASQFormatError`) where the official evaluator would crash.
     """
-    if version not in VERSIONS:
-        raise ConfigError(f"version={version!r}: expected a version of the official evaluator {VERSIONS}")
-    if bootstrap < 0:
+    if bootstrap < 0:  # the version is checked where it is read (official.py)
         raise ConfigError(f"bootstrap={bootstrap}: expected the number of resamples, >= 0 (0 = no CIs)")
     gold_data, gold_label = load_json(golden, "golden (dict)")
     sys_data, sys_label = load_json(system, "submission (dict)")

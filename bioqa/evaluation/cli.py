@@ -6,13 +6,9 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig, OmegaConf
-
-from bioqa.errors import ConfigError
 from bioqa.evaluation.api import Phase, compare_submissions, evaluate_submission
-from bioqa.evaluation.official import VERSIONS
 from bioqa.evaluation.options import EvaluationOptions
 from bioqa.evaluation.report import ComparisonReport, EvaluationReport, format_table
 from bioqa.rundir import (
@@ -26,6 +22,9 @@ from bioqa.rundir import (
     write_metrics,
 )
 from bioqa.runs import RUN_ID, write_provenance
+
+if TYPE_CHECKING:
+    from bioqa.config.evaluate import EvaluateConfig
 
 log = logging.getLogger(__name__)
 
@@ -81,36 +80,17 @@ def run_evaluation(
     return report
 
 
-def _option(cfg: DictConfig, key: str, kind: type, allowed: tuple = ()) -> Any:
-    """``cfg[key]`` checked against its type (and allowed values): a wrong one is one ConfigError line."""
-    if OmegaConf.is_missing(cfg, key):
-        raise ConfigError(f"{key}= is required: python evaluate.py golden=GOLDEN.json system=SUBMISSION.json")
-    value = cfg[key]
-    if kind is str and value is not None and not isinstance(value, str):
-        value = str(value)  # a path given as a number
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if not ok or (allowed and value not in allowed):
-        expected = f"one of {', '.join(map(str, allowed))}" if allowed else f"a {kind.__name__}"
-        raise ConfigError(f"{key}={value!r}: expected {expected}")
-    return value
-
-
-def evaluate_from_config(cfg: DictConfig) -> EvaluationReport | ComparisonReport:
-    """``evaluate.py``: validate the composed config, then :func:`run_evaluation` into the run directory."""
-    bootstrap = _option(cfg, "bootstrap", int)
-    if bootstrap < 0:
-        raise ConfigError(f"bootstrap={bootstrap}: expected the number of resamples, >= 0 (0 = no CIs)")
+def evaluate_from_config(config: EvaluateConfig, output_dir: str | os.PathLike) -> EvaluationReport | ComparisonReport:
+    """``evaluate.py``, given its parsed config (:func:`bioqa.config.evaluate.validate_evaluate_config`):
+    :func:`run_evaluation` into the run directory ``output_dir``."""
     options = EvaluationOptions(
-        version=_option(cfg, "version", int, VERSIONS),
-        bootstrap=bootstrap,
-        seed=_option(cfg, "seed", int),
-        rouge=_option(cfg, "rouge", bool),
+        version=config.version, bootstrap=config.bootstrap, seed=config.seed, rouge=config.rouge
     )
     return run_evaluation(
-        golden=_option(cfg, "golden", str),
-        system=_option(cfg, "system", str),
-        phase=_option(cfg, "phase", str, get_args(Phase)),
-        compare=None if cfg.compare is None else _option(cfg, "compare", str),
-        output_dir=cfg.paths.output_dir,
+        golden=config.golden,
+        system=config.system,
+        phase=config.phase,
+        compare=config.compare,
+        output_dir=output_dir,
         options=options,
     )

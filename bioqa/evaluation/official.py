@@ -30,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from bioqa.data.bioasq_json import BioASQFormatError
+from bioqa.errors import ConfigError
 
 EPSILON = 0.00001
 VERSIONS = (2, 3, 5, 8, 9)
@@ -355,7 +356,7 @@ class _Lookup:
 
 def _read_pair(golden, system, version: int) -> tuple[list[_Question], _Lookup]:
     if version not in VERSIONS:
-        raise ValueError(f"unsupported challenge version -e {version}; the official evaluator knows {VERSIONS}")
+        raise ConfigError(f"version={version!r}: expected a version of the official evaluator {VERSIONS}")
     gold_data, gold_src = load_json(golden, "golden (dict)")
     sys_data, sys_src = load_json(system, "submission (dict)")
     gold = _Reader(gold_src, True, version).read(gold_data)

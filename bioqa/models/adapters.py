@@ -15,9 +15,9 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bioqa.models.lora_experts import add_expert_lora, expert_lora_state_dict, load_expert_lora
+from bioqa.rundir import TRAINING_INFO
 
 EXPERT_LORA_FILE = "expert_lora.safetensors"
-TRAINING_INFO_FILE = "bioqa_training.json"
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def save_adapter(
         save_file(experts, out_dir / EXPERT_LORA_FILE, metadata={"r": str(lora.r), "alpha": str(lora.alpha)})
     if tokenizer is not None:
         tokenizer.save_pretrained(out_dir)
-    (out_dir / TRAINING_INFO_FILE).write_text(json.dumps(info or {}, indent=2, default=str), encoding="utf-8")
+    (out_dir / TRAINING_INFO).write_text(json.dumps(info or {}, indent=2, default=str), encoding="utf-8")
     return out_dir
 
 

@@ -5,10 +5,13 @@ Backends know nothing of BioASQ: they turn chat requests into completions.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
+
+from bioqa.errors import MissingCredentials
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
@@ -160,3 +163,15 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (threads, GPU memory)."""
+
+
+def api_key(variable: str, model: str) -> str:
+    """The API key for ``model`` in the environment variable ``variable``; raises :class:`MissingCredentials`
+    (one line naming the variable) when it is unset or empty."""
+    key = os.environ.get(variable)
+    if not key:
+        raise MissingCredentials(
+            f"environment variable {variable} (the API key for {model}) is not set: export {variable}=<your key>, "
+            "or answer with a local model (e.g. model=smollm2)"
+        )
+    return key

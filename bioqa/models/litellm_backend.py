@@ -20,8 +20,8 @@ import litellm
 import openai
 from tqdm.auto import tqdm
 
-from bioqa.errors import BackendAuthError
-from bioqa.models.base import Backend, ChatRequest, Completion, ErrorKind, Message
+from bioqa.errors import BackendAuthError, MissingCredentials
+from bioqa.models.base import Backend, ChatRequest, Completion, ErrorKind, Message, api_key
 
 litellm.suppress_debug_info = True
 
@@ -102,16 +102,15 @@ class LiteLLMBackend(Backend):
     @staticmethod
     def _resolve_api_key(model: str, api_base: str | None, api_key_env: str | None) -> str | None:
         if api_key_env is not None:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise OSError(f"environment variable {api_key_env} (API key for {model}) is not set")
-            return key
+            return api_key(api_key_env, model)
         if api_base is not None:
             return "none"  # local OpenAI-compatible servers (transformers serve, vLLM) want a key, any key
         check = litellm.validate_environment(model=model)
         if not check.get("keys_in_environment", False):
             missing = ", ".join(check.get("missing_keys") or []) or "an API key"
-            raise OSError(f"{model} needs {missing} in the environment (or set api_key_env / api_base)")
+            raise MissingCredentials(
+                f"{model} needs {missing} in the environment: export it, or set api_key_env / api_base"
+            )
         return None
 
     @staticmethod

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from bioqa.errors import ConfigError, TooManyFailures
+from bioqa.errors import TooManyFailures
 
 
 def _rate(failures: int, total: int) -> float:
@@ -86,13 +86,6 @@ def summary_line(summary: dict[str, Any]) -> str:
         f"requests: {summary['requests']} — answered {summary['answered']}, failed {summary['errors']}, "
         f"cached {summary['cached']}, resumed {summary['resumed']}, truncated {summary['truncated']}"
     )
-
-
-def check_max_fraction(value: Any) -> float:
-    """``errors.max_fraction`` as a number in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ConfigError(f"errors.max_fraction must be a number in [0, 1], got {value!r}")
-    return float(value)
 
 
 def check_failures(failed: int, total: int, max_fraction: float, where: Any) -> None:

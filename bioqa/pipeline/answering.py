@@ -13,7 +13,6 @@ from tqdm.auto import tqdm
 
 from bioqa.answers import style_for
 from bioqa.data import Question, SystemAnswer
-from bioqa.errors import ConfigError
 from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import EXACT_TYPES, AnswerKind, BuiltPrompt
@@ -21,32 +20,14 @@ from bioqa.prompts import EXACT_TYPES, AnswerKind, BuiltPrompt
 
 @dataclass(frozen=True)
 class AnsweringConfig:
-    """Which answers to produce and how to decode them."""
+    """Which answers to produce and how to decode them (``infer.py``: parsed from ``answering``/``task.kinds`` by
+    :class:`bioqa.config.infer.InferConfig`)."""
 
     kinds: tuple[AnswerKind, ...] = ("exact", "ideal")
     max_new_tokens: dict[str, int] = field(default_factory=lambda: {"exact": 96, "ideal": 200})
     temperature: float = 0.0
     chunk_size: int = 16  # requests handed to the backend at once; every answer is journaled as it arrives
     seed: int | None = None  # sampling seed (temperature > 0): seeded samples repeat and are cached, unseeded never
-
-    def __post_init__(self) -> None:
-        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
-            raise ConfigError(f"answering.chunk_size must be an integer >= 1, got {self.chunk_size!r}")
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float) or self.temperature < 0:
-            raise ConfigError(f"answering.temperature must be a number >= 0, got {self.temperature!r}")
-        for kind in self.kinds:
-            if kind not in ("exact", "ideal"):
-                raise ConfigError(f"task.kinds: unknown answer kind {kind!r}; expected exact and/or ideal")
-            tokens = self.max_new_tokens.get(kind)
-            if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
-                raise ConfigError(f"answering.max_new_tokens.{kind} must be an integer >= 1, got {tokens!r}")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> AnsweringConfig:
-        values = dict(values)
-        if "kinds" in values:
-            values["kinds"] = tuple(values["kinds"])
-        return cls(**values)
 
 
 @dataclass

@@ -10,89 +10,118 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from bioqa.config.infer import validate_infer_config
-from bioqa.data import QUESTION_TYPES, Question, Snippet, SystemAnswer, load_questions
+from bioqa.config.infer import InferConfig, validate_infer_config
+from bioqa.data import Question, Snippet, SystemAnswer, load_questions
 from bioqa.errors import ConfigError
 from bioqa.loggers import build_loggers, log_run
 from bioqa.models import Backend
 from bioqa.models.registry import build_backend
-from bioqa.pipeline.accounting import check_failures, check_max_fraction
+from bioqa.pipeline.accounting import check_failures
 from bioqa.pipeline.answering import AnsweringConfig
 from bioqa.pipeline.inference import EvaluationOptions, InferenceResult, run_inference
 from bioqa.prompts import PromptBuilder, PromptConfig
-from bioqa.rundir import PER_QUESTION, PHASE_A_STATS, PHASE_A_TRACES, PREDICTIONS, write_json
+from bioqa.rundir import PER_QUESTION, PHASE_A_STATS, PHASE_A_TRACES, PREDICTIONS, TRAINING_INFO, write_json
 from bioqa.runs import RunDirectory, file_sha256, write_provenance
 
 log = logging.getLogger(__name__)
 
-#: Values of ``data.shot_pool_fallback``: ``null`` (a missing pool is an error) or ``demo``.
-POOL_FALLBACKS = (None, "demo")
 
-
-def select_questions(path: str | Path, limit: Any = None, types: Any = None) -> list[Question]:
-    """The questions of a golden file or test set: only ``types`` (a type or a list of them; ``None``: all), and
-    of those the first ``limit`` (a positive integer; ``None``: all). Selecting no question is an error."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"data.limit must be a positive integer or null (all questions), got {limit!r}")
-    if isinstance(types, str):
-        types = [types]
-    if types is not None:
-        types = list(types)
-        unknown = [t for t in types if t not in QUESTION_TYPES]
-        if unknown or not types:
-            raise ConfigError(
-                f"data.types: unknown question type(s) {unknown or types}; valid: {', '.join(QUESTION_TYPES)} "
-                "(or null for all)"
-            )
-    questions = load_questions(path)
-    if types is not None:
-        questions = [q for q in questions if q.type in types]
-    questions = questions[:limit] if limit is not None else questions
-    if not questions:
-        raise ConfigError(f"{path}: no question selected (data.types={types}, data.limit={limit})")
-    return questions
-
-
-def prompt_config(
-    cfg_prompt: DictConfig, shot_pool: str | None, fallback: str | None = None, answering: bool = True
-) -> PromptConfig:
-    """The prompt settings; ``shot_pool`` overrides the pool. A few-shot pool whose files are missing is an
-    error, unless ``fallback="demo"`` asks for the embedded demo pool instead (with a warning; the returned
-    config names the pool actually used), or no answer is asked for (``answering=False``: Phase A only)."""
-    if fallback not in POOL_FALLBACKS:
-        raise ConfigError(f"data.shot_pool_fallback must be null or demo, got {fallback!r}")
-    try:
-        config = PromptConfig.from_dict(OmegaConf.to_container(cfg_prompt, resolve=True))
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"prompt: {error}") from None
-    pool = shot_pool or config.pool
-    missing = not (config.pool_path and Path(config.pool_path).exists())
-    if answering and config.n_shots and pool != "demo" and missing:
-        if fallback != "demo":
-            raise ConfigError(
-                f"few-shot pool {pool!r} not found at {config.pool_path}: set prompt.pool_path (or BIOQA_SHARED), "
-                "choose prompt.pool=demo, or allow the embedded demo pool with data.shot_pool_fallback=demo"
-            )
-        log.warning(
-            "shot pool %s not found at %s: using the embedded demo pool (recorded in the run)", pool, config.pool_path
+def with_shot_pool(prompt: PromptConfig, fallback: str | None = None, answering: bool = True) -> PromptConfig:
+    """``prompt`` with the pool a run uses: a few-shot pool whose files are missing is an error, unless
+    ``fallback="demo"`` asks for the embedded demo pool instead (with a warning; the returned config names the pool
+    actually used), or no answer is asked for (``answering=False``: Phase A only)."""
+    missing = not (prompt.pool_path and Path(prompt.pool_path).exists())
+    if not (answering and prompt.n_shots and prompt.pool != "demo" and missing):
+        return prompt
+    if fallback != "demo":
+        raise ConfigError(
+            f"few-shot pool {prompt.pool!r} not found at {prompt.pool_path}: set prompt.pool_path (or BIOQA_SHARED), "
+            "choose prompt.pool=demo, or allow the embedded demo pool with data.shot_pool_fallback=demo"
         )
-        pool = "demo"
-    return dataclasses.replace(config, pool=pool)
+    log.warning(
+        "shot pool %s not found at %s: using the embedded demo pool (recorded in the run)",
+        prompt.pool,
+        prompt.pool_path,
+    )
+    return dataclasses.replace(prompt, pool="demo")
 
 
-def _retrieval_identity(cfg: DictConfig) -> dict[str, Any]:
+def trained_prompt(adapter: str | None) -> PromptConfig | None:
+    """The prompt settings an adapter was trained with (``bioqa_training.json``, written by ``train.py``), or
+    ``None`` (no adapter, trained on chat JSONL, or a record that no longer parses: warned)."""
+    record = Path(adapter) / TRAINING_INFO if adapter else None
+    if record is None or not record.is_file():
+        return None
+    values = json.loads(record.read_text(encoding="utf-8")).get("prompt")
+    try:
+        return PromptConfig.from_dict(values, prefix=f"{record}: prompt.") if values else None
+    except ConfigError as error:
+        log.warning("the adapter's training prompt is not used: %s", error)
+        return None
+
+
+def prompt_style(prompt: PromptConfig) -> dict[str, Any]:
+    """What makes two prompts ask the same way (not where the shots come from)."""
+    return {k: v for k, v in _prompt_identity(prompt).items() if k not in ("pool", "pool_path")}
+
+
+def _style_line(prompt: PromptConfig) -> str:
+    return f"{prompt.n_shots} shots, selection={prompt.selection}, snippet_format={prompt.snippet_format}, " + (
+        f"structured={str(prompt.structured).lower()}"
+    )
+
+
+def adapter_prompt(
+    adapter: str | None, prompt: PromptConfig, chosen: bool
+) -> tuple[PromptConfig, dict[str, Any] | None]:
+    """The prompt a run answers with, and what its identity records about the adapter's training prompt: without a
+    prompt chosen on the command line (``chosen``), the prompt the adapter was trained with (shots from the run's
+    pool); with one that asks differently, that prompt, warned about on stderr."""
+    trained = trained_prompt(adapter)
+    if trained is None:
+        return prompt, None
+    if not chosen:
+        log.info("prompt: the one model.adapter=%s was trained with (%s)", adapter, _style_line(trained))
+        used = dataclasses.replace(trained, pool=prompt.pool, pool_path=prompt.pool_path)
+        return used, {"source": "adapter", "matches_training": True}
+    matches = prompt_style(trained) == prompt_style(prompt)
+    if not matches:
+        log.warning(
+            "model.adapter=%s was trained with another prompt (%s) than this run's (%s); answers may suffer: "
+            "choose the training prompt, or drop the prompt override to use it (recorded in run_identity.json)",
+            adapter,
+            _style_line(trained),
+            _style_line(prompt),
+        )
+    return prompt, {"source": "command line", "matches_training": matches, "training": prompt_style(trained)}
+
+
+def prompt_chosen() -> bool:
+    """Whether the command line chose the prompt (``prompt=...``, ``prompt.*=...``); outside a Hydra run, yes."""
+    if not HydraConfig.initialized():
+        return True
+    keys = (o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task)
+    return any(key == "prompt" or key.startswith("prompt.") for key in keys)
+
+
+def _retrieval_identity(config: InferConfig) -> dict[str, Any]:
     """The retrieval settings that shape the prompts: Phase A's (when it runs now) and Wikipedia's (when on)."""
-    node = OmegaConf.to_container(cfg.retrieval, resolve=True) or {}
-    used: dict[str, Any] = {}
-    if cfg.task.snippets == "phase_a" and not cfg.task.phase_a_submission:
-        index = {k: v for k, v in (node.get("index") or {}).items() if k != "show_progress"}
-        used = {"index": index, "phase_a": node.get("phase_a")}
-    wiki = node.get("wikipedia") or {}
-    if wiki.get("max_articles"):
-        used["wikipedia"] = {k: v for k, v in wiki.items() if k not in ("user_agent", "timeout_s", "max_retries")}
+    retrieval, used = config.retrieval, {}
+    if config.task.snippets == "phase_a" and not config.task.phase_a_submission:
+        index = retrieval.index.model_dump(exclude_unset=True) if retrieval.index else {}
+        index.pop("show_progress", None)
+        used = {
+            "index": index,
+            "phase_a": retrieval.phase_a.model_dump(exclude_unset=True) if retrieval.phase_a else None,
+        }
+    wiki = retrieval.wikipedia
+    if wiki is not None and wiki.max_articles:
+        unshaping = {"user_agent", "timeout_s", "max_retries"}
+        used["wikipedia"] = {k: v for k, v in wiki.model_dump(exclude_unset=True).items() if k not in unshaping}
     return used
 
 
@@ -103,19 +132,26 @@ def _prompt_identity(prompt: PromptConfig) -> dict[str, Any]:
     return dataclasses.asdict(dataclasses.replace(prompt, pool_path=None) if prompt.pool == "demo" else prompt)
 
 
-def run_identity(cfg: DictConfig, prompt: PromptConfig, backend: Backend, answering: AnsweringConfig) -> dict[str, Any]:
-    """Everything that determines a run's answers: model, the prompt config actually used, the question file's
-    content and selection, decoding, task and retrieval. Scoring options are not part of it (a resume may
-    rescore)."""
-    types = cfg.data.types
-    submission = cfg.task.phase_a_submission
+def run_identity(
+    config: InferConfig,
+    prompt: PromptConfig,
+    backend: Backend,
+    answering: AnsweringConfig,
+    adapter_prompt: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything that determines a run's answers: model, the prompt config actually used (and, with an adapter,
+    how it relates to the adapter's training prompt), the question file's content and selection, decoding, task and
+    retrieval. Scoring options are not part of it (a resume may rescore)."""
+    data, task = config.data, config.task
+    adapter = {"adapter_prompt": adapter_prompt} if adapter_prompt is not None else {}
     return {
+        **adapter,
         "backend": {"kind": backend.kind, "model_id": backend.model_id},
         "prompt": _prompt_identity(prompt) if answering.kinds else None,
         "data": {
-            "sha256": file_sha256(cfg.data.golden),
-            "limit": cfg.data.limit,
-            "types": sorted([types] if isinstance(types, str) else types) if types is not None else None,
+            "sha256": file_sha256(data.golden),
+            "limit": data.limit,
+            "types": sorted(data.types) if data.types is not None else None,
         },
         "answering": {
             "kinds": list(answering.kinds),
@@ -124,24 +160,40 @@ def run_identity(cfg: DictConfig, prompt: PromptConfig, backend: Backend, answer
             "seed": answering.seed if answering.temperature > 0 else None,
         },
         "task": {
-            "name": cfg.task.name,
-            "snippets": cfg.task.snippets,
-            "phase_a_submission_sha256": file_sha256(submission) if submission else None,
+            "name": task.name,
+            "snippets": task.snippets,
+            "phase_a_submission_sha256": file_sha256(task.phase_a_submission) if task.phase_a_submission else None,
         },
-        "retrieval": _retrieval_identity(cfg),
+        "retrieval": _retrieval_identity(config),
     }
 
 
+def answering_config(config: InferConfig) -> AnsweringConfig:
+    """The decoding settings of a parsed config."""
+    answering = config.answering
+    return AnsweringConfig(
+        kinds=tuple(config.task.kinds),
+        max_new_tokens=dict(answering.max_new_tokens),
+        temperature=answering.temperature,
+        chunk_size=answering.chunk_size,
+        seed=answering.seed,
+    )
+
+
+def evaluation_options(config: InferConfig) -> EvaluationOptions:
+    """The scoring options of a parsed config."""
+    return EvaluationOptions(**config.evaluation.model_dump())
+
+
 def phase_a_answers(
-    cfg: DictConfig, questions: list[Question], backend: Backend, output_dir: Path
+    cfg: DictConfig, submission: str | None, questions: list[Question], backend: Backend, output_dir: Path
 ) -> tuple[dict[str, SystemAnswer], dict[str, float]]:
-    """Documents and snippets per question, from a Phase A submission file or by running Phase A now; and the
-    Phase A numbers for the run's metrics (wall time, model calls and errors, per stage)."""
-    if cfg.task.phase_a_submission:
-        found = load_questions(cfg.task.phase_a_submission)
+    """Documents and snippets per question, from a Phase A ``submission`` file or by running Phase A now (the
+    ``_target_`` nodes of ``cfg.retrieval``, checked by the schema); and the Phase A numbers for the run's metrics
+    (wall time, model calls and errors, per stage)."""
+    if submission:
+        found = load_questions(submission)
         return {q.id: SystemAnswer(q.id, q.type, q.body, q.documents, q.snippets) for q in found}, {}
-    if cfg.retrieval.get("index") is None:
-        raise ValueError(f"task={cfg.task.name} needs a search index: choose retrieval=tantivy|bm25|elasticsearch")
     from bioqa.pipeline.phase_a import run_phase_a
 
     index = instantiate(cfg.retrieval.index)
@@ -161,16 +213,32 @@ def phase_a_metrics(stats: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
-def wikipedia_context(cfg: DictConfig, questions: list[Question], backend: Backend) -> dict[str, list[Snippet]]:
-    """Wikipedia introductions per question id, as extra context snippets for the prompts (empty when off)."""
-    wiki_cfg = cfg.retrieval.get("wikipedia")
-    if wiki_cfg is None or not wiki_cfg.max_articles:
-        return {}
-    articles = instantiate(wiki_cfg).context_for([q.body for q in questions], backend)
-    return {
+def wikipedia_context(
+    node: DictConfig, questions: list[Question], backend: Backend
+) -> tuple[dict[str, list[Snippet]], dict[str, int]]:
+    """Wikipedia introductions per question id, as extra context snippets for the prompts (``node``: the checked
+    ``retrieval.wikipedia`` node that builds the :class:`~bioqa.retrieval.wikipedia.WikipediaContext`), and the
+    ``wikipedia.*`` facts of the run: model calls and failures per stage, fetches, questions given context."""
+    wikipedia = instantiate(node)
+    articles = wikipedia.context_for([q.body for q in questions], backend)
+    facts = {f"wikipedia.{k}": v for k, v in {**wikipedia.counts, **wikipedia.calls}.items()}
+    facts["wikipedia.questions_with_context"] = sum(bool(found) for found in articles)
+    facts["wikipedia.articles"] = sum(len(found) for found in articles)
+    context = {
         q.id: [Snippet(document=a.url, text=a.as_context(), begin_section="wikipedia") for a in found]
         for q, found in zip(questions, articles, strict=True)
     }
+    return context, facts
+
+
+def auxiliary_calls(facts: dict[str, Any]) -> tuple[int, int]:
+    """``(failed, total)`` model calls a run made besides its answers: Phase A's stages and Wikipedia's."""
+    failed = facts.get("phase_a.model_errors", 0)
+    total = facts.get("phase_a.model_calls", 0)
+    for stage in ("titles", "summary"):
+        failed += facts.get(f"wikipedia.{stage}.failed", 0)
+        total += facts.get(f"wikipedia.{stage}.calls", 0)
+    return failed, total
 
 
 def log_to_experiment_loggers(cfg: DictConfig, metrics: dict[str, Any], output_dir: Path) -> None:
@@ -223,55 +291,70 @@ def run_with_prompts(
 
 
 def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResult:
-    """Everything ``python infer.py ...`` does, given its composed config.
+    """Everything ``python infer.py ...`` does, given its composed config: parsed whole first
+    (:func:`~bioqa.config.infer.validate_infer_config`); the typed settings drive the run, the raw config only
+    builds its ``_target_`` objects (backend, index, Phase A, Wikipedia, loggers).
 
     The run directory is locked for the run and bound to :func:`run_identity` (a resume with another identity
     is refused). Raises :class:`~bioqa.errors.TooManyFailures` after writing every output when more requests
     failed than ``errors.max_fraction`` allows.
     """
     output_dir = Path(output_dir)
-    if cfg.task.name == "ensemble":
+    inputs = validate_infer_config(cfg)
+    config = inputs.config
+    cache_path = config.cache.path if config.cache.enabled else None
+    if config.task.name == "ensemble":
         from bioqa.pipeline.ensemble import ensemble_from_config
 
         with RunDirectory(output_dir):
-            metrics = ensemble_from_config(cfg, output_dir)
+            metrics = ensemble_from_config(config, lambda: build_backend(cfg.model, cache_path), output_dir)
         log_to_experiment_loggers(cfg, metrics, output_dir)
         return InferenceResult(output_dir, [], metrics, [])
-    validate_infer_config(cfg)
-    max_fraction = check_max_fraction((cfg.get("errors") or {}).get("max_fraction", 0.0))
-    questions = select_questions(cfg.data.golden, cfg.data.limit, cfg.data.types)
-    log.info("%d questions from %s", len(questions), cfg.data.golden)
-    answering = AnsweringConfig.from_dict(
-        {**OmegaConf.to_container(cfg.answering, resolve=True), "kinds": tuple(cfg.task.kinds)}
-    )
-    requested_pool = cfg.data.shot_pool or cfg.prompt.pool
-    prompt = prompt_config(cfg.prompt, cfg.data.shot_pool, cfg.data.get("shot_pool_fallback"), bool(answering.kinds))
+    questions = inputs.questions
+    log.info("%d questions from %s", len(questions), config.data.golden)
+    wiki = config.retrieval.wikipedia is not None and config.retrieval.wikipedia.max_articles > 0
+    answering = answering_config(config)
+    prompt, trained = adapter_prompt(config.model.adapter, inputs.prompt, prompt_chosen())
+    prompt = with_shot_pool(prompt, config.data.shot_pool_fallback, bool(answering.kinds))
     run_info = {"run.shot_pool": prompt.pool if prompt.n_shots and answering.kinds else None}
-    if prompt.n_shots and prompt.pool != requested_pool:
-        run_info["run.shot_pool_requested"] = requested_pool
+    if prompt.n_shots and prompt.pool != inputs.prompt.pool:
+        run_info["run.shot_pool_requested"] = inputs.prompt.pool
     with RunDirectory(output_dir) as run:
-        backend = build_backend(cfg.model, cfg.cache.path if cfg.cache.enabled else None)
+        backend = build_backend(cfg.model, cache_path)
         try:
-            run.bind(run_identity(cfg, prompt, backend, answering))
-            write_provenance(output_dir, [cfg.data.golden])
+            run.bind(run_identity(config, prompt, backend, answering, trained))
+            write_provenance(output_dir, [config.data.golden])
             phase_a = None
-            if cfg.task.snippets == "phase_a":
-                phase_a, phase_a_stats = phase_a_answers(cfg, questions, backend, output_dir)
+            if config.task.snippets == "phase_a":
+                submission = config.task.phase_a_submission
+                phase_a, phase_a_stats = phase_a_answers(cfg, submission, questions, backend, output_dir)
                 run_info.update(phase_a_stats)
+            context = None
+            if wiki:
+                context, wikipedia_facts = wikipedia_context(cfg.retrieval.wikipedia, questions, backend)
+                run_info.update(wikipedia_facts)
             result = run_with_prompts(
                 questions,
                 backend,
                 prompt,
                 output_dir,
                 answering=answering,
-                golden_path=cfg.data.golden,
-                evaluation=EvaluationOptions(**OmegaConf.to_container(cfg.evaluation, resolve=True)),
+                golden_path=config.data.golden,
+                evaluation=evaluation_options(config),
                 phase_a=phase_a,
-                context=wikipedia_context(cfg, questions, backend),
+                context=context,
                 run_info=run_info,
             )
         finally:
             backend.close()
     log_to_experiment_loggers(cfg, result.metrics, output_dir)
-    check_failures(result.metrics["accounting.errors"], result.metrics["accounting.requests"], max_fraction, output_dir)
+    failed, total = result.metrics["accounting.errors"], result.metrics["accounting.requests"]
+    aux_failed, aux_total = auxiliary_calls(result.metrics)
+    if aux_failed:
+        log.warning(
+            "%d of %d Phase A / Wikipedia model calls failed (counted with the answers' failures)",
+            aux_failed,
+            aux_total,
+        )
+    check_failures(failed + aux_failed, total + aux_total, config.errors.max_fraction, output_dir)
     return result

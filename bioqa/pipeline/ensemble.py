@@ -23,12 +23,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bioqa.data import Question, Snippet, SystemAnswer, load_questions, write_submission
 from bioqa.data.records import MAX_DOCUMENTS, MAX_FACTOID_CANDIDATES, MAX_SNIPPETS
 from bioqa.errors import ConfigError
 from bioqa.models import Backend, ChatRequest, GenerationParams
+from bioqa.prompts.template import fill
 from bioqa.rundir import (
     ENSEMBLE,
     ENSEMBLE_TRACES,
@@ -42,8 +43,12 @@ from bioqa.rundir import (
 )
 from bioqa.runs import file_sha256
 
+if TYPE_CHECKING:
+    from bioqa.config.infer import InferConfig
+
 log = logging.getLogger(__name__)
 
+#: The condensing prompt (:mod:`bioqa.prompts.template`: ``{n}``, ``{question}`` and ``{answers}`` are filled).
 CONDENSE_PROMPT = (
     "Here are {n} answers to the biomedical question '{question}', written by different systems:\n\n{answers}\n\n"
     "Write one ideal answer of at most 200 words that keeps what the answers agree on and is supported by them. "
@@ -53,7 +58,8 @@ CONDENSE_PROMPT = (
 
 @dataclass(frozen=True)
 class EnsembleConfig:
-    """How the members' answers are combined (see the module docstring)."""
+    """How the members' answers are combined (see the module docstring); ``infer.py task=ensemble`` parses these
+    settings (``ensemble.*``) with :class:`bioqa.config.infer.Ensemble`."""
 
     runs: tuple[str, ...]
     rrf_k: int = 60
@@ -61,20 +67,6 @@ class EnsembleConfig:
     ideal: Literal["member", "condense"] = "member"
     ideal_member: int = 0
     condense_max_tokens: int = 300
-
-    def __post_init__(self) -> None:
-        if len(self.runs) < 2:
-            raise ConfigError(f"ensemble.runs: an ensemble needs at least two run directories, got {len(self.runs)}")
-        if len(set(map(os.path.realpath, self.runs))) != len(self.runs):
-            raise ConfigError("ensemble.runs: the same run directory is listed twice")
-        if self.rrf_k < 0:
-            raise ConfigError(f"ensemble.rrf_k must be >= 0, got {self.rrf_k}")
-        if not 0 < self.list_min_votes <= 1:
-            raise ConfigError(f"ensemble.list_min_votes must be in (0, 1], got {self.list_min_votes}")
-        if self.ideal not in ("member", "condense"):
-            raise ConfigError(f"ensemble.ideal must be member or condense, got {self.ideal!r}")
-        if not 0 <= self.ideal_member < len(self.runs):
-            raise ConfigError(f"ensemble.ideal_member must index ensemble.runs (0..{len(self.runs) - 1})")
 
 
 @dataclass
@@ -196,7 +188,7 @@ def condense_ideal(
         if len(texts) < 2:
             continue
         listed = "\n".join(f"{i}. {t}" for i, t in enumerate(texts, 1))
-        prompt = CONDENSE_PROMPT.format(n=len(texts), question=answer.body, answers=listed)
+        prompt = fill(CONDENSE_PROMPT, n=len(texts), question=answer.body, answers=listed)
         messages = ({"role": "user", "content": prompt},)
         requests.append(ChatRequest(messages, GenerationParams(max_new_tokens=max_new_tokens)))
         indexes.append(index)
@@ -254,7 +246,7 @@ def run_ensemble(
     condensed: list[dict[str, Any]] = []
     if config.ideal == "condense":
         if backend is None:
-            raise ConfigError("ensemble.ideal=condense needs a model (model=...) to write the ideal answers")
+            raise ValueError("ideal='condense' needs a backend to write the ideal answers")
         condensed = condense_ideal(answers, members, backend, config.condense_max_tokens)
         failed = sum(not r["ok"] for r in condensed)
         if failed:
@@ -286,38 +278,37 @@ def run_ensemble(
     return answers, facts
 
 
-def ensemble_from_config(cfg: Any, output_dir: str | os.PathLike) -> dict[str, Any]:
-    """``python infer.py task=ensemble ensemble.runs=[RUN, ...] data.golden=...``: combine, score, write metrics."""
-    from omegaconf import OmegaConf
-
-    from bioqa.models.registry import build_backend
+def ensemble_from_config(
+    config: InferConfig, backend: Callable[[], Backend], output_dir: str | os.PathLike
+) -> dict[str, Any]:
+    """``python infer.py task=ensemble ensemble.runs=[RUN, ...] data.golden=...``, parsed: combine, score, write
+    metrics; ``backend`` builds the model that condenses ideal answers (``ensemble.ideal=condense`` only)."""
     from bioqa.pipeline.inference import EvaluationOptions, score_submission
     from bioqa.runs import write_provenance
 
-    settings = OmegaConf.to_container(cfg.ensemble, resolve=True)
-    config = EnsembleConfig(**{**settings, "runs": tuple(settings["runs"] or ())})
+    settings = config.ensemble
+    ensemble = EnsembleConfig(**{**settings.model_dump(), "runs": tuple(settings.runs)})
+    golden_path = config.data.golden
     output_dir = Path(output_dir)
-    members = [load_member(run) for run in config.runs]
+    members = [load_member(run) for run in ensemble.runs]
     golden = members_golden(members)
-    if golden is not None and os.path.realpath(golden) != os.path.realpath(cfg.data.golden):
+    if golden is not None and os.path.realpath(golden) != os.path.realpath(golden_path):
         raise ConfigError(
-            f"data.golden={cfg.data.golden} but the ensemble members answered {golden}: pass data.golden={golden}"
+            f"data.golden={golden_path} but the ensemble members answered {golden}: pass data.golden={golden}"
         )
-    write_provenance(output_dir, [cfg.data.golden, *(str(m.run_dir / SUBMISSION) for m in members)])
-    backend = None
-    if config.ideal == "condense":
-        backend = build_backend(cfg.model, cfg.cache.path if cfg.cache.enabled else None)
+    write_provenance(output_dir, [golden_path, *(str(m.run_dir / SUBMISSION) for m in members)])
+    model = backend() if ensemble.ideal == "condense" else None
     try:
-        answers, facts = run_ensemble(config, output_dir, backend)
+        answers, facts = run_ensemble(ensemble, output_dir, model)
     finally:
-        if backend is not None:
-            backend.close()
-    questions = load_questions(cfg.data.golden)
+        if model is not None:
+            model.close()
+    questions = load_questions(golden_path)
     report = None
-    if cfg.evaluation.enabled and any(q.has_golden_answer for q in questions):
+    if config.evaluation.enabled and any(q.has_golden_answer for q in questions):
         phase = "AB" if any(a.documents or a.snippets for a in answers) else "B"
-        options = EvaluationOptions(**OmegaConf.to_container(cfg.evaluation, resolve=True))
-        report = score_submission(cfg.data.golden, output_dir / SUBMISSION, options, phase, output_dir)
+        options = EvaluationOptions(**config.evaluation.model_dump())
+        report = score_submission(golden_path, output_dir / SUBMISSION, options, phase, output_dir)
     run_metrics = RunMetrics.scored(report, facts)
     write_metrics(output_dir, run_metrics)
     return run_metrics.flat()

@@ -34,6 +34,7 @@ from bioqa.answers import RANKING_SCHEMA, SNIPPETS_SCHEMA, parse_list, parse_que
 from bioqa.data import MAX_DOCUMENTS, MAX_SNIPPETS, Question, Snippet, SystemAnswer, pubmed_url
 from bioqa.models import Backend, ChatRequest, GenerationParams
 from bioqa.pipeline.phase_a_oracle import ORACLE_STAGES, PhaseAOracle
+from bioqa.prompts.template import fill
 from bioqa.retrieval.base import Hit, SearchIndex, bow_query, search_traced
 from bioqa.retrieval.locate import Span, locate, sentence_spans
 from bioqa.retrieval.scoring import PassageScorer
@@ -44,8 +45,9 @@ PROMPT_KEYS = ("system", "query", "broader", "extract", "rerank")
 
 @dataclass
 class PhaseAConfig:
-    """Everything Phase A needs besides questions, backend and index; prompt templates use ``str.format``
-    fields (``{question}``, ``{failed_queries}``, ``{title}``, ``{abstract}``, ``{snippets}``)."""
+    """Everything Phase A needs besides questions, backend and index; prompt templates fill ``{question}``,
+    ``{failed_queries}``, ``{title}``, ``{abstract}`` and ``{snippets}`` (:mod:`bioqa.prompts.template`: other braces,
+    a JSON example, are literal)."""
 
     strategy: Literal["llm", "bm25"] = "llm"
     prompts: dict[str, str] = field(default_factory=dict)
@@ -234,8 +236,8 @@ class _LLMPhaseA:
         return list(replies)
 
     def query_messages(self, question: str) -> tuple:
-        shots = [(self.prompts["query"].format(question=s["question"]), s["query"]) for s in self.config.fewshot]
-        return self._messages(self.prompts["query"].format(question=question), shots)
+        shots = [(fill(self.prompts["query"], question=s["question"]), s["query"]) for s in self.config.fewshot]
+        return self._messages(fill(self.prompts["query"], question=question), shots)
 
     def _search(self, i: int, query: str, source: str, hits: list[list[Hit]]) -> None:
         with self.stats.timed("search") as stat:
@@ -272,7 +274,7 @@ class _LLMPhaseA:
             requests = []
             for i in empty:
                 failed = "\n".join(t["query"] or "(empty)" for t in traces[i]["queries"])
-                prompt = self.prompts["broader"].format(question=questions[i].body, failed_queries=failed)
+                prompt = fill(self.prompts["broader"], question=questions[i].body, failed_queries=failed)
                 requests.append(self._messages(prompt))
             for i, text in zip(empty, self._generate("broader", empty, requests, cfg.query_max_tokens), strict=True):
                 self._search(i, parse_query(text or ""), "broader", hits)
@@ -292,7 +294,7 @@ class _LLMPhaseA:
     def _extract_messages(self, question: str, hit: Hit) -> tuple:
         title, abstract = _document_text(hit)
         while True:
-            user = self.prompts["extract"].format(question=question, title=title, abstract=abstract)
+            user = fill(self.prompts["extract"], question=question, title=title, abstract=abstract)
             messages = self._messages(user)
             if len(abstract) < 200 or _fits(self.backend, messages, self.config.extract_max_tokens):
                 return messages
@@ -356,7 +358,7 @@ class _LLMPhaseA:
             listing = json.dumps(
                 [{"id": k, "text": _clean(s.text)} for k, s in enumerate(candidates)], ensure_ascii=False
             )
-            messages = self._messages(self.prompts["rerank"].format(question=question, snippets=listing))
+            messages = self._messages(fill(self.prompts["rerank"], question=question, snippets=listing))
             if len(candidates) <= 1 or _fits(self.backend, messages, self.config.rerank_max_tokens):
                 return messages, candidates
             candidates = candidates[: max(1, int(len(candidates) * 0.75))]

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from bioqa.answers import ANSWER_KINDS, DEFAULT_STYLES, AnswerKind, AnswerStyle, style_for
 from bioqa.data import QUESTION_TYPES, QuestionType
-from bioqa.errors import ConfigError
+from bioqa.parsing import parse
+from bioqa.prompts.template import check_template
 
 #: Question types that have an exact answer (summary questions have only an ideal one).
 EXACT_TYPES: tuple[QuestionType, ...] = ("yesno", "factoid", "list")
 SELECTIONS = ("first_n", "knn")
 POOLS = ("fewshot", "golden", "demo")
 SNIPPET_FORMATS = ("paper", "numbered")
+
+
+#: What each part of an answer template may hold (:mod:`bioqa.prompts.template`): ``user`` fills ``{snippets}`` and
+#: ``{question}`` (required), ``answer`` fills ``{answer}`` (required); the system text fills nothing.
+PLACEHOLDERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "system": ((), ()),
+    "user": (("snippets", "question"), ("question",)),
+    "answer": (("answer",), ("answer",)),
+}
+
+
+def check_part(part: str, text: str) -> str:
+    """``text`` as the ``part`` (system, user, answer) of an answer template: its placeholders checked."""
+    allowed, required = PLACEHOLDERS[part]
+    check_template(text, allowed, required)
+    return text
 
 
 @dataclass(frozen=True)
@@ -32,15 +51,60 @@ class Template:
     style: str | None = None
 
     def __post_init__(self) -> None:
-        if "{question}" not in self.user:
-            raise ValueError(f"user template has no {{question}} placeholder: {self.user[:80]!r}")
-        if "{answer}" not in self.answer:
-            raise ValueError(f"answer template has no {{answer}} placeholder: {self.answer!r}")
+        for part in PLACEHOLDERS:
+            check_part(part, getattr(self, part))
+
+
+class TemplateSettings(BaseModel):
+    """The schema of one answer template (``prompt.templates.<kind>.<type>``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    system: str
+    user: str
+    answer: str = "{answer}"
+    style: str | None = None
+
+    @field_validator("system", "user", "answer")
+    @classmethod
+    def _placeholders(cls, text: str, info: ValidationInfo) -> str:
+        return check_part(info.field_name, text)
+
+
+class PromptSettings(BaseModel):
+    """The schema of the prompt settings (``conf/prompt``): :meth:`PromptConfig.from_dict` parses with it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    templates: dict[Literal[ANSWER_KINDS], dict[Literal[QUESTION_TYPES], TemplateSettings]] = Field(
+        description="answer kind -> question type -> template (conf/prompt/templates)"
+    )
+    n_shots: Annotated[int, Field(strict=True, ge=0)] = Field(0, description="shots per prompt, 0 or more")
+    selection: Literal[SELECTIONS] = Field("first_n", description=f"one of {', '.join(SELECTIONS)}")
+    pool: Literal[POOLS] = Field("fewshot", description=f"one of {', '.join(POOLS)}")
+    pool_path: str | None = None
+    snippet_format: Literal[SNIPPET_FORMATS] = Field("paper", description=f"one of {', '.join(SNIPPET_FORMATS)}")
+    structured: Annotated[bool, Field(strict=True)] = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> PromptSettings:
+        """A template for every exact type and, under ``ideal``, every type; each style answers its template."""
+        for kind, types in (("exact", EXACT_TYPES), ("ideal", QUESTION_TYPES)):
+            missing = [t for t in types if t not in self.templates.get(kind, {})]
+            if missing:
+                raise ValueError(f"templates.{kind} lacks templates for {missing}")
+        for kind, per_type in self.templates.items():
+            for qtype, template in per_type.items():
+                try:
+                    style_for(qtype, kind, template.style)
+                except ValueError as err:
+                    raise ValueError(f"templates.{kind}.{qtype}.style: {err}") from None
+        return self
 
 
 @dataclass(frozen=True)
 class PromptConfig:
-    """Plain, typed prompt settings (build from Hydra with ``PromptConfig.from_dict``).
+    """Plain, typed prompt settings, parsed by :class:`PromptSettings` (``PromptConfig.from_dict``).
 
     ``templates[kind][qtype]``: a :class:`Template` for every exact type (yesno, factoid, list) and,
     under ``ideal``, for all four types. ``structured``: exact answers of shots and training targets are
@@ -55,23 +119,6 @@ class PromptConfig:
     pool_path: str | None = None
     snippet_format: Literal["paper", "numbered"] = "paper"
     structured: bool = False
-
-    def __post_init__(self) -> None:
-        if self.n_shots < 0:
-            raise ValueError(f"prompt.n_shots must be >= 0, got {self.n_shots}")
-        for key, allowed in (("selection", SELECTIONS), ("pool", POOLS), ("snippet_format", SNIPPET_FORMATS)):
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"prompt.{key} must be one of {allowed}, got {getattr(self, key)!r}")
-        for kind, types in (("exact", EXACT_TYPES), ("ideal", QUESTION_TYPES)):
-            missing = [t for t in types if t not in self.templates.get(kind, {})]
-            if missing:
-                raise ValueError(f"prompt.templates.{kind} lacks templates for {missing}")
-        for kind, per_type in self.templates.items():
-            for qtype, template in per_type.items():
-                try:
-                    style_for(qtype, kind, template.style)
-                except ValueError as err:
-                    raise ConfigError(f"prompt.templates.{kind}.{qtype}.style: {err}") from None
 
     def template(self, kind: AnswerKind, qtype: QuestionType) -> Template:
         """The template for this answer kind and question type (summary questions have no exact one)."""
@@ -90,24 +137,16 @@ class PromptConfig:
         return style_for(qtype, kind, self.style_name(kind, qtype))
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PromptConfig:
-        """From a plain dict, e.g. ``OmegaConf.to_container(cfg.prompt, resolve=True)``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown prompt settings {unknown}; known: {sorted(known)}")
-        if "templates" not in values:
-            raise ValueError("prompt settings need 'templates' (e.g. defaults: [templates: paper])")
-        templates: dict[str, dict[str, Template]] = {}
-        for kind, per_type in values["templates"].items():
-            if kind not in ANSWER_KINDS:
-                raise ValueError(f"prompt.templates: unknown answer kind {kind!r}; expected {ANSWER_KINDS}")
-            templates[kind] = {}
-            for qtype, spec in per_type.items():
-                if qtype not in QUESTION_TYPES:
-                    raise ValueError(f"prompt.templates.{kind}: unknown question type {qtype!r}")
-                try:
-                    templates[kind][qtype] = Template(**spec)
-                except (TypeError, ValueError) as err:
-                    raise ValueError(f"prompt.templates.{kind}.{qtype}: {err}") from None
-        return cls(**{**values, "templates": templates})
+    def from_settings(cls, settings: PromptSettings) -> PromptConfig:
+        """From parsed settings."""
+        templates = {
+            kind: {qtype: Template(**t.model_dump()) for qtype, t in per_type.items()}
+            for kind, per_type in settings.templates.items()
+        }
+        return cls(**{**settings.model_dump(exclude={"templates"}), "templates": templates})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], prefix: str = "prompt.") -> PromptConfig:
+        """From a plain dict, e.g. ``OmegaConf.to_container(cfg.prompt, resolve=True)``; every problem in one
+        :class:`~bioqa.errors.ConfigError` (its keys under ``prefix``)."""
+        return cls.from_settings(parse(PromptSettings, values, prefix))

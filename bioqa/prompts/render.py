@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from bioqa.answers import AnswerKind, style_for
 from bioqa.data import Question, Snippet
 from bioqa.prompts.config import Template
-
-_PLACEHOLDER = re.compile(r"\{(snippets|question|answer)\}")
-
-
-def fill(template: str, **values: str) -> str:
-    """Replace ``{name}`` for the given names in one pass; other braces (JSON examples) stay as they are."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+from bioqa.prompts.template import fill
 
 
 def format_snippets(snippets: Sequence[Snippet], style: str = "paper") -> str:

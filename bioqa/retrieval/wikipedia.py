@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from bioqa.answers import TITLES_SCHEMA, parse_list
 from bioqa.errors import ConfigError, TooManyFailures, error_boundary
 from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
+from bioqa.prompts.template import fill
 from bioqa.retrieval.mediawiki import WIKIPEDIA_API, MediaWikiClient, MediaWikiError
 from bioqa.retrieval.wikipedia_cache import WikipediaCache
 
@@ -156,7 +157,7 @@ class WikipediaContext:
             return [[] for _ in questions]
         requests = [
             self._request(
-                self.prompts["titles"].format(question=q, k=self.max_articles), self.titles_max_tokens, TITLES_SCHEMA
+                fill(self.prompts["titles"], question=q, k=self.max_articles), self.titles_max_tokens, TITLES_SCHEMA
             )
             for q in questions
         ]
@@ -210,7 +211,7 @@ class WikipediaContext:
         jobs = [(i, a) for i, found in enumerate(articles) for a in found]
         requests = [
             self._request(
-                self.prompts["summary"].format(question=questions[i], title=a.title, text=a.text),
+                fill(self.prompts["summary"], question=questions[i], title=a.title, text=a.text),
                 self.summary_max_tokens,
             )
             for i, a in jobs

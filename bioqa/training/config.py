@@ -3,12 +3,13 @@ its data files read before the 4-bit base model is built (minutes for Mixtral)."
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from omegaconf import DictConfig
-from pydantic import Field, field_validator
+from pydantic import Field, JsonValue, field_validator, model_validator
 
 from bioqa.config.common import (
     Count,
@@ -23,15 +24,18 @@ from bioqa.config.common import (
     Seed,
     check_file,
     check_prompt,
+    check_weights,
+    collect,
     expand_files,
     read_questions,
     read_text,
-    refuse_unknown_arguments,
-    show,
+    unknown_arguments,
     unread,
     validated,
 )
 from bioqa.errors import ConfigError
+from bioqa.models.nf4_experts import EXPERT_FORWARDS
+from bioqa.parsing import joined, show
 from bioqa.prompts import EXACT_TYPES, PromptConfig
 from bioqa.prompts.config import ANSWER_KINDS, POOLS
 from bioqa.resources import demo_golden_path
@@ -48,7 +52,7 @@ class TrainData(Section):
         description="a path or glob pattern, or a list of them; [] for the embedded demo golden file"
     )
     val_files: list[str] = Field(description="a path or glob pattern, or a list of them; [] for none")
-    val_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(description="0 <= val_fraction < 1")
+    val_fraction: Annotated[float, Field(strict=True, ge=0, lt=1)] = Field(description="0 <= val_fraction < 1")
     kinds: Annotated[list[Literal[ANSWER_KINDS]], Field(min_length=1)] = Field(
         description=f"a non-empty list from {', '.join(ANSWER_KINDS)}"
     )
@@ -62,11 +66,17 @@ class TrainData(Section):
 
     @field_validator("train_files", "val_files", mode="before")
     @classmethod
-    def _one_or_more(cls, value: Any) -> Any:
+    def _one_or_more(cls, value: object) -> object:
         """A single string is one path or pattern (never a sequence of one-character paths); null is none."""
         if value is None:
             return []
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _files_for_chat(self) -> TrainData:
+        if self.format == "chat_jsonl" and not self.train_files:
+            raise ValueError("format=chat_jsonl needs data.train_files (chat JSONL files or patterns)")
+        return self
 
 
 class Lora(Section):
@@ -89,9 +99,15 @@ class Optim(Section):
     )
 
 
+class Base(OpenSection):
+    """``model.train.base``: a ``_target_`` (the 4-bit loader); its keys are checked against its signature."""
+
+    experts_forward: Literal[EXPERT_FORWARDS] = Field("routed", description=", ".join(EXPERT_FORWARDS))
+
+
 class Recipe(Section):
-    base: dict[str, Any]  # a _target_ (the 4-bit loader) and its keyword arguments, checked when built
-    tokenizer: dict[str, Any]  # the same, for the tokenizer loader
+    base: Base
+    tokenizer: OpenSection  # a _target_ (the tokenizer loader) and its keyword arguments
     max_length: Count = Field(description="tokens per example, at least 1")
     gradient_checkpointing: Flag | Literal["auto"] = Field(description="true, false or auto")
     memory_budget_gb: Positive | None = Field(None, description="GPU memory for the auto plan, above 0, or null")
@@ -100,10 +116,26 @@ class Recipe(Section):
     lora: Lora
     optim: Optim
 
+    @model_validator(mode="after")
+    def _runnable(self) -> Recipe:
+        """Rules that otherwise fire only after the base model is built (minutes for Mixtral)."""
+        found = []
+        if self.gradient_checkpointing == "auto" and self.memory_budget_gb is None:
+            found.append(
+                "gradient_checkpointing=auto needs model.train.memory_budget_gb (the GPU memory to plan for, in GB)"
+            )
+        if self.liger and importlib.util.find_spec("liger_kernel") is None:
+            found.append(
+                "liger=true needs the liger-kernel package: pip install liger-kernel, or set model.train.liger=false"
+            )
+        if found:
+            raise ValueError(joined(found))
+        return self
+
 
 class TrainModel(Section):
     name: str
-    adapter: Any = unread("infer.py's adapter to answer with (train.py does not read it)")
+    adapter: str | None = unread("infer.py's adapter to answer with (train.py does not read it)")
     backend: OpenSection | None = unread("infer.py's backend (_target_ and its keyword arguments)")
     train: Recipe
 
@@ -116,8 +148,17 @@ class TrainConfig(Root):
     ckpt_path: str | None = Field(description='a .ckpt file, "last", or null')
     resume_root: str
     seed: Seed
-    trainer: dict[str, Any]  # the Lightning Trainer's keyword arguments, passed through (the Trainer checks them)
+    trainer: dict[str, JsonValue]  # the Lightning Trainer's keyword arguments (names checked, values the Trainer's)
     prompt: PromptSection | None = unread("checked whole by check_prompt (data.format=golden)")
+
+    @model_validator(mode="after")
+    def _rows_fit(self) -> TrainConfig:
+        """A packed row holds at least one example of the longest length (otherwise refused after loading)."""
+        pack, longest = self.data.pack_length, self.model.train.max_length
+        if pack is not None and pack < longest:
+            raise ValueError(f"data.pack_length={pack} is shorter than model.train.max_length={longest}")
+        return self
+
     paths: Paths | None = unread("directories (resolved in the run)")
     logger: Loggers | None = unread("experiment loggers")
 
@@ -134,11 +175,13 @@ class TrainInputs:
     prompt: PromptConfig | None
 
 
-def check_trainer_arguments(trainer: dict[str, Any]) -> None:
+def check_trainer_arguments(trainer: list[str]) -> None:
     """Refuse a ``trainer.*`` key the Lightning Trainer does not take (a typo), before any model is built."""
     import pytorch_lightning as pl
 
-    refuse_unknown_arguments(trainer, [pl.Trainer], "an argument of the Lightning Trainer", "trainer.", False)
+    found = unknown_arguments(trainer, [pl.Trainer], "an argument of the Lightning Trainer", "trainer.", False)
+    if found:
+        raise ConfigError(joined(found))
 
 
 def validate_train_config(cfg: DictConfig) -> TrainInputs:
@@ -149,14 +192,17 @@ def validate_train_config(cfg: DictConfig) -> TrainInputs:
             f"model={cfg.model.name} has no `train:` block (how to build its 4-bit base, LoRA and optimiser): "
             "choose a model config that has one, e.g. model=smollm2 or model=mixtral"
         )
-    config = validated(TrainConfig, cfg)
-    check_trainer_arguments(config.trainer)
+    golden = cfg.data.get("format") == "golden"
+    pool = cfg.data.get("shot_pool")
+    config, _, prompt, _ = collect(
+        lambda: validated(TrainConfig, cfg),
+        lambda: check_trainer_arguments(list(cfg.trainer)),
+        lambda: check_prompt(cfg.prompt, pool if pool in POOLS else None) if golden else None,
+        lambda: check_weights("model.train.base.model_path", cfg),
+    )
     data = config.data
-    if data.format == "chat_jsonl" and not data.train_files:
-        raise ConfigError("data.format=chat_jsonl needs data.train_files (chat JSONL files or patterns)")
     train_files = expand_files("data.train_files", data.train_files) or [str(demo_golden_path())]
     val_files = expand_files("data.val_files", data.val_files)
-    prompt = check_prompt(cfg.prompt, data.shot_pool) if data.format == "golden" else None
     n_train = count_examples("data.train_files", train_files, data.format, data.kinds)
     if not val_files and data.val_fraction > 0 and n_train < 2:
         raise ConfigError(
