@@ -89,7 +89,7 @@ def test_a_json_example_in_a_prompt_is_literal_text(index, questions):
     """One template language: ``{question}`` is filled, the braces of a JSON example stay (no KeyError)."""
     example = 'Reply as {"snippets": ["a sentence"]}.'
     extract = OmegaConf.load(CONF).phase_a.prompts.extract + " " + example
-    backend = ScriptedBackend.from_text(lambda user: '{"snippets": []}')
+    backend = ScriptedBackend(lambda user: '{"snippets": []}')
     run_phase_a(questions[:1], backend, index, llm_config(prompts={"extract": extract}))
     users = [m["content"] for call in backend.calls for r in call for m in r.messages if m["role"] == "user"]
     extracts = [u for u in users if "extract relevant sentences" in u]
