@@ -52,3 +52,19 @@ def test_an_object_hydra_cannot_build_is_one_line(node, line):
     else:
         assert message is not None and message.startswith(line), message
         assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("trainer", "line"),
+    [
+        ({"max_steps": -5}, "trainer: `max_steps` must be a non-negative integer or -1 (infinite steps)."),
+        ({"accelerator": "tpu-pod"}, "trainer: You selected an invalid accelerator name: `accelerator='tpu-pod'`."),
+    ],
+)
+def test_a_trainer_value_lightning_refuses_is_one_line(trainer, line):
+    from bioqa.training.recipe import lightning_trainer
+
+    with pytest.raises(ConfigError) as raised:
+        lightning_trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False, **trainer)
+    message = describe(raised.value)
+    assert message is not None and message.startswith(line) and "\n" not in message

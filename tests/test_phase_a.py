@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import ScriptedBackend
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from scripted_backend import ScriptedBackend
 
 from bioqa.answers import parse_list, parse_query
 from bioqa.data import Question, load_questions, pmid_of, submission_entry
@@ -94,7 +94,7 @@ def test_a_json_example_in_a_prompt_is_literal_text(index, questions):
     """One template language: ``{question}`` is filled, the braces of a JSON example stay (no KeyError)."""
     example = 'Reply as {"snippets": ["a sentence"]}.'
     extract = phase_a_node().prompts.extract + " " + example
-    backend = ScriptedBackend.from_text(lambda user: '{"snippets": []}')
+    backend = ScriptedBackend(lambda user: '{"snippets": []}')
     run_phase_a(questions[:1], backend, index, llm_config(prompts={"extract": extract}))
     users = [m["content"] for call in backend.calls for r in call for m in r.messages if m["role"] == "user"]
     extracts = [u for u in users if "extract relevant sentences" in u]
@@ -131,7 +131,7 @@ def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
             return _quotes_for(user)
         return "Sorry, I cannot rank these."  # unusable ranking
 
-    backend = ScriptedBackend.from_text(reply)
+    backend = ScriptedBackend(reply)
     [answer], [trace], _ = triple(run_phase_a([question], backend, index, llm_config(max_broader_attempts=2)))
     assert [(t["source"], t["hits"] > 0) for t in trace["queries"]] == [
         ("llm", False),
@@ -165,7 +165,7 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
             return json.dumps({"snippets": sentences[:2]})
         return '```json\n{"snippets": [2, 0, 99, "x"]}\n```'
 
-    backend = ScriptedBackend.from_text(reply)
+    backend = ScriptedBackend(reply)
     answers, traces, _ = triple(run_phase_a(batch, backend, index, llm_config(extract_documents=3)))
     assert len(backend.calls) == 3  # query, extraction and ranking each batched over both questions
     for answer, trace in zip(answers, traces, strict=True):
@@ -180,7 +180,7 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
 
 
 def test_backend_failures_degrade_to_retrieval_only_and_are_counted(index, questions, caplog):
-    backend = ScriptedBackend.from_text(lambda user: None)
+    backend = ScriptedBackend(lambda user: None)
     answers, traces, stats = triple(run_phase_a(questions[:3], backend, index, llm_config(max_broader_attempts=1)))
     for answer, trace in zip(answers, traces, strict=True):
         assert [t["source"] for t in trace["queries"]] == ["llm", "broader", "bag_of_words"]
@@ -204,13 +204,12 @@ def test_some_failed_calls_are_attributed_to_their_question(index, questions):
             return None if failing in user else "statins"
         return '{"snippets": []}'
 
-    _, traces, stats = triple(run_phase_a(questions[:3], ScriptedBackend.from_text(reply), index, llm_config()))
+    _, traces, stats = triple(run_phase_a(questions[:3], ScriptedBackend(reply), index, llm_config()))
     assert [t.get("model_errors") for t in traces] == [None, {"query": 1}, None]
     assert stats["stages"]["query"]["model_errors"] == 1 and stats["stages"]["query"]["model_calls"] == 3
     assert all(stats["stages"][s]["wall_s"] >= 0 for s in ("query", "search", "extract"))
 
 
-@pytest.mark.slow
 def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions, tokenizer_dir):
     hf = pytest.importorskip("bioqa.models.hf")
 
@@ -319,7 +318,7 @@ def test_only_the_other_stages_ask_the_model(oracle, model_stages, index, questi
         asked.add("rerank")
         return '{"snippets": [0]}'
 
-    backend = ScriptedBackend.from_text(reply)
+    backend = ScriptedBackend(reply)
     _, traces, stats = triple(run_phase_a(questions[:3], backend, index, llm_config(oracle_stages=oracle)))
     assert asked == model_stages
     assert sorted(stats["oracle_stages"]) == sorted(oracle)

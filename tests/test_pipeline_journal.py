@@ -4,7 +4,7 @@ only for the very request it answered; accounting counts what happened to every 
 import json
 
 import pytest
-from scripted_backend import ScriptedBackend
+from helpers import ScriptedBackend
 
 from bioqa.data import load_questions
 from bioqa.models import Completion
@@ -192,7 +192,9 @@ def test_records_carry_the_backends_error_kind_and_finish_reason(tmp_path, yesno
         return completion
 
     with PredictionJournal(tmp_path / "p.jsonl") as journal:
-        records = answer_questions(yesno[:1], ScriptedBackend(reply), builder().build, journal, EXACT, progress=False)
+        records = answer_questions(
+            yesno[:1], ScriptedBackend(complete=reply), builder().build, journal, EXACT, progress=False
+        )
     assert records[0]["finish_reason"] == "length" and records[0]["error_kind"] is None
     assert records[0]["model"] == "scripted:s"
 

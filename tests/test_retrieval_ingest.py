@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from scripted_backend import ScriptedBackend
+from helpers import ScriptedBackend
 
 from bioqa.data import Question, pmid_of
 from bioqa.errors import ConfigError, error_boundary
@@ -130,7 +130,7 @@ def test_phase_a_runs_on_the_ingested_index(built):
         },
         show_progress=False,
     )
-    result = run_phase_a(questions, ScriptedBackend.from_text(reply), index, config)
+    result = run_phase_a(questions, ScriptedBackend(reply), index, config)
     first, second = result.traces
     assert first["queries"][0]["parse"]["mode"] == "repaired" and first["queries"][0]["hits"] == 1
     assert "parse" not in second["queries"][0]  # parsed as written

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import ScriptedBackend, compose_config, yes
 from hydra.core.hydra_config import HydraConfig
-from scripted_backend import ScriptedBackend, yes
 
 from bioqa.data import load_questions, select_questions
 from bioqa.errors import EXIT_FAILURES, ConfigError, RunConflictError, TooManyFailures, error_boundary
@@ -24,31 +23,29 @@ from bioqa.pipeline.app import infer_from_config
 from bioqa.resources import demo_golden_path
 from bioqa.retrieval.wikipedia import WikiArticle, WikipediaContext
 from bioqa.rundir import IDENTITY, read_metrics
-from bioqa.runs import RunDirectory, register_resolvers
+from bioqa.runs import RunDirectory
 
 ROOT = Path(__file__).resolve().parent.parent
-register_resolvers()
 
 
 def compose_infer(tmp_path: Path, *overrides: str):
     """The real ``conf/infer.yaml``: 2 yes/no questions of the demo batch, exact and ideal answers (4 requests)."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            "infer",
-            overrides=[
-                "model=tiny-llama",
-                "prompt=1shot",
-                "logger=none",
-                f"paths.root_dir={ROOT}",
-                f"paths.cache_dir={tmp_path}/cache",
-                "cache.enabled=false",
-                "data.types=[yesno]",
-                "data.limit=2",
-                "evaluation.bootstrap=0",
-                "evaluation.rouge=false",
-                *overrides,
-            ],
-        )
+    return compose_config(
+        "infer",
+        [
+            "model=tiny-llama",
+            "prompt=1shot",
+            "logger=none",
+            f"paths.root_dir={ROOT}",
+            f"paths.cache_dir={tmp_path}/cache",
+            "cache.enabled=false",
+            "data.types=[yesno]",
+            "data.limit=2",
+            "evaluation.bootstrap=0",
+            "evaluation.rouge=false",
+            *overrides,
+        ],
+    )
 
 
 class Backends:
@@ -60,7 +57,7 @@ class Backends:
         self.reply = yes
 
     def __call__(self, cfg_model, cache_path=None):
-        self.built.append(ScriptedBackend(self.reply, name=cfg_model["name"]))
+        self.built.append(ScriptedBackend(complete=self.reply, name=cfg_model["name"]))
         return self.built[-1]
 
     @property
@@ -245,7 +242,7 @@ def test_a_rerun_reports_how_the_answers_were_produced_and_its_own_time_apart(
     built = []
 
     def build(cfg_model, cache_path=None):
-        built.append(ScriptedBackend(slow_yes, name=cfg_model["name"]))
+        built.append(ScriptedBackend(complete=slow_yes, name=cfg_model["name"]))
         return built[-1] if cache_path is None else CachedBackend(built[-1], CompletionCache(cache_path))
 
     monkeypatch.setattr(app, "build_backend", build)
@@ -369,13 +366,35 @@ def test_phase_a_plus_prompts_carry_phase_a_snippets_and_wikipedia_context(tmp_p
         assert all("wikipedia" not in s["document"] for s in entry["snippets"])  # not submitted as PubMed snippets
 
 
+@pytest.mark.parametrize(("max_fraction", "exits"), [("0", True), ("0.5", False)])
+def test_failed_wikipedia_calls_are_counted_recorded_and_budgeted(max_fraction, exits, tmp_path, backends, caplog):
+    """Every title request cut at its token limit: said, in metrics.json, and a failure like a failed answer."""
+
+    def reply(request):
+        if request.json_schema and "articles" in request.json_schema.get("properties", {}):
+            return Completion.failure("truncated", "structured output cut at max_new_tokens=64")
+        return yes(request)
+
+    backends.reply = reply
+    overrides = ["retrieval=wikipedia", "retrieval.wikipedia.max_articles=2", "task.kinds=[exact]"]
+    if exits:
+        with pytest.raises(TooManyFailures, match=r"2 of 4 requests failed"):
+            run(tmp_path, *overrides, f"errors.max_fraction={max_fraction}")
+    else:
+        run(tmp_path, *overrides, f"errors.max_fraction={max_fraction}")
+    facts = read_metrics(tmp_path / "run").facts
+    assert facts["wikipedia.titles.calls"] == 2 and facts["wikipedia.titles.failed_truncated"] == 2
+    assert facts["wikipedia.questions_with_context"] == 0 and facts["wikipedia.articles"] == 0
+    assert "wikipedia: 2 of 2 titles requests failed (truncated ×2)" in caplog.text
+    assert "raise retrieval.wikipedia.titles_max_tokens" in caplog.text
+
+
 def trained_adapter(tmp_path: Path, prompt_option: str) -> Path:
     """An adapter directory as ``train.py`` leaves it, as far as infer reads it: trained with ``prompt_option``."""
     from bioqa.config.common import check_prompt
     from bioqa.training.recipe import _prompt_json
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"prompt={prompt_option}", f"paths.root_dir={ROOT}"])
+    cfg = compose_config("train", [f"prompt={prompt_option}", f"paths.root_dir={ROOT}"])
     adapter = tmp_path / f"adapter-{prompt_option}"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
@@ -386,8 +405,7 @@ def trained_adapter(tmp_path: Path, prompt_option: str) -> Path:
 
 def run_from_command_line(tmp_path: Path, *overrides: str):
     """:func:`run`, with Hydra's record of the command line set (what a real ``python infer.py ...`` has)."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        HydraConfig.instance().set_config(compose("infer", overrides=list(overrides), return_hydra_config=True))
+    HydraConfig.instance().set_config(compose_config("infer", overrides, return_hydra_config=True))
     try:
         return run(tmp_path, *overrides)
     finally:

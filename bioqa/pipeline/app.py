@@ -214,14 +214,32 @@ def phase_a_metrics(stats: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
-def wikipedia_context(node: DictConfig, questions: list[Question], backend: Backend) -> dict[str, list[Snippet]]:
+def wikipedia_context(
+    node: DictConfig, questions: list[Question], backend: Backend
+) -> tuple[dict[str, list[Snippet]], dict[str, int]]:
     """Wikipedia introductions per question id, as extra context snippets for the prompts (``node``: the checked
-    ``retrieval.wikipedia`` node that builds the :class:`~bioqa.retrieval.wikipedia.WikipediaContext`)."""
-    articles = instantiate(node).context_for([q.body for q in questions], backend)
-    return {
+    ``retrieval.wikipedia`` node that builds the :class:`~bioqa.retrieval.wikipedia.WikipediaContext`), and the
+    ``wikipedia.*`` facts of the run: model calls and failures per stage, fetches, questions given context."""
+    wikipedia = instantiate(node)
+    articles = wikipedia.context_for([q.body for q in questions], backend)
+    facts = {f"wikipedia.{k}": v for k, v in {**wikipedia.counts, **wikipedia.calls}.items()}
+    facts["wikipedia.questions_with_context"] = sum(bool(found) for found in articles)
+    facts["wikipedia.articles"] = sum(len(found) for found in articles)
+    context = {
         q.id: [Snippet(document=a.url, text=a.as_context(), begin_section="wikipedia") for a in found]
         for q, found in zip(questions, articles, strict=True)
     }
+    return context, facts
+
+
+def auxiliary_calls(facts: dict[str, Any]) -> tuple[int, int]:
+    """``(failed, total)`` model calls a run made besides its answers: Phase A's stages and Wikipedia's."""
+    failed = facts.get("phase_a.model_errors", 0)
+    total = facts.get("phase_a.model_calls", 0)
+    for stage in ("titles", "summary"):
+        failed += facts.get(f"wikipedia.{stage}.failed", 0)
+        total += facts.get(f"wikipedia.{stage}.calls", 0)
+    return failed, total
 
 
 def log_to_experiment_loggers(cfg: DictConfig, metrics: dict[str, Any], output_dir: Path) -> None:
@@ -363,6 +381,10 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
                 submission = config.task.phase_a_submission
                 phase_a, phase_a_stats = phase_a_answers(cfg, submission, questions, backend, output_dir)
                 run_info.update(phase_a_stats)
+            context = None
+            if wiki:
+                context, wikipedia_facts = wikipedia_context(cfg.retrieval.wikipedia, questions, backend)
+                run_info.update(wikipedia_facts)
             result = run_with_prompts(
                 questions,
                 backend,
@@ -372,12 +394,19 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
                 golden_path=config.data.golden,
                 evaluation=evaluation_options(config),
                 phase_a=phase_a,
-                context=wikipedia_context(cfg.retrieval.wikipedia, questions, backend) if wiki else None,
+                context=context,
                 run_info=run_info,
             )
         finally:
             backend.close()
     log_to_experiment_loggers(cfg, result.metrics, output_dir)
     failed, total = result.metrics["accounting.errors"], result.metrics["accounting.requests"]
-    check_failures(failed, total, config.errors.max_fraction, output_dir)
+    aux_failed, aux_total = auxiliary_calls(result.metrics)
+    if aux_failed:
+        log.warning(
+            "%d of %d Phase A / Wikipedia model calls failed (counted with the answers' failures)",
+            aux_failed,
+            aux_total,
+        )
+    check_failures(failed + aux_failed, total + aux_total, config.errors.max_fraction, output_dir)
     return result

@@ -12,6 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bioqa.errors import ConfigError
@@ -112,6 +113,15 @@ def checkpoint_plan(
     return plan
 
 
+def lightning_trainer(**kwargs: Any) -> pl.Trainer:
+    """``pl.Trainer(**kwargs)``; a value Lightning refuses (``trainer.max_steps=-5``, an unknown accelerator) is a
+    :class:`~bioqa.errors.ConfigError` naming it, not a traceback."""
+    try:
+        return pl.Trainer(**kwargs)
+    except (ValueError, MisconfigurationException) as err:
+        raise ConfigError(f"trainer: {str(err).strip().splitlines()[0]}") from err
+
+
 def train(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -204,7 +214,7 @@ def train(
         callbacks.append(EarlyStopping(monitor="val/loss", patience=early_stopping_patience, mode="min", strict=False))
     if not has_val:
         trainer_kwargs["limit_val_batches"] = 0
-    trainer = pl.Trainer(
+    trainer = lightning_trainer(
         **trainer_kwargs,
         callbacks=callbacks,
         logger=list(loggers) if loggers else False,
