@@ -18,8 +18,7 @@ def main(cfg: DictConfig) -> None:
     if cfg.report is not None:
         from bioqa.analysis.report import report_from_config
 
-        validate_report_config(cfg)
-        report_from_config(cfg)
+        report_from_config(validate_report_config(cfg), cfg.paths.output_dir, cfg.paths.shared_dir)
         return
     evaluate_from_config(validate_evaluate_config(cfg), cfg.paths.output_dir)
 

@@ -1,9 +1,12 @@
 """What a sweep will run, before it runs: ``python -m bioqa.experiments EXPERIMENT [override ...]``.
 
 Expands ``conf/experiment/EXPERIMENT.yaml`` (its ``hydra.sweeper.params`` plus the command line's overrides) into
-the jobs ``python infer.py -m experiment=EXPERIMENT ...`` would start, composes each job's config and builds its
-model backend without calling it, and prints one row per job: what it runs and whether it can (API key present,
-local weights found, questions file there). Exit code 0 when every job can run, 2 otherwise.
+the jobs ``python infer.py -m experiment=EXPERIMENT ...`` would start, composes each job's config, checks it with the
+very function ``infer.py`` runs before building a model (:func:`bioqa.pipeline.app.plan_run`: values, questions
+file, question selection, snippets, few-shot pool), builds its model backend without calling it, and prints one row
+per job: what it runs and whether it can. What cannot be known without running is said, not promised: an API key
+that is present is "key present, not verified"; online Wikipedia context "needs network". Exit code 0 when every
+job can run, 2 otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from bioqa.cli import describe_hydra
 from bioqa.errors import EXIT_USAGE, ConfigError, describe
@@ -35,6 +37,7 @@ class Job:
     overrides: list[str]
     config: DictConfig | None
     problem: str | None
+    notes: tuple[str, ...] = ()  # what a ready job still depends on (a key not verified, the network)
 
     @property
     def ready(self) -> bool:
@@ -92,8 +95,8 @@ def compose_job(overrides: Sequence[str]) -> DictConfig:
 
 
 def plan_jobs(experiment: str, overrides: Sequence[str] = ()) -> list[Job]:
-    """Compose every job of ``experiment`` and build its backend (no model call, no weights loaded, nothing
-    downloaded: a model that is not on disk is reported as such)."""
+    """Compose and check every job of ``experiment`` as ``infer.py`` will, and build its backend (no model call,
+    no weights loaded, nothing downloaded: a model that is not on disk is reported as such)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from bioqa.models.registry import build_backend
@@ -105,27 +108,53 @@ def plan_jobs(experiment: str, overrides: Sequence[str] = ()) -> list[Job]:
         except Exception as error:  # a bad override: the job cannot run
             jobs.append(Job(job, None, describe_hydra(error) or f"{type(error).__name__}: {error}"))
             continue
-        problem = _data_problem(cfg)
-        if problem is None:
-            key = OmegaConf.to_yaml(cfg.model, resolve=False)
-            if key not in backends:
-                try:
-                    build_backend(cfg.model).close()
-                    backends[key] = None
-                except Exception as error:  # hydra wraps what the constructor raised
-                    cause = error.__cause__ or error
-                    backends[key] = describe(cause) or f"{type(cause).__name__}: {cause}"
-            problem = backends[key]
-        jobs.append(Job(job, cfg, problem))
+        problem = _check_problem(cfg)
+        if problem is not None:
+            jobs.append(Job(job, cfg, problem))
+            continue
+        key = OmegaConf.to_yaml(cfg.model, resolve=False)
+        if key not in backends:
+            try:
+                backend = build_backend(cfg.model)
+                backends[key] = (None, _backend_notes(backend))
+                backend.close()
+            except Exception as error:  # hydra wraps what the constructor raised
+                cause = error.__cause__ or error
+                backends[key] = (describe(cause) or f"{type(cause).__name__}: {cause}", ())
+        problem, notes = backends[key]
+        jobs.append(Job(job, cfg, problem, (*notes, *_wikipedia_notes(cfg)) if problem is None else ()))
     return jobs
 
 
-def _data_problem(cfg: DictConfig) -> str | None:
+def _check_problem(cfg: DictConfig) -> str | None:
+    """Why ``infer.py`` would refuse this config before building its model (``None``: it would not)."""
+    if cfg.task.name == "ensemble":
+        return None
+    from bioqa.pipeline.app import plan_run
+
     try:
-        golden = Path(cfg.data.golden)
-    except OmegaConfBaseException as error:
-        return str(error).splitlines()[0]
-    return None if golden.is_file() else f"questions file not found: {golden}"
+        plan_run(cfg)
+    except Exception as error:
+        cause = error.__cause__ or error
+        return describe(cause) or f"{type(cause).__name__}: {cause}"
+    return None
+
+
+def _backend_notes(backend: Any) -> tuple[str, ...]:
+    """What a built API backend still depends on: the key (present, never sent here) or the local server."""
+    if getattr(backend, "kind", None) != "litellm":
+        return ()
+    if backend.api_base is not None:
+        return (f"needs the server at {backend.api_base}",)
+    return ("key present, not verified",)
+
+
+def _wikipedia_notes(cfg: DictConfig) -> tuple[str, ...]:
+    """Online Wikipedia context needs the network (an offline one reads its cache only)."""
+    wiki = OmegaConf.select(cfg, "retrieval.wikipedia", default=None)
+    if not wiki or not wiki.get("max_articles"):
+        return ()
+    return ("Wikipedia offline: cache only",) if wiki.get("offline") else ("needs network (Wikipedia)",)
 
 
 def describe_job(job: Job) -> dict[str, Any]:
@@ -138,7 +167,7 @@ def describe_job(job: Job) -> dict[str, Any]:
         "task": pick("task.name") if pick else "?",
         "retrieval": _retrieval_name(cfg) if cfg else "?",
         "batch": Path(str(pick("data.golden"))).name if pick else "?",
-        "ready": "yes" if job.ready else f"no: {job.problem}",
+        "ready": (f"yes ({'; '.join(job.notes)})" if job.notes else "yes") if job.ready else f"no: {job.problem}",
     }
 
 

@@ -75,6 +75,10 @@ def register_resolvers() -> None:
         from bioqa.resources import smollm2_dir
 
         OmegaConf.register_new_resolver("smollm2_dir", lambda: str(smollm2_dir()))
+    if not OmegaConf.has_resolver("tiny_tokenizer_dir"):
+        from bioqa.resources import tiny_tokenizer_dir
+
+        OmegaConf.register_new_resolver("tiny_tokenizer_dir", lambda: str(tiny_tokenizer_dir()))
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

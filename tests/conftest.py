@@ -1,7 +1,7 @@
 """Shared fixtures: the BioASQ data beside the checkout (tests using it skip cleanly when it is absent), the real
 ``infer``/``train``/``evaluate`` configs composed with tiny models and paths under ``tmp_path``
-(lightning-hydra-template style), the SmolLM2 tokenizer, a tantivy index of the demo corpus, the demo questions,
-one torch thread for the modules that run tiny models, and loopback HTTP servers answering JSON.
+(lightning-hydra-template style), the tiny and SmolLM2 tokenizers, a tantivy index of the demo corpus, the demo
+questions, one torch thread for the modules that run tiny models, and loopback HTTP servers answering JSON.
 Plain helpers (``compose_config``, ``in_tmp``, ``ask``, ``ScriptedBackend``) are in helpers.py."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import compose_config, in_tmp, tokenizer_overrides
+from helpers import compose_config, in_tmp
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
@@ -39,29 +39,27 @@ def shared_dir() -> Path:
     return SHARED
 
 
-#: Overrides that make each entry point's config small: tiny random models, the embedded demo batch, no tracker.
+#: Overrides that make each entry point's config small: tiny random models, the embedded demo batch, no tracker
+#: (``debug=smoke``: conf/debug/smoke.yaml).
 INFER_OVERRIDES = (
-    "model=tiny-llama",
+    "debug=smoke",
+    "data.limit=3",
     "model.backend.hidden_size=32",
     "model.backend.num_hidden_layers=1",
-    "prompt=0shot",
-    "logger=none",
-    "data.limit=3",
     "answering.max_new_tokens={exact: 24, ideal: 24}",
-    "evaluation.bootstrap=0",
 )
 TRAIN_OVERRIDES = ("model=tiny-mixtral", "prompt=0shot", "logger=csv", "trainer.max_steps=2")
 EVALUATE_OVERRIDES = ("golden=${demo_golden:}", "bootstrap=0")
 
 
 @pytest.fixture(scope="session")
-def cfg_infer_global(tokenizer_dir: Path) -> DictConfig:
-    return compose_config("infer", [*INFER_OVERRIDES, *tokenizer_overrides(tokenizer_dir)], return_hydra_config=True)
+def cfg_infer_global() -> DictConfig:
+    return compose_config("infer", INFER_OVERRIDES, return_hydra_config=True)
 
 
 @pytest.fixture(scope="session")
-def cfg_train_global(tokenizer_dir: Path) -> DictConfig:
-    return compose_config("train", [*TRAIN_OVERRIDES, *tokenizer_overrides(tokenizer_dir)], return_hydra_config=True)
+def cfg_train_global() -> DictConfig:
+    return compose_config("train", TRAIN_OVERRIDES, return_hydra_config=True)
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +69,7 @@ def cfg_evaluate_global() -> DictConfig:
 
 @pytest.fixture
 def cfg_infer(cfg_infer_global: DictConfig, tmp_path: Path) -> Iterator[DictConfig]:
-    """``conf/infer.yaml`` with a tiny random llama (1 layer, the SmolLM2 tokenizer from ``tokenizer_dir``), 0-shot
+    """``conf/infer.yaml`` with a tiny random llama (1 layer, bioqa's tiny tokenizer), 0-shot
     prompts, 3 demo questions, answers of at most 24 tokens, paths under ``tmp_path``."""
     yield in_tmp(cfg_infer_global, tmp_path)
     GlobalHydra.instance().clear()
@@ -99,8 +97,33 @@ def cfg_evaluate(cfg_evaluate_global: DictConfig, tmp_path: Path) -> Iterator[Di
 
 
 @pytest.fixture(scope="session")
-def tokenizer():
-    """The embedded SmolLM2 tokenizer (what the tiny random models use)."""
+def tokenizer_dir() -> Path:
+    """bioqa's tiny tokenizer (a 2048-token byte-level BPE with the ChatML template): what the tiny random models
+    use, so no test parses the SmolLM2 GGUF unless it tests SmolLM2."""
+    from bioqa.resources import tiny_tokenizer_dir
+
+    return tiny_tokenizer_dir()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tokenizer_dir: Path):
+    """The tiny tokenizer, loaded once."""
+    from bioqa.models.hf import load_tokenizer
+
+    return load_tokenizer(tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer_dir: Path) -> Path:
+    """A tiny random llama (hidden 64, 2 layers, seed 0) saved as a plain transformers model directory, once."""
+    from bioqa.models.hf import save_random_model
+
+    return save_random_model(tmp_path_factory.mktemp("tiny") / "llama", tokenizer_dir, seed=0)
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """The embedded SmolLM2 tokenizer, parsed from its GGUF file (seconds): for tests of the real SmolLM2."""
     from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
     from bioqa.models.hf import load_tokenizer
 
@@ -108,12 +131,45 @@ def tokenizer():
 
 
 @pytest.fixture(scope="session")
-def tokenizer_dir(tmp_path_factory, tokenizer) -> Path:
-    """The SmolLM2 tokenizer saved as a plain tokenizer directory: loading it skips the GGUF parse (most of the
-    time of building a tiny model from the embedded GGUF file)."""
-    path = tmp_path_factory.mktemp("smollm2-tokenizer")
-    tokenizer.save_pretrained(path)
-    return path
+def smollm2_config():
+    """The embedded SmolLM2's transformers config, parsed from its GGUF file (seconds) once."""
+    from transformers import AutoConfig
+
+    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
+
+    return AutoConfig.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
+
+
+@pytest.fixture
+def smollm2_parsed_once(monkeypatch, smollm2_tokenizer, smollm2_config) -> None:
+    """Backends built for ``model=smollm2`` get copies of the session's one parse of the SmolLM2 GGUF (tokenizer and
+    config): for tests that build SmolLM2 backends, e.g. to plan a sweep, but are not about loading it."""
+    import copy
+
+    from bioqa.models import hf
+    from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir
+
+    load_tokenizer, load_config = hf.load_tokenizer, hf.AutoConfig.from_pretrained
+
+    def smollm2(model_path, gguf_file) -> bool:
+        return gguf_file == SMOLLM2_GGUF and Path(model_path) == smollm2_dir()
+
+    def tokenizer_once(model_path, gguf_file=None, **kwargs):
+        return (
+            copy.deepcopy(smollm2_tokenizer)
+            if smollm2(model_path, gguf_file)
+            else load_tokenizer(model_path, gguf_file, **kwargs)
+        )
+
+    def config_once(model_path, gguf_file=None, **kwargs):
+        return (
+            copy.deepcopy(smollm2_config)
+            if smollm2(model_path, gguf_file)
+            else load_config(model_path, gguf_file=gguf_file, **kwargs)
+        )
+
+    monkeypatch.setattr(hf, "load_tokenizer", tokenizer_once)
+    monkeypatch.setattr(hf.AutoConfig, "from_pretrained", config_once)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """One QLoRA optimizer step of ``model=tiny-mixtral`` (NF4 + LoRA on attention and experts) with the composed
-``trainer=ddp`` settings on CPU (gloo), or on one process; run by tests/test_training_ddp.py.
+``trainer=ddp`` settings on CPU (gloo), or on one process; run by tests/test_training_ddp.py (the one-process step
+in the test's own process).
 
     python tests/ddp_qlora_step.py OUT_DIR DEVICES
 
@@ -15,15 +16,13 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from bioqa.models.adapters import LoraSettings, add_lora
-from bioqa.runs import register_resolvers
 from bioqa.training.module import QLoRAModule
 
-ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_BATCH, SEQ = 4, 32
 
 
@@ -53,9 +52,7 @@ class Record(pl.Callback):
 
 def main(out_dir: Path, devices: int) -> None:
     torch.set_num_threads(1)
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["model=tiny-mixtral", "trainer=ddp"], return_hydra_config=True)
+    cfg = compose_config("train", ["model=tiny-mixtral", "trainer=ddp"], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     pl.seed_everything(0)
     model = hydra.utils.instantiate(cfg.model.train.base)

@@ -3,11 +3,17 @@ conftest.py."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from functools import cache
 from pathlib import Path
+from types import ModuleType
+from unittest import mock
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
@@ -50,10 +56,28 @@ def compose_config(
         return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
-def tokenizer_overrides(path: Path) -> list[str]:
-    """Overrides that make a tiny random model take its tokenizer from the directory ``path`` (e.g. the
-    ``tokenizer_dir`` fixture) instead of parsing the embedded GGUF file."""
-    return [f"model.backend.tokenizer_path={path}", "model.backend.tokenizer_gguf_file=null"]
+@cache
+def script(name: str) -> ModuleType:
+    """``infer.py``, ``train.py`` or ``evaluate.py`` imported as a module (its ``main`` is the real entry point)."""
+    spec = importlib.util.spec_from_file_location(f"bioqa_script_{name}", ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name: str, *argv: str) -> int:
+    """``python <name>.py *argv`` in this process: Hydra parses the command line, composes ``conf/``, creates the run
+    (or, with ``-m``, sweep) directory and writes ``.hydra/`` exactly as from a shell; returns the exit code. Output
+    goes to ``sys.stdout``/``sys.stderr`` (``capsys``)."""
+    GlobalHydra.instance().clear()
+    with mock.patch.object(sys, "argv", [f"{name}.py", *argv]):
+        try:
+            script(name).main()
+        except SystemExit as exited:
+            return 0 if exited.code is None else exited.code if isinstance(exited.code, int) else 1
+        finally:
+            GlobalHydra.instance().clear()
+    return 0
 
 
 def in_tmp(cfg: DictConfig, tmp_path: Path) -> DictConfig:
@@ -79,39 +103,57 @@ def ask(text: str, max_new_tokens: int = 24, json_schema: dict | None = None, **
     )
 
 
-class ScriptedBackend(Backend):
-    """A test double driving control flow only: ``reply`` maps the last user message to a reply, either a function
-    (``None``: a failed completion) or ``{substring: reply}`` (first match; no match: an empty reply).
+Reply = Callable[[ChatRequest], Completion]
 
-    ``calls``: the requests of each ``generate`` call; ``requests``: all of them, in order."""
+
+def yes(request: ChatRequest) -> Completion:
+    return Completion(text='{"answer": "yes"}', prompt_tokens=10, completion_tokens=3)
+
+
+class ScriptedBackend(Backend):
+    """The test double for pipeline tests. ``reply`` answers the last user message: a function of its text
+    (``None``: a failed request) or ``{substring: reply}`` (first match; no match: an empty reply); or ``complete``
+    makes the whole completion of a request (default: ``yes``). Every request is recorded (``requests``; per
+    ``generate`` call in ``calls``); ``crash_after``: raise after yielding that many completions in total (a backend
+    process dying mid-batch); ``reverse``: yield each batch's completions last-to-first (backends may answer in any
+    order); ``name``: the model id is ``scripted:<name>``."""
 
     kind = "scripted"
 
-    def __init__(self, reply: Callable[[str], str | None] | dict[str, str], context_window: int = 8192):
-        if isinstance(reply, dict):
-            replies = dict(reply)
-            reply = lambda user: next((v for k, v in replies.items() if k in user), "")  # noqa: E731
-        self.reply, self.window = reply, context_window
-        self.calls: list[list[ChatRequest]] = []
+    def __init__(
+        self,
+        reply: Callable[[str], str | None] | dict[str, str] | None = None,
+        *,
+        complete: Reply = yes,
+        crash_after: int | None = None,
+        reverse: bool = False,
+        name: str = "s",
+    ):
+        if reply is not None:
+            complete = _text_replies(reply)
+        self.complete, self.crash_after, self.reverse, self.name = complete, crash_after, reverse, name
         self.requests: list[ChatRequest] = []
+        self.calls: list[list[ChatRequest]] = []
 
     @property
     def model_id(self) -> str:
-        return "scripted"
+        return f"scripted:{self.name}"
 
     @property
     def context_window(self) -> int:
-        return self.window
+        return 8192
 
     def count_tokens(self, messages) -> int:
         return sum(len(m["content"]) for m in messages) // 4
 
     def stream(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Completion]]:
         self.calls.append(list(requests))
-        self.requests.extend(requests)
-        for index, r in enumerate(requests):
-            text = self.reply(r.messages[-1]["content"])
-            yield index, Completion(text="", error="scripted failure") if text is None else Completion(text=text)
+        order = range(len(requests) - 1, -1, -1) if self.reverse else range(len(requests))
+        for index in order:
+            if self.crash_after is not None and len(self.requests) >= self.crash_after:
+                raise RuntimeError("backend died")
+            self.requests.append(requests[index])
+            yield index, self.complete(requests[index])
 
 
 def assert_registry_is_the_jar(result: OfficialResult) -> None:
@@ -125,3 +167,16 @@ def assert_registry_is_the_jar(result: OfficialResult) -> None:
 
 def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _text_replies(reply: Callable[[str], str | None] | dict[str, str]) -> Reply:
+    """``ScriptedBackend``'s text ``reply`` as a function making the completion of a request."""
+    if isinstance(reply, dict):
+        replies = dict(reply)
+        reply = lambda user: next((v for k, v in replies.items() if k in user), "")  # noqa: E731
+
+    def complete(request: ChatRequest) -> Completion:
+        text = reply(request.messages[-1]["content"])
+        return Completion(text="", error="scripted failure") if text is None else Completion(text=text)
+
+    return complete

@@ -130,6 +130,14 @@ infer    | cache.path={empty}/completions.sqlite | is not a directory
 infer    | evaluation.version=7 | evaluation.version=7: Input should be 2, 3, 5, 8 or 9
 infer    | evaluation.bootstrap=-5 | evaluation.bootstrap=-5: Input should be greater than or equal to 0
 infer    | evaluation.enabled=maybe | evaluation.enabled=maybe: Input should be a valid boolean
+# infer.py: Phase B answers from the questions' snippets; none (a Phase A test set) is refused unless closed-book
+infer    | data.golden={no_snippets} | task=phase_b answers from the questions' snippets, but 3 of 3 selected
+infer    | data.golden={no_snippets} data.limit=2 | 2 of 2 selected question(s) in {no_snippets} have none
+infer    | data.golden={no_snippets} | task=phase_a_plus retrieval=tantivy|bm25|elasticsearch, or answer without
+infer    | data.golden={some_snippets} | but 1 of 3 selected question(s)
+infer    | data.golden={no_snippets} data.closed_book=maybe | data.closed_book=maybe: Input should be a valid boolean
+infer    | task=phase_a_plus task.phase_a_submission={golden} data.closed_book=true | but task=phase_a_plus retrieves
+infer    | retrieval=wikipedia retrieval.wikipedia.offline=true | wikipedia.sqlite: no Wikipedia cache here
 infer    | errors.max_fraction=1.5 | errors.max_fraction=1.5: Input should be less than or equal to 1
 infer    | errors.max_fraction=true | errors.max_fraction=true: Input should be a valid number
 infer    | data.shot_pool_fallback=golden | data.shot_pool_fallback=golden: Input should be 'demo'
@@ -263,6 +271,8 @@ def write_inputs(folder: Path) -> dict[str, str]:
         "yesno_only": json.dumps({"questions": [q for q in questions if q["type"] == "yesno"]}),
         "summary_only": json.dumps({"questions": [q for q in questions if q["type"] == "summary"]}),
         "one_question": json.dumps({"questions": questions[:1]}),
+        "no_snippets": json.dumps({"questions": [{**q, "snippets": []} for q in questions[:3]]}),
+        "some_snippets": json.dumps({"questions": [*questions[:2], {**questions[2], "snippets": []}]}),
         "bad_chat": json.dumps({"messages": CHAT}) + "\n" + json.dumps({"messages": CHAT[:1]}) + "\n",
         "query_pool": json.dumps(
             {"kind": "bioqa.query_shot_pool", "shots": [{"question": "Q?", "completion": "##q##"}]}

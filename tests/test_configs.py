@@ -39,11 +39,23 @@ def composed(group: str, option: str, tmp_path: Path):
 
 def test_the_groups_are_all_there():
     groups = {group for group, _ in OPTIONS}
-    assert groups == {"experiment", "hydra", "logger", "model", "paths", "prompt", "retrieval", "task", "trainer"}
+    assert groups == {
+        "debug",
+        "experiment",
+        "hydra",
+        "logger",
+        "model",
+        "paths",
+        "prompt",
+        "retrieval",
+        "task",
+        "trainer",
+    }
 
 
 #: Experiments are sweeps over the other groups (``@package _global_``): tests/test_sweeps.py plans every job of each.
-COMPOSED = [(g, o) for g, o in OPTIONS if g != "experiment"]
+#: ``debug=smoke`` (``@package _global_`` too) is what the cfg_infer fixtures and tests/test_infer.py run.
+COMPOSED = [(g, o) for g, o in OPTIONS if g not in ("experiment", "debug")]
 
 
 @pytest.mark.parametrize(("group", "option"), COMPOSED, ids=[f"{g}={o}" for g, o in COMPOSED])

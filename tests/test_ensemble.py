@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from shutil import copytree
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -13,7 +15,7 @@ from bioqa.errors import ConfigError
 from bioqa.evaluation import evaluate_submission
 from bioqa.pipeline.ensemble import EnsembleConfig, fuse_ranked, run_ensemble, vote_yesno
 from bioqa.resources import demo_golden_path
-from bioqa.rundir import read_metrics
+from bioqa.rundir import IDENTITY, read_metrics
 from bioqa.runs import register_resolvers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +56,7 @@ def make_member(root: Path, name: str, golden: Path, answers: dict[str, dict], m
     )
     (run / ".hydra" / "config.yaml").write_text(f"data:\n  golden: {golden}\nmodel:\n  name: {model}\n")
     (run / "metrics.json").write_text(json.dumps({"run.model": model, "accounting.cost_usd": 0.25}))
+    (run / IDENTITY).write_text(json.dumps({"identity": {"model": model}, "fingerprint": f"fp-{model}"}))
     return run
 
 
@@ -126,24 +129,83 @@ def test_bad_members_are_refused_with_the_run_named(members, tmp_path):
         run_ensemble(EnsembleConfig(runs=(str(runs[0]), str(other))), tmp_path / "out")
 
 
-def test_task_ensemble_through_infer_config_writes_a_scored_run(members, tmp_path):
-    from bioqa.pipeline.app import infer_from_config
+def ensemble_of(root: Path, name: str, runs) -> Path:
+    run_ensemble(EnsembleConfig(runs=tuple(map(str, runs))), root / name)
+    return root / name
 
+
+@pytest.mark.parametrize(
+    ("members_of", "message"),
+    [
+        # a copied run directory: another path, the same run identity
+        (lambda runs, root: [runs[0], copytree(runs[0], root / "copy"), runs[1]], r"copy has the same run identity as"),
+        # a member that is also inside an ensemble member
+        (
+            lambda runs, root: [ensemble_of(root, "ab", runs[:2]), runs[0]],
+            r"a has the same run identity as .*a \(inside",
+        ),
+        (
+            lambda runs, root: [runs[2], ensemble_of(root, "ab", runs[:2]), ensemble_of(root, "bc", runs[1:])],
+            r"b \(inside",
+        ),
+        (lambda runs, root: [runs[0], runs[1], runs[0]], r"a has the same run identity as \S+/a: it would vote twice"),
+    ],
+)
+def test_a_run_never_votes_twice(members, tmp_path, members_of, message):
     runs, _ = members
+    with pytest.raises(ConfigError, match=message):
+        run_ensemble(EnsembleConfig(runs=tuple(map(str, members_of(runs, tmp_path)))), tmp_path / "out")
+
+
+def test_a_nested_ensemble_with_other_runs_votes_through_each_of_them(members, tmp_path):
+    runs, _ = members
+    run_ensemble(EnsembleConfig(runs=(str(ensemble_of(tmp_path, "ab", runs[:2])), str(runs[2]))), tmp_path / "o")
+    voters = json.loads((tmp_path / "o" / "ensemble.json").read_text())["voters"]
+    assert [key for key, _ in voters] == ["identity:fp-model-a", "identity:fp-model-b", "identity:fp-model-c"]
+
+
+def compose_ensemble(tmp_path: Path, *overrides: str):
     register_resolvers()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
+        return compose(
             "infer",
             overrides=[
                 "task=ensemble",
-                f"ensemble.runs=[{','.join(map(str, runs))}]",
                 "logger=none",
                 "evaluation.bootstrap=0",
                 f"paths.root_dir={tmp_path}",
                 f"paths.output_dir={tmp_path}/run",
+                *overrides,
             ],
             return_hydra_config=False,
         )
+
+
+@pytest.mark.parametrize(
+    ("runs", "message"),
+    [
+        (None, "ensemble.runs is missing (???): pass ensemble.runs=..."),
+        ("ensemble.runs=null", "ensemble.runs=null: Input should be a valid list"),
+        ("ensemble.runs={a}", "ensemble.runs={a}: Input should be a valid list"),  # one path, not its characters
+        ("ensemble.runs=[{a}]", "ensemble.runs=[{a}]: List should have at least 2 items after validation, not 1"),
+        ("ensemble.runs=[]", "ensemble.runs=[]: List should have at least 2 items after validation, not 0"),
+    ],
+)
+def test_ensemble_runs_that_are_not_a_list_of_runs_are_named_as_such(members, tmp_path, runs, message):
+    from bioqa.pipeline.app import infer_from_config
+
+    a = str(members[0][0])
+    cfg = compose_ensemble(tmp_path, *([runs.format(a=a)] if runs else []))
+    with pytest.raises(ConfigError, match=re.escape(message.format(a=a))) as refused:
+        infer_from_config(cfg, tmp_path / "run")
+    assert "listed twice" not in str(refused.value)
+
+
+def test_task_ensemble_through_infer_config_writes_a_scored_run(members, tmp_path):
+    from bioqa.pipeline.app import infer_from_config
+
+    runs, _ = members
+    cfg = compose_ensemble(tmp_path, f"ensemble.runs=[{','.join(map(str, runs))}]")
     result = infer_from_config(cfg, tmp_path / "run")
     metrics = read_metrics(tmp_path / "run").flat()
     assert metrics["run.model"].startswith("ensemble(") and "yesno.macro_f1" in metrics

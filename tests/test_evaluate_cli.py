@@ -1,6 +1,6 @@
-"""``evaluate.py``: end to end in a subprocess (run directory contents, rejection message, comparison), and the
-composed config through ``evaluate_from_config`` in-process (bad options and files: exit 2 and one line; another
-run's files are never overwritten)."""
+"""``evaluate.py`` end to end: once in a subprocess (run directory contents), then through its ``main`` in this
+process (``run_script``: rejection message, comparison); and the composed config through ``evaluate_from_config``
+(bad options and files: exit 2 and one line; another run's files are never overwritten)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config, run_script
 
 from bioqa.config.evaluate import validate_evaluate_config
 from bioqa.errors import error_boundary
 from bioqa.evaluation.cli import evaluate_from_config
 from bioqa.rundir import PER_QUESTION, read_metrics
-from bioqa.runs import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = "http://www.ncbi.nlm.nih.gov/pubmed/"
@@ -30,6 +29,14 @@ def _run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
+
+
+def _run_here(tmp_path: Path, capsys, *overrides: str) -> subprocess.CompletedProcess:
+    """``_run`` through evaluate.py's ``main`` in this process; its output is what ``capsys`` captured."""
+    capsys.readouterr()
+    code = run_script("evaluate", *overrides, f"hydra.run.dir={tmp_path / 'run'}")
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(["evaluate.py", *overrides], code, out.out, out.err)
 
 
 def _write(path: Path, questions: list[dict]) -> Path:
@@ -75,20 +82,21 @@ def test_evaluate_writes_run_directory(tmp_path: Path, pair):
     assert "documents.MAP" in proc.stdout and "95% CI" in proc.stdout
 
 
-def test_rejected_submission_exits_nonzero_with_one_line(tmp_path: Path, pair):
+def test_rejected_submission_exits_nonzero_with_one_line(tmp_path: Path, pair, capsys):
     golden, _ = pair
     bad = _write(tmp_path / "bad.json", [{"id": "q2", "type": "factoid", "body": "?", "exact_answer": ["oxygen"]}])
-    proc = _run(tmp_path, f"golden={golden}", f"system={bad}", "phase=B")
+    proc = _run_here(tmp_path, capsys, f"golden={golden}", f"system={bad}", "phase=B")
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert str(bad) in lines[0] and "q2" in lines[0] and "exact_answer" in lines[0]
 
 
-def test_compare_on_a_shared_batch(tmp_path: Path, shared_dir: Path):
+def test_compare_on_a_shared_batch(tmp_path: Path, shared_dir: Path, capsys):
     systems = shared_dir / "oracle/systems/11B3"
-    proc = _run(
+    proc = _run_here(
         tmp_path,
+        capsys,
         f"golden={shared_dir / 'golden/11B3_golden.json'}",
         f"system={systems / '11B3__B_perfect.json'}",
         f"compare={systems / '11B3__B_noisy.json'}",
@@ -107,14 +115,14 @@ def test_compare_on_a_shared_batch(tmp_path: Path, shared_dir: Path):
     assert comparison["list.f1"]["p_permutation"] < 0.05 and comparison["list.f1"]["ci"][0] > 0
 
 
-def test_compare_shows_both_systems_on_the_same_questions(tmp_path: Path, shared_dir: Path):
+def test_compare_shows_both_systems_on_the_same_questions(tmp_path: Path, shared_dir: Path, capsys):
     """B answers only the first 20 questions: A is shown on those 20 too, and A − B is their difference."""
     golden = shared_dir / "golden/11B3_golden.json"
     systems = shared_dir / "oracle/systems/11B3"
     partial = json.loads((systems / "11B3__B_noisy.json").read_text())
     partial["questions"] = partial["questions"][:20]
     b = _write(tmp_path / "partial.json", partial["questions"])
-    proc = _run(tmp_path, f"golden={golden}", f"system={systems / '11B3__B_perfect.json'}", f"compare={b}",
+    proc = _run_here(tmp_path, capsys, f"golden={golden}", f"system={systems / '11B3__B_perfect.json'}", f"compare={b}",
                 "phase=B", "rouge=false", "bootstrap=100")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     metrics = read_metrics(tmp_path / "run").evaluation
@@ -131,19 +139,15 @@ def evaluate(cfg):
     return evaluate_from_config(validate_evaluate_config(cfg), cfg.paths.output_dir)
 
 
-def _compose(*overrides: str):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("evaluate", overrides=list(overrides))
-
-
 def test_evaluate_never_overwrites_another_runs_files(tmp_path: Path, pair):
     golden, system = pair
     infer_run = tmp_path / "infer_run"
     infer_run.mkdir()
     (infer_run / "metrics.json").write_text('{"accounting.errors": 0}')
     (infer_run / PER_QUESTION).write_text("{}\n")
-    cfg = _compose(f"golden={golden}", f"system={system}", "bootstrap=0", f"paths.output_dir={infer_run}")
+    cfg = compose_config(
+        "evaluate", [f"golden={golden}", f"system={system}", "bootstrap=0", f"paths.output_dir={infer_run}"]
+    )
     evaluate(cfg)
     assert (infer_run / "metrics.json").read_text() == '{"accounting.errors": 0}'
     assert (infer_run / PER_QUESTION).read_text() == "{}\n"
@@ -182,6 +186,9 @@ BAD_OPTIONS = [
     ("system-is-a-list", ["system={tmp}/list.json"], "expected a BioASQ JSON object"),
     ("compare-another-batch", ["compare={tmp}/other.json"], "no question id in common"),
     ("compare-no-shared-question", ["system={tmp}/q1.json", "compare={tmp}/q2.json"], "no scored question in common"),
+    # nothing scored is no result: an empty table is refused
+    ("system-without-answers", ["system={tmp}/bare.json"], "bare.json: nothing to score in phase AB: no question"),
+    ("compare-without-answers", ["compare={tmp}/bare.json"], "bare.json have no scored question in common (2 and 0"),
 ]
 
 
@@ -193,11 +200,15 @@ def test_bad_options_and_files_end_in_one_line(tmp_path: Path, pair, capsys, ove
     answers = json.loads(system.read_text())["questions"]
     _write(tmp_path / "q1.json", answers[:1])  # each a valid submission of the golden file's questions,
     _write(tmp_path / "q2.json", answers[1:])  # but not of the same ones
-    cfg = _compose(
-        f"golden={golden}",
-        f"system={system}",
-        f"paths.output_dir={tmp_path / 'out'}",
-        *(o.format(tmp=tmp_path) for o in overrides),
+    _write(tmp_path / "bare.json", [{"id": "q1", "type": "yesno", "body": "Is water wet?"}])
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"golden={golden}",
+            f"system={system}",
+            f"paths.output_dir={tmp_path / 'out'}",
+            *(o.format(tmp=tmp_path) for o in overrides),
+        ],
     )
     with pytest.raises(SystemExit) as exit_info:
         error_boundary(evaluate)(cfg)

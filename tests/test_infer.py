@@ -1,4 +1,9 @@
-"""infer.py end to end on the embedded demo batch with a tiny random model: outputs, resume after a kill, sweeps."""
+"""infer.py end to end on the embedded demo batch with a tiny random model: outputs, structured decoding, resume
+after a kill, a live run directory kept from a second run, failed requests, phase A+, a shot sweep.
+
+Runs go through infer.py's ``main`` in this process (``run_script``: Hydra parses the command line, composes
+``conf/`` and creates the run directory as from a shell). A subprocess only where a process is the subject: one
+smoke run of the script, a run killed mid-way, a live run holding its directory."""
 
 from __future__ import annotations
 
@@ -13,43 +18,40 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import run_script
 
 from bioqa.evaluation import evaluate_submission
 from bioqa.resources import demo_golden_path
 from bioqa.rundir import read_metrics
 
-pytestmark = pytest.mark.slow  # each test runs infer.py in a subprocess (tiny model, minutes on a shared CPU)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # seconds each, a minute or so in all
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def infer_cmd(tmp_path: Path, *overrides: str, logger: str = "none", prompt: str = "1shot") -> list[str]:
-    """``infer.py`` on the demo batch with a tiny random model; pass ``"-m"`` first for a multirun."""
-    return [
-        sys.executable,
-        "infer.py",
-        "model=tiny-llama",
-        f"prompt={prompt}",
-        f"logger={logger}",
-        f"paths.log_dir={tmp_path}/logs",
-        f"paths.cache_dir={tmp_path}/cache",
-        *overrides,
-    ]
-
-
-def run_infer(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(infer_cmd(tmp_path, *overrides), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+def infer_args(tmp_path: Path, *overrides: str) -> list[str]:
+    """``debug=smoke`` (the tiny random llama, 0-shot, 2 demo questions, no logger); logs and cache in ``tmp_path``."""
+    return ["debug=smoke", f"paths.log_dir={tmp_path}/logs", f"paths.cache_dir={tmp_path}/cache", *overrides]
 
 
 def lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_phase_b_run_writes_an_official_submission_metrics_and_provenance(tmp_path):
+def test_the_script_runs_in_a_subprocess(tmp_path):
     run_dir = tmp_path / "run"
-    result = run_infer(tmp_path, "data.limit=6", f"hydra.run.dir={run_dir}")
+    command = [sys.executable, "infer.py", *infer_args(tmp_path, f"hydra.run.dir={run_dir}")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "yesno.macro_f1" in result.stdout  # the score table is printed
+    assert len(json.loads((run_dir / "submission.json").read_text())["questions"]) == 2
+    assert read_metrics(run_dir).flat()["accounting.errors"] == 0
+
+
+def test_phase_b_run_writes_an_official_submission_metrics_and_provenance(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    overrides = ["prompt=1shot", "data.limit=6", "evaluation.bootstrap=100", f"hydra.run.dir={run_dir}"]
+    assert run_script("infer", *infer_args(tmp_path, *overrides)) == 0
     records = lines(run_dir / "predictions.jsonl")
     questions = json.loads(demo_golden_path().read_text())["questions"][:6]
     expected = sum(1 + (q["type"] != "summary") for q in questions)
@@ -66,29 +68,28 @@ def test_phase_b_run_writes_an_official_submission_metrics_and_provenance(tmp_pa
     provenance = json.loads((run_dir / "provenance.json").read_text())
     assert str(demo_golden_path()) in provenance["data"] and provenance["packages"]["transformers"]
     assert (run_dir / ".hydra" / "config.yaml").exists()
-    assert "yesno.macro_f1" in result.stdout  # the score table is printed
+    assert "yesno.macro_f1" in capsys.readouterr().out  # the score table is printed
 
 
 def test_structured_decoding_leaves_no_unparsable_exact_answers(tmp_path):
     # A random model never chooses to stop: only the schema's bounds (5 entities of <= 100 characters) end its
     # JSON, within 5 * 103 + 20 tokens.
     run_dir = tmp_path / "run"
-    overrides = ["data.types=[yesno,factoid]", "task.kinds=[exact]", "answering.max_new_tokens.exact=640"]
-    run_infer(tmp_path, *overrides, f"hydra.run.dir={run_dir}")
+    overrides = ["data.limit=null", "data.types=[yesno,factoid]", "task.kinds=[exact]", "prompt=1shot"]
+    overrides += ["answering.max_new_tokens.exact=640", f"hydra.run.dir={run_dir}"]
+    assert run_script("infer", *infer_args(tmp_path, *overrides)) == 0
     records = lines(run_dir / "predictions.jsonl")
-    assert records and all(r["parse_ok"] for r in records), [r["completion"] for r in records if not r["parse_ok"]]
+    assert len(records) == 9 and all(r["parse_ok"] for r in records), [
+        r["completion"] for r in records if not r["parse_ok"]
+    ]
 
 
 def test_killed_run_resumes_without_recomputing_or_paying_twice(tmp_path):
     run_dir = tmp_path / "run"
-    overrides = [
-        "data.limit=6",
-        "answering.chunk_size=1",
-        "answering.max_new_tokens.ideal=160",
-        f"hydra.run.dir={run_dir}",
-    ]
+    overrides = ["data.limit=6", "answering.chunk_size=1", "answering.max_new_tokens.ideal=160"]
+    args = infer_args(tmp_path, *overrides)
     proc = subprocess.Popen(
-        infer_cmd(tmp_path, *overrides),
+        [sys.executable, "infer.py", *args, f"hydra.run.dir={run_dir}"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -97,14 +98,14 @@ def test_killed_run_resumes_without_recomputing_or_paying_twice(tmp_path):
     journal = run_dir / "predictions.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and (not journal.exists() or len(lines(journal)) < 3):
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = lines(journal)
     assert 3 <= len(before) < 12, "the run must be killed mid-way"  # 6 questions: 12 requests
     assert not (run_dir / "metrics.json").exists()
 
-    run_infer(tmp_path, *overrides)  # same run directory: resumes
+    assert run_script("infer", *args, f"hydra.run.dir={run_dir}") == 0  # same run directory: resumes
     after = lines(journal)
     done_keys = {(r["id"], r["kind"]) for r in before}
     assert after[: len(before)] == before  # nothing lost, nothing rewritten
@@ -113,9 +114,11 @@ def test_killed_run_resumes_without_recomputing_or_paying_twice(tmp_path):
     assert resumed["accounting.resumed"] == len(before) and resumed["accounting.requests"] == 12
 
     fresh = tmp_path / "fresh"
-    run_infer(tmp_path, *overrides[:-1], f"hydra.run.dir={fresh}")  # new run dir, same cache: no model calls
+    assert run_script("infer", *args, f"hydra.run.dir={fresh}") == 0  # new run dir, same cache: no model calls
     metrics = read_metrics(fresh).flat()
-    assert metrics["accounting.cached"] == metrics["accounting.requests"] == 12
+    assert metrics["accounting.from_cache"] == metrics["accounting.requests"] == 12
+    for key in ("accounting.wall_time_s", "accounting.latency_p50_s", "accounting.questions_per_minute"):
+        assert metrics[key] == resumed[key], key  # as the answers were produced, not as they were looked up
 
 
 def chat_reply(content: str) -> dict:
@@ -132,7 +135,13 @@ def chat_reply(content: str) -> dict:
     }
 
 
-def test_a_second_process_is_refused_while_the_first_holds_the_run_dir(tmp_path, json_server):
+def served_args(tmp_path: Path, url: str, *overrides: str) -> list[str]:
+    """``infer_args`` with the model behind the loopback OpenAI-compatible server at ``url``, no retries."""
+    model = ["model=openai-compatible", f"model.backend.api_base={url}/v1", "+model.backend.max_retries=0"]
+    return infer_args(tmp_path, *model, *overrides)
+
+
+def test_a_second_run_is_refused_while_a_live_process_holds_the_run_dir(tmp_path, json_server, capsys):
     asked, release = threading.Event(), threading.Event()
 
     def respond(path, body, headers):
@@ -140,23 +149,22 @@ def test_a_second_process_is_refused_while_the_first_holds_the_run_dir(tmp_path,
         release.wait(timeout=300)  # the first run stays live, in the middle of its requests, until released
         return 200, chat_reply('{"answer": "yes"}')
 
-    url = json_server(respond)
     run_dir = tmp_path / "run"
-    cmd = infer_cmd(tmp_path, "data.limit=2", f"hydra.run.dir={run_dir}", "evaluation.bootstrap=0")
-    cmd[2] = "model=openai-compatible"
-    cmd += [f"model.backend.api_base={url}/v1", "+model.backend.max_retries=0", "+model.backend.timeout_s=300"]
-    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    args = served_args(tmp_path, json_server(respond), f"hydra.run.dir={run_dir}", "+model.backend.timeout_s=300")
+    first = subprocess.Popen(
+        [sys.executable, "infer.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert asked.wait(timeout=300), "the first run never called the model"
-        second = subprocess.run(
-            [*cmd, "answering.temperature=0.5"], cwd=ROOT, capture_output=True, text=True, timeout=600
-        )
+        capsys.readouterr()
+        code = run_script("infer", *args, "answering.temperature=0.5")
     finally:
         release.set()
     assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
-    assert second.returncode == 2
+    assert code == 2
     assert re.fullmatch(
-        rf"infer\.py: error: {run_dir} is in use by pid {first.pid} .*", second.stderr.strip().splitlines()[-1]
+        rf"infer\.py: error: {run_dir} is in use by pid {first.pid} .*",
+        capsys.readouterr().err.strip().splitlines()[-1],
     )
     keys = [(r["id"], r["kind"]) for r in lines(run_dir / "predictions.jsonl")]
     assert len(keys) == len(set(keys)) == 4  # each request made and journaled once
@@ -166,15 +174,12 @@ def test_a_second_process_is_refused_while_the_first_holds_the_run_dir(tmp_path,
     )  # the refused run put back the first run's record
 
 
-def test_a_run_whose_requests_all_failed_exits_3_after_writing_its_outputs(tmp_path, json_server):
+def test_a_run_whose_requests_all_failed_exits_3_after_writing_its_outputs(tmp_path, json_server, capsys):
     url = json_server(lambda path, body, headers: (500, {"error": {"message": "overloaded", "type": "server_error"}}))
     run_dir = tmp_path / "run"
-    cmd = infer_cmd(tmp_path, "data.limit=2", f"hydra.run.dir={run_dir}", "evaluation.bootstrap=0")
-    cmd[2] = "model=openai-compatible"
-    cmd += [f"model.backend.api_base={url}/v1", "+model.backend.max_retries=0"]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 3, result.stderr[-3000:]
-    summary, error = result.stderr.strip().splitlines()[-2:]
+    capsys.readouterr()
+    assert run_script("infer", *served_args(tmp_path, url, f"hydra.run.dir={run_dir}")) == 3
+    summary, error = capsys.readouterr().err.strip().splitlines()[-2:]
     assert summary == "run: requests: 4 — answered 0, failed 4, cached 0, resumed 0, truncated 0"
     assert error.startswith("infer.py: error: 4 of 4 requests failed (allowed: errors.max_fraction=0)")
     metrics = read_metrics(run_dir).flat()
@@ -184,27 +189,21 @@ def test_a_run_whose_requests_all_failed_exits_3_after_writing_its_outputs(tmp_p
 
 def test_phase_a_plus_answers_from_our_own_retrieval(tmp_path):
     run_dir = tmp_path / "run"
-    run_infer(tmp_path, "task=phase_a_plus", "retrieval=bm25", "data.limit=4", f"hydra.run.dir={run_dir}")
+    overrides = ["task=phase_a_plus", "retrieval=bm25", "prompt=1shot", "data.limit=4", f"hydra.run.dir={run_dir}"]
+    assert run_script("infer", *infer_args(tmp_path, *overrides)) == 0
     submission = json.loads((run_dir / "submission.json").read_text())["questions"]
     assert all(1 <= len(q["documents"]) <= 10 and 1 <= len(q["snippets"]) <= 10 for q in submission)
     metrics = read_metrics(run_dir).flat()
     assert metrics["documents.MAP"] > 0 and "snippets.MF1" in metrics and "yesno.acc" in metrics
 
 
-def test_shot_sweep_writes_a_summary_and_offline_wandb_runs(tmp_path):
+def test_shot_sweep_writes_a_summary_and_offline_wandb_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
     sweep_dir = tmp_path / "sweep"
-    cmd = infer_cmd(
-        tmp_path,
-        "data.limit=3",
-        "task.kinds=[exact]",
-        f"hydra.sweep.dir={sweep_dir}",
-        logger="wandb",
-        prompt="0shot,1shot",
-    )
-    cmd.insert(2, "-m")
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    swept = ["-m", "model=tiny-llama", "prompt=0shot,1shot"]  # the summary's first columns, in this order
+    overrides = ["logger=wandb", "data.limit=3", "task.kinds=[exact]", f"hydra.sweep.dir={sweep_dir}"]
+    assert run_script("infer", *swept, *infer_args(tmp_path, *overrides)) == 0
     summary = (sweep_dir / "summary.csv").read_text().splitlines()
     header = summary[0].split(",")
     assert len(summary) == 3 and header[:3] == ["run", "model", "prompt"] and "yesno.macro_f1" in header

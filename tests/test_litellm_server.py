@@ -7,7 +7,7 @@ from functools import partial
 import pytest
 from helpers import ask
 
-from bioqa.models.hf import HFBackend, save_random_model
+from bioqa.models.hf import HFBackend
 from bioqa.models.litellm_backend import LiteLLMBackend
 from bioqa.models.serve import ServedModel, model_spec
 
@@ -15,28 +15,23 @@ pytestmark = pytest.mark.slow  # starts a `transformers serve` subprocess
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer_dir):
-    return save_random_model(tmp_path_factory.mktemp("served") / "tiny", tokenizer_dir, seed=0)
-
-
-@pytest.fixture(scope="module")
-def server(model_dir):
+def server(tiny_model_dir):
     threads = {"OMP_NUM_THREADS": "1"}  # the CPU is shared
-    with ServedModel(model_spec(model_dir), device="cpu", startup_timeout_s=120, env=threads) as served:
+    with ServedModel(model_spec(tiny_model_dir), device="cpu", startup_timeout_s=120, env=threads) as served:
         yield served
 
 
 ask = partial(ask, max_new_tokens=6)
 
 
-def test_served_completions_match_the_local_backend(server, model_dir, monkeypatch):
+def test_served_completions_match_the_local_backend(server, tiny_model_dir, monkeypatch):
     monkeypatch.setenv("BIOQA_LOCAL_KEY", "not-checked")
     backend = LiteLLMBackend(
         f"openai/{server.model}", api_base=server.api_base, api_key_env="BIOQA_LOCAL_KEY", context_window=2048
     )
     requests = [ask(f"Is gene {i} expressed in the liver?") for i in range(3)]
     served = backend.generate(requests)
-    local = HFBackend(model_dir, batch_size=1).generate(requests)
+    local = HFBackend(tiny_model_dir, batch_size=1).generate(requests)
     for remote, here in zip(served, local, strict=True):
         assert remote.ok, remote.error
         assert remote.prompt_tokens == here.prompt_tokens

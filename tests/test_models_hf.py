@@ -1,4 +1,4 @@
-"""HFBackend on tiny random models with the SmolLM2 tokenizer (and once on the real embedded SmolLM2)."""
+"""HFBackend on tiny random models with bioqa's tiny tokenizer (and once on the real embedded SmolLM2)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import json
 import jsonschema
 import pytest
 import torch
+import xgrammar as xgr
 from helpers import ask
 
+from bioqa.models.constrained import SchemaCompiler
 from bioqa.models.embedded import SMOLLM2_GGUF, smollm2_dir, smollm2_gguf
-from bioqa.models.hf import HFBackend, save_random_model
+from bioqa.models.hf import HFBackend, load_tokenizer
+from bioqa.models.tiny import build_tiny_tokenizer
 
 YES_NO = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"]}
 ENTITIES = {
@@ -28,13 +31,8 @@ QUESTIONS = [f"Is BRCA{i} associated with {'breast ' * (i % 4)}cancer?" for i in
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tokenizer_dir):
-    return save_random_model(tmp_path_factory.mktemp("tiny") / "llama", tokenizer_dir, seed=0)
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_dir):
-    return HFBackend(tiny_dir, batch_size=4)
+def tiny(tiny_model_dir):
+    return HFBackend(tiny_model_dir, batch_size=4)
 
 
 def test_completions_keep_request_order_and_count_tokens(tiny):
@@ -50,10 +48,10 @@ def test_completions_keep_request_order_and_count_tokens(tiny):
     assert len({c.prompt_tokens for c in completions}) > 1
 
 
-def test_batched_greedy_equals_one_by_one(tiny_dir):
+def test_batched_greedy_equals_one_by_one(tiny_model_dir):
     requests = [ask(q, max_new_tokens=8) for q in QUESTIONS]
-    batched = HFBackend(tiny_dir, batch_size=4).generate(requests)
-    single = HFBackend(tiny_dir, batch_size=1).generate(requests)
+    batched = HFBackend(tiny_model_dir, batch_size=4).generate(requests)
+    single = HFBackend(tiny_model_dir, batch_size=1).generate(requests)
     assert [c.text for c in batched] == [c.text for c in single]
 
 
@@ -66,8 +64,8 @@ def test_stop_strings_cut_the_text(tiny):
     assert free.startswith(stopped.text) and len(stopped.text) < len(free)
 
 
-def test_too_long_prompt_is_an_error_completion_not_an_exception(tiny_dir):
-    backend = HFBackend(tiny_dir, context_window=64)
+def test_too_long_prompt_is_an_error_completion_not_an_exception(tiny_model_dir):
+    backend = HFBackend(tiny_model_dir, context_window=64)
     long, short = ask("gene " * 200), ask("Is it?", max_new_tokens=4)
     completions = backend.generate([long, short])
     assert completions[0].error and "context window of 64" in completions[0].error and completions[0].text == ""
@@ -99,14 +97,14 @@ def test_mixed_batch_constrains_only_the_rows_with_a_schema(tiny):
             assert completion.text == tiny.generate([requests[i]])[0].text
 
 
-def test_adapter_changes_the_model_and_its_id(tiny_dir, tmp_path):
+def test_adapter_changes_the_model_and_its_id(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(base, lora).save_pretrained(tmp_path / "adapter")
-    plain, adapted = HFBackend(tiny_dir), HFBackend(tiny_dir, adapter=tmp_path / "adapter")
+    plain, adapted = HFBackend(tiny_model_dir), HFBackend(tiny_model_dir, adapter=tmp_path / "adapter")
     assert adapted.model_id.startswith(plain.model_id + "+adapter:")
     requests = [ask(q, max_new_tokens=8) for q in QUESTIONS[:3]]
     assert [c.text for c in plain.generate(requests)] != [c.text for c in adapted.generate(requests)]
@@ -131,13 +129,13 @@ def test_expert_lora_adapter_loads_on_a_4bit_mixtral(tmp_path, tokenizer_dir):
     assert [c.text for c in base.generate(requests)] != [c.text for c in adapted.generate(requests)]
 
 
-def test_clear_errors_for_missing_files(tmp_path, tiny_dir):
+def test_clear_errors_for_missing_files(tmp_path, tiny_model_dir):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         HFBackend(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="not found"):
-        HFBackend(tiny_dir, gguf_file="missing.gguf")
+        HFBackend(tiny_model_dir, gguf_file="missing.gguf")
     with pytest.raises(FileNotFoundError, match=r"adapter_config\.json"):
-        HFBackend(tiny_dir, adapter=tmp_path)
+        HFBackend(tiny_model_dir, adapter=tmp_path)
 
 
 def test_random_config_is_reproducible_and_sized(tokenizer_dir):
@@ -163,15 +161,15 @@ def test_embedded_smollm2_answers_in_schema():
     assert "paris" in free.text.lower()
 
 
-def test_weights_load_only_when_a_completion_is_computed(tmp_path, tiny_dir):
+def test_weights_load_only_when_a_completion_is_computed(tmp_path, tiny_model_dir):
     from bioqa.models.cache import CachedBackend, CompletionCache
 
     request = [ask(QUESTIONS[0], max_new_tokens=4)]
-    first = HFBackend(tiny_dir)
+    first = HFBackend(tiny_model_dir)
     assert first._model is None and first.count_tokens(request[0].messages) > 0  # tokenizer only
     expected = CachedBackend(first, CompletionCache(tmp_path / "c.sqlite")).generate(request)[0].text
     assert first._model is not None
-    again = HFBackend(tiny_dir)
+    again = HFBackend(tiny_model_dir)
     answer = CachedBackend(again, CompletionCache(tmp_path / "c.sqlite")).generate(request)[0]
     assert answer.cached and answer.text == expected and again._model is None  # a cached rerun loads no weights
 
@@ -188,8 +186,25 @@ def test_max_batch_tokens_puts_long_prompts_in_smaller_batches(monkeypatch, toke
         return run_batch(params, batch, *args)
 
     monkeypatch.setattr(backend, "_run_batch", recording)
-    long_text = "protein kinase signalling " * 100  # ~300 tokens: 1000 // (300 + 2) = 3 per batch
+    long_text = "protein kinase signalling " * 40  # ~300 tokens: 1000 // (300 + 2) = 3 per batch
     requests = [ask(long_text, max_new_tokens=2)] * 6 + [ask("Is it?", max_new_tokens=2)] * 8
     completions = backend.generate(requests)
-    assert all(c.ok for c in completions) and completions[0].prompt_tokens > 300
+    assert all(c.ok for c in completions) and completions[0].prompt_tokens > 250
     assert sizes == [3, 3, 8]
+
+
+def test_bounded_strings_refuse_raw_control_characters(tokenizer):
+    # xgrammar lets raw U+0000-U+001F into maxLength strings; JSON (json.loads) refuses them
+    compiled = SchemaCompiler(tokenizer, len(tokenizer), [tokenizer.eos_token_id]).compile(ENTITIES)
+    prefix = '{"entities": ["a'
+    for text, accepted in [(prefix + "\x1b", False), (prefix + "\t", False), (prefix + " b", True)]:
+        assert xgr.GrammarMatcher(compiled).accept_string(text) is accepted, repr(text)
+
+
+def test_the_shipped_tiny_tokenizer_is_what_its_builder_writes(tmp_path, tokenizer):
+    rebuilt = load_tokenizer(build_tiny_tokenizer(tmp_path))
+    text = 'Is insulin secreted by β cells?\t{"entities": ["pancreas"]}'
+    chat = [{"role": "user", "content": text}, {"role": "assistant", "content": "yes"}]
+    assert len(rebuilt) == len(tokenizer) == 2048 and rebuilt(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert rebuilt.apply_chat_template(chat) == tokenizer.apply_chat_template(chat)
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text  # byte-level: every string round-trips

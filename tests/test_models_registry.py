@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import tokenizer_overrides
 from hydra._internal.utils import _locate
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
@@ -58,8 +57,8 @@ def test_missing_key_is_a_clear_error_at_build_time(monkeypatch):
         build_backend(model_cfg("claude-3-opus"))
 
 
-def test_tiny_llama_through_the_cache(tmp_path, tokenizer_dir):
-    cfg = model_cfg("tiny-llama", "model.backend.hidden_size=32", *tokenizer_overrides(tokenizer_dir))
+def test_tiny_llama_through_the_cache(tmp_path):
+    cfg = model_cfg("tiny-llama", "model.backend.hidden_size=32")
     backend = build_backend(cfg, cache_path=tmp_path / "c.sqlite")
     assert isinstance(backend, CachedBackend) and backend.kind == "hf"
     request = ChatRequest(({"role": "user", "content": "yes?"},), GenerationParams(max_new_tokens=3))

@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import ScriptedBackend
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from scripted_backend import ScriptedBackend
 
 from bioqa.answers import parse_list, parse_query
 from bioqa.data import Question, load_questions, pmid_of, submission_entry
@@ -19,7 +19,7 @@ from bioqa.resources import demo_corpus_path, demo_golden_path
 from bioqa.retrieval import TantivyIndex
 from bioqa.retrieval.base import read_corpus
 
-CONF = Path(__file__).resolve().parent.parent / "conf" / "retrieval" / "phase_a" / "bioqa.yaml"
+CONF = Path(__file__).resolve().parent.parent / "conf" / "retrieval"
 CORPUS = {d["pmid"]: d for d in read_corpus(demo_corpus_path())}
 
 
@@ -37,8 +37,15 @@ def triple(result: PhaseAResult) -> tuple[list, list, dict]:
     return result.answers, result.traces, result.stats
 
 
+def phase_a_node():
+    """The bioqa prompt set (``phase_a/bioqa.yaml``) as Hydra composes it under ``retrieval``: beside
+    ``_wikipedia.yaml`` (the shared system prompt)."""
+    prompt_set = {"phase_a": OmegaConf.load(CONF / "phase_a" / "bioqa.yaml")}
+    return OmegaConf.merge(OmegaConf.load(CONF / "_wikipedia.yaml"), prompt_set).phase_a
+
+
 def llm_config(**overrides) -> PhaseAConfig:
-    node = OmegaConf.load(CONF)
+    node = phase_a_node()
     node.merge_with(overrides)
     return instantiate(node)
 
@@ -88,8 +95,8 @@ def test_config_file_builds_a_valid_llm_config():
 def test_a_json_example_in_a_prompt_is_literal_text(index, questions):
     """One template language: ``{question}`` is filled, the braces of a JSON example stay (no KeyError)."""
     example = 'Reply as {"snippets": ["a sentence"]}.'
-    extract = OmegaConf.load(CONF).prompts.extract + " " + example
-    backend = ScriptedBackend.from_text(lambda user: '{"snippets": []}')
+    extract = phase_a_node().prompts.extract + " " + example
+    backend = ScriptedBackend(lambda user: '{"snippets": []}')
     run_phase_a(questions[:1], backend, index, llm_config(prompts={"extract": extract}))
     users = [m["content"] for call in backend.calls for r in call for m in r.messages if m["role"] == "user"]
     extracts = [u for u in users if "extract relevant sentences" in u]
@@ -126,7 +133,7 @@ def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
             return _quotes_for(user)
         return "Sorry, I cannot rank these."  # unusable ranking
 
-    backend = ScriptedBackend.from_text(reply)
+    backend = ScriptedBackend(reply)
     [answer], [trace], _ = triple(run_phase_a([question], backend, index, llm_config(max_broader_attempts=2)))
     assert [(t["source"], t["hits"] > 0) for t in trace["queries"]] == [
         ("llm", False),
@@ -160,7 +167,7 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
             return json.dumps({"snippets": sentences[:2]})
         return '```json\n{"snippets": [2, 0, 99, "x"]}\n```'
 
-    backend = ScriptedBackend.from_text(reply)
+    backend = ScriptedBackend(reply)
     answers, traces, _ = triple(run_phase_a(batch, backend, index, llm_config(extract_documents=3)))
     assert len(backend.calls) == 3  # query, extraction and ranking each batched over both questions
     for answer, trace in zip(answers, traces, strict=True):
@@ -175,7 +182,7 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
 
 
 def test_backend_failures_degrade_to_retrieval_only_and_are_counted(index, questions, caplog):
-    backend = ScriptedBackend.from_text(lambda user: None)
+    backend = ScriptedBackend(lambda user: None)
     answers, traces, stats = triple(run_phase_a(questions[:3], backend, index, llm_config(max_broader_attempts=1)))
     for answer, trace in zip(answers, traces, strict=True):
         assert [t["source"] for t in trace["queries"]] == ["llm", "broader", "bag_of_words"]
@@ -199,13 +206,12 @@ def test_some_failed_calls_are_attributed_to_their_question(index, questions):
             return None if failing in user else "statins"
         return '{"snippets": []}'
 
-    _, traces, stats = triple(run_phase_a(questions[:3], ScriptedBackend.from_text(reply), index, llm_config()))
+    _, traces, stats = triple(run_phase_a(questions[:3], ScriptedBackend(reply), index, llm_config()))
     assert [t.get("model_errors") for t in traces] == [None, {"query": 1}, None]
     assert stats["stages"]["query"]["model_errors"] == 1 and stats["stages"]["query"]["model_calls"] == 3
     assert all(stats["stages"][s]["wall_s"] >= 0 for s in ("query", "search", "extract"))
 
 
-@pytest.mark.slow
 def test_llm_flow_runs_on_a_tiny_random_transformers_model(index, questions, tokenizer_dir):
     hf = pytest.importorskip("bioqa.models.hf")
 
@@ -314,7 +320,7 @@ def test_only_the_other_stages_ask_the_model(oracle, model_stages, index, questi
         asked.add("rerank")
         return '{"snippets": [0]}'
 
-    backend = ScriptedBackend.from_text(reply)
+    backend = ScriptedBackend(reply)
     _, traces, stats = triple(run_phase_a(questions[:3], backend, index, llm_config(oracle_stages=oracle)))
     assert asked == model_stages
     assert sorted(stats["oracle_stages"]) == sorted(oracle)
@@ -334,7 +340,7 @@ def test_oracle_misuse_is_one_clear_error(config, backend, golden, message, inde
     from dataclasses import replace
 
     batch = questions[:3] if golden else [replace(q, documents=[], snippets=[]) for q in questions[:3]]
-    node = OmegaConf.load(CONF)
+    node = phase_a_node()
     node.merge_with(config)
     with pytest.raises(ValueError, match=re.escape(message)):
         settings = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}

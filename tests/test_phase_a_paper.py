@@ -161,7 +161,7 @@ def reply(user: str) -> str:
 def test_every_stage_sends_the_papers_messages_with_n_shots(n, index, shot_files, tmp_path):
     config = paper_config(tmp_path, shot_files, n)
     question = next(q for q in load_questions(demo_golden_path()) if "cystic fibrosis" in q.body)
-    backend = ScriptedBackend(reply, context_window=100_000)
+    backend = ScriptedBackend(reply)
     [answer], [trace], stats = (lambda r: (r.answers, r.traces, r.stats))(
         run_phase_a([question], backend, index, config)
     )
@@ -225,7 +225,7 @@ def test_broader_prompt_names_the_query_that_found_nothing(index, shot_files, tm
             return "Step 1: drop terms.\n##qqnothing##"
         return '{"snippets": []}'
 
-    backend = ScriptedBackend(untagged, context_window=100_000)
+    backend = ScriptedBackend(untagged)
     [trace] = run_phase_a([question], backend, index, config).traces
     assert [(q["source"], q["query"], q.get("tagged")) for q in trace["queries"]] == [
         ("llm", "zzunknownterm AND qqnothing", False),
@@ -251,7 +251,7 @@ def test_the_wikipedia_grounded_query_searches_documents_like_the_models_answer(
     question = next(q for q in load_questions(demo_golden_path()) if "cystic fibrosis" in q.body)
     context = "SUMMARY: Cystic fibrosis is caused by CFTR mutations."
     answer = "Cystic fibrosis is caused by mutations in the CFTR gene, a chloride channel of epithelial cells."
-    backend = ScriptedBackend({"Answer this question": answer}, context_window=100_000)
+    backend = ScriptedBackend({"Answer this question": answer})
     [trace] = run_phase_a([question], backend, index, config, wiki_context=[context]).traces
     assert list(backend.calls[0][0].messages) == [
         {"role": "system", "content": SYSTEM},

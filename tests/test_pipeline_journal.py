@@ -4,7 +4,7 @@ only for the very request it answered; accounting counts what happened to every 
 import json
 
 import pytest
-from scripted_backend import ScriptedBackend
+from helpers import ScriptedBackend
 
 from bioqa.data import load_questions
 from bioqa.models import Completion
@@ -17,7 +17,8 @@ from bioqa.resources import demo_golden_path
 
 def _rec(qid, kind="exact", error=None, **extra):
     base = {"id": qid, "type": "yesno", "kind": kind, "error": error, "parse_ok": error is None}
-    return {**base, "prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.5, "latency_s": 1.0, **extra}
+    figures = {"prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.5, "latency_s": 1.0, "wall_s": 10.0}
+    return {**base, **figures, **extra}
 
 
 def test_records_survive_reopen_and_the_latest_one_counts(tmp_path):
@@ -47,27 +48,47 @@ def test_truncated_last_line_from_a_kill_is_ignored(tmp_path):
 
 
 def test_accounting_counts_costs_latency_and_parse_failures():
+    hit = {"cached": True, "cost_usd": 0.0, "latency_s": 0.001, "wall_s": 0.002}  # this run: a lookup
+    original = {"original_cost_usd": 0.5, "original_latency_s": 5.0, "original_wall_s": 20.0}
     records = [
         _rec("q1"),
         _rec("q2", parse_ok=False, latency_s=3.0),
-        _rec("q3", cached=True, cost_usd=0.0, latency_s=9.0),
+        _rec("q3", **hit, **original),
         _rec("q4", error="rate limited"),
     ]
-    summary = summarize_records(records, wall_time_s=30.0)
-    assert summary["requests"] == 4 and summary["cached"] == 1 and summary["errors"] == 1
+    summary = summarize_records(records, rerun_wall_time_s=0.5)
+    assert summary["requests"] == 4 and summary["from_cache"] == 1 and summary["errors"] == 1
     assert summary["answered"] == 3 and summary["errors.unknown"] == 1
-    assert summary["cost_usd"] == 1.5
-    assert summary["latency_p50_s"] == 2.0  # cached and failed calls excluded: [1.0, 3.0]
+    assert summary["cost_usd"] == 2.0 and summary["rerun_cost_usd"] == 1.5  # q3's original call cost 0.5
+    assert summary["latency_p50_s"] == 3.0  # answers as produced (q3 by its original call), failed excluded
     assert summary["parse_failure_rate"] == 1 / 3
     assert summary["parse_failure_rate.yesno.exact"] == 1 / 3
-    assert summary["questions_per_minute"] == 6.0 and summary["requests_per_minute"] == 6.0  # q4 failed: not counted
-    resumed = summarize_records(records, wall_time_s=30.0, resumed={("q1", "exact"), ("q2", "exact")})
-    assert resumed["resumed"] == 2 and resumed["questions_per_minute"] == 2.0  # only q3 answered in these 30 s
+    # 50 s of wall-time shares (q3's original 20 s, q4's failed 10 s included); q4 failed: not counted
+    assert summary["wall_time_s"] == 50.0 and summary["rerun_wall_time_s"] == 0.5
+    assert summary["questions_per_minute"] == 3.6 and summary["requests_per_minute"] == 3.6
+    resumed = summarize_records(records, rerun_wall_time_s=0.01, resumed={("q1", "exact"), ("q2", "exact")})
+    assert resumed["resumed"] == 2 and resumed["rerun_cost_usd"] == 0.5  # q4's failed call: paid now
+    for key in ("cost_usd", "latency_p50_s", "wall_time_s", "questions_per_minute", "requests_per_minute"):
+        assert resumed[key] == summary[key], key  # a resume reports how the answers were produced, unchanged
+
+
+@pytest.mark.parametrize(
+    ("record", "latency_p50_s", "has_wall"),
+    [
+        ({"cached": True, "cost_usd": 0.0, "latency_s": 0.001}, 1.0, False),  # a cache row older than the figures
+        ({"wall_s": None}, 1.0, False),  # a journal record older than wall-time shares
+        ({"cached": True, "original_latency_s": 7.0, "original_wall_s": 4.0}, 4.0, True),
+    ],
+)
+def test_figures_an_answer_does_not_carry_are_left_out_never_zero(record, latency_p50_s, has_wall):
+    summary = summarize_records([_rec("q1"), _rec("q2", **record)], rerun_wall_time_s=0.1)
+    assert summary["latency_p50_s"] == latency_p50_s
+    assert ("wall_time_s" in summary) is has_wall and ("questions_per_minute" in summary) is has_wall
 
 
 def test_a_run_whose_requests_all_failed_reports_no_throughput():
     records = [_rec(f"q{i}", error="APIError", error_kind="server") for i in range(5)]
-    summary = summarize_records(records, wall_time_s=0.5)
+    summary = summarize_records(records, rerun_wall_time_s=0.5)
     assert summary["errors"] == summary["errors.server"] == 5 and summary["answered"] == 0
     assert summary["questions_per_minute"] == summary["requests_per_minute"] == 0.0
     assert summary_line(summary) == "requests: 5 — answered 0, failed 5, cached 0, resumed 0, truncated 0"
@@ -171,7 +192,9 @@ def test_records_carry_the_backends_error_kind_and_finish_reason(tmp_path, yesno
         return completion
 
     with PredictionJournal(tmp_path / "p.jsonl") as journal:
-        records = answer_questions(yesno[:1], ScriptedBackend(reply), builder().build, journal, EXACT, progress=False)
+        records = answer_questions(
+            yesno[:1], ScriptedBackend(complete=reply), builder().build, journal, EXACT, progress=False
+        )
     assert records[0]["finish_reason"] == "length" and records[0]["error_kind"] is None
     assert records[0]["model"] == "scripted:s"
 

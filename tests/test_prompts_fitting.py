@@ -1,4 +1,4 @@
-"""Context fitting with a real tokenizer (SmolLM2's, from the embedded GGUF): shots go first, then snippets."""
+"""Context fitting with a real tokenizer (bioqa's tiny BPE, ChatML): shots go first, then snippets."""
 
 from __future__ import annotations
 

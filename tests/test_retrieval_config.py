@@ -64,7 +64,7 @@ def test_bm25_option_runs_phase_a_without_a_model(tmp_path):
 
 def test_none_option_has_no_retrieval(tmp_path):
     cfg = retrieval("none", tmp_path)
-    assert cfg.index is None and cfg.phase_a is None and cfg.wikipedia is None
+    assert cfg.index is None and cfg.phase_a is None and cfg.wikipedia.max_articles == 0  # off, overridable
 
 
 @pytest.mark.slow  # loads all-MiniLM-L6-v2

@@ -6,12 +6,14 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from scripted_backend import ScriptedBackend
+from helpers import ScriptedBackend
 
 from bioqa.data import Question, pmid_of
 from bioqa.errors import ConfigError, error_boundary
@@ -128,7 +130,7 @@ def test_phase_a_runs_on_the_ingested_index(built):
         },
         show_progress=False,
     )
-    result = run_phase_a(questions, ScriptedBackend.from_text(reply), index, config)
+    result = run_phase_a(questions, ScriptedBackend(reply), index, config)
     first, second = result.traces
     assert first["queries"][0]["parse"]["mode"] == "repaired" and first["queries"][0]["hits"] == 1
     assert "parse" not in second["queries"][0]  # parsed as written
@@ -190,6 +192,9 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         "truncated_gzip": gzip.compress(xml)[:200],
         "truncated_xml": xml[: len(xml) // 2],
         "latin1": xml.replace(b'encoding="utf-8"', b"").replace("São".encode(), "São".encode("latin-1")),
+        "foreign_xml": b'<?xml version="1.0"?><catalog><book id="1"><title>Not PubMed</title></book></catalog>',
+        "empty_set": b'<?xml version="1.0"?><PubmedArticleSet>\n</PubmedArticleSet>',
+        "gzipped_foreign_xml": gzip.compress(b"<rss><channel><item>news</item></channel></rss>"),
     }
     if kind in files:
         (src / "pubmed26n0001.xml.gz").write_bytes(files[kind])
@@ -224,6 +229,9 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         ("truncated_gzip", "not a readable PubMed XML file"),
         ("truncated_xml", "not a readable PubMed XML file"),
         ("latin1", "not a readable PubMed XML file"),
+        ("foreign_xml", "not a PubMed XML file (its root element is <catalog>, expected <PubmedArticleSet>)"),
+        ("gzipped_foreign_xml", "not a PubMed XML file (its root element is <rss>"),
+        ("empty_set", "no PubMed record in this file (no PubmedArticle, PubmedBookArticle or DeleteCitation)"),
         ("out_is_file", "is not a directory"),
         ("out_not_index", "not a tantivy index"),
         ("bad_manifest", "unreadable ingest manifest"),
@@ -240,6 +248,88 @@ def test_bad_inputs_end_in_one_line(kind, message, tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_a_file_that_only_deletes_is_a_legitimate_update(sources, tmp_path):
+    deletions = '<?xml version="1.0"?><PubmedArticleSet><DeleteCitation><PMID Version="1">91000001</PMID>'
+    (sources / "pubmed26n0003.xml").write_text(deletions + "</DeleteCitation></PubmedArticleSet>")
+    report = main([str(sources), "--out", str(tmp_path / "index"), "--no-progress"])
+    assert (report.files_ingested, report.deleted) == (3, 2 + 1)
+    assert Manifest(tmp_path / "index" / MANIFEST_NAME).files["pubmed26n0003.xml"].deleted == 1
+    assert TantivyIndex(index_dir=tmp_path / "index").num_docs == 6
+
+
+#: a script that ingests ``sources`` into ``out`` with writes slowed down, printing ``started`` once it holds the index
+SLOW_INGEST = (
+    "import sys, time\n"
+    "from bioqa.retrieval import ingest\n"
+    "original = ingest.TantivySink.upsert\n"
+    "def slow(self, docs):\n"
+    "    print('started', flush=True); time.sleep(float(sys.argv[3])); original(self, docs)\n"
+    "ingest.TantivySink.upsert = slow\n"
+    "ingest.main([sys.argv[1], '--out', sys.argv[2], '--no-progress', '--batch-size', '1', *sys.argv[4:]])\n"
+)
+
+
+def slow_ingest(sources: Path, out: Path, seconds: float, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(FIXTURES.parents[2])}
+    command = [sys.executable, "-c", SLOW_INGEST, str(sources), str(out), str(seconds), *extra]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started", proc.stderr.read()
+    return proc
+
+
+@pytest.mark.parametrize("manifest", [None, "elsewhere/m.json"])
+def test_a_second_writer_is_told_who_holds_the_index_and_the_index_stays_intact(manifest, sources, tmp_path, capsys):
+    out = tmp_path / "index"
+    extra = ("--manifest", str(tmp_path / manifest)) if manifest else ()
+    first = slow_ingest(sources, out, 0.2, *extra)
+    with pytest.raises(SystemExit) as refused:
+        error_boundary(main)([str(sources), "--out", str(out), "--no-progress", *extra])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"the index {out} is busy: another ingest is writing it (pid {first.pid} on " in err[0]
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert TantivyIndex(index_dir=out).num_docs == 7  # the first ingest finished undisturbed
+    report = main([str(sources), "--out", str(out), "--no-progress", *extra])  # free again: nothing left to do
+    assert (report.files_ingested, report.files_skipped) == (0, 2)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_parsing_workers_die_with_a_killed_ingest(sources, tmp_path):
+    for n in range(3, 7):  # more files than workers: the workers parse ahead, then wait for the writer
+        gzipped("pubmed26n0001.xml", tmp_path / "more").rename(sources / f"pubmed26n000{n}.xml.gz")
+    ingest_proc = slow_ingest(sources, tmp_path / "index", 30, "--workers", "2")
+    deadline = time.monotonic() + 60
+    while len(workers := children(ingest_proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(workers) >= 2, workers
+    ingest_proc.send_signal(signal.SIGKILL)
+    ingest_proc.wait()
+    deadline = time.monotonic() + 10
+    while any(map(alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if alive(pid)], "orphaned workers"
 
 
 def test_an_index_dir_that_is_no_index_is_refused(tmp_path):

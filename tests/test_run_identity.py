@@ -8,46 +8,44 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import ScriptedBackend, compose_config, yes
 from hydra.core.hydra_config import HydraConfig
-from scripted_backend import ScriptedBackend, yes
 
 from bioqa.data import load_questions, select_questions
 from bioqa.errors import EXIT_FAILURES, ConfigError, RunConflictError, TooManyFailures, error_boundary
-from bioqa.models import Completion
+from bioqa.models import CachedBackend, Completion, CompletionCache
 from bioqa.pipeline import app
 from bioqa.pipeline.app import infer_from_config
 from bioqa.resources import demo_golden_path
 from bioqa.retrieval.wikipedia import WikiArticle, WikipediaContext
 from bioqa.rundir import IDENTITY, read_metrics
-from bioqa.runs import RunDirectory, register_resolvers
+from bioqa.runs import RunDirectory
 
 ROOT = Path(__file__).resolve().parent.parent
-register_resolvers()
 
 
 def compose_infer(tmp_path: Path, *overrides: str):
     """The real ``conf/infer.yaml``: 2 yes/no questions of the demo batch, exact and ideal answers (4 requests)."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            "infer",
-            overrides=[
-                "model=tiny-llama",
-                "prompt=1shot",
-                "logger=none",
-                f"paths.root_dir={ROOT}",
-                f"paths.cache_dir={tmp_path}/cache",
-                "cache.enabled=false",
-                "data.types=[yesno]",
-                "data.limit=2",
-                "evaluation.bootstrap=0",
-                "evaluation.rouge=false",
-                *overrides,
-            ],
-        )
+    return compose_config(
+        "infer",
+        [
+            "model=tiny-llama",
+            "prompt=1shot",
+            "logger=none",
+            f"paths.root_dir={ROOT}",
+            f"paths.cache_dir={tmp_path}/cache",
+            "cache.enabled=false",
+            "data.types=[yesno]",
+            "data.limit=2",
+            "evaluation.bootstrap=0",
+            "evaluation.rouge=false",
+            *overrides,
+        ],
+    )
 
 
 class Backends:
@@ -59,7 +57,7 @@ class Backends:
         self.reply = yes
 
     def __call__(self, cfg_model, cache_path=None):
-        self.built.append(ScriptedBackend(self.reply, name=cfg_model["name"]))
+        self.built.append(ScriptedBackend(complete=self.reply, name=cfg_model["name"]))
         return self.built[-1]
 
     @property
@@ -92,7 +90,8 @@ def test_same_config_resumes_without_new_calls_and_ends_with_a_summary_line(tmp_
 
     again = run(tmp_path, "answering.chunk_size=1", "evaluation.enabled=false")  # neither changes an answer
     assert backends.calls == 4  # nothing recomputed
-    assert again.metrics["accounting.resumed"] == 4 and again.metrics["accounting.questions_per_minute"] == 0.0
+    assert again.metrics["accounting.resumed"] == 4
+    assert again.metrics["accounting.questions_per_minute"] == first.metrics["accounting.questions_per_minute"]
     line = "run: requests: 4 — answered 4, failed 0, cached 0, resumed 4, truncated 0"
     assert capsys.readouterr().err.strip().splitlines()[-1] == line  # after the progress bar
 
@@ -109,6 +108,7 @@ def test_same_config_resumes_without_new_calls_and_ends_with_a_summary_line(tmp_
         ("task.kinds=[exact]", "answering.kinds"),
         ("data.limit=3", "data.limit"),
         ("data.types=[yesno,factoid]", "data.types"),
+        ("data.closed_book=true", "data.closed_book"),
     ],
 )
 def test_a_resume_with_another_config_is_refused_naming_what_differs(tmp_path, backends, override, differing):
@@ -126,6 +126,23 @@ def test_phase_a_plus_runs_are_bound_to_their_retrieval_settings(tmp_path, backe
     run(tmp_path, *base, "retrieval.index.show_progress=false")  # display only: resumes
     with pytest.raises(RunConflictError, match=r"retrieval\.phase_a\.max_snippets: 10 → 5"):
         run(tmp_path, *base, "retrieval.phase_a.max_snippets=5")
+
+
+def test_a_closed_book_run_answers_without_snippets_and_records_it(tmp_path, backends):
+    data = json.loads(demo_golden_path().read_text())
+    test_set = tmp_path / "test_set.json"
+    test_set.write_text(json.dumps({"questions": [{**q, "snippets": []} for q in data["questions"]]}))
+    run(tmp_path, "data.closed_book=true", "data.shot_pool=demo", f"data.golden={test_set}")
+    identity = json.loads((tmp_path / "run" / IDENTITY).read_text())["identity"]
+    assert identity["data"]["closed_book"] is True and backends.calls == 4
+
+    def prompts(*overrides: str) -> list[str]:  # the demo batch, whose questions have snippets
+        infer_from_config(compose_infer(tmp_path, *overrides), tmp_path / " ".join(overrides or ("open",)))
+        return [r.messages[-1]["content"] for r in backends.built[-1].requests]
+
+    snippets = [s["text"] for q in data["questions"] if q["type"] == "yesno" for s in q["snippets"]]
+    used = [s for s in snippets if any(s in text for text in prompts())]
+    assert used and not any(s in text for s in used for text in prompts("data.closed_book=true"))
 
 
 def test_another_question_file_is_another_run(tmp_path, backends):
@@ -196,6 +213,47 @@ def test_a_second_process_is_kept_out_of_a_live_run(tmp_path, backends):
 
 def failing(request):
     return Completion(text="", error="InternalServerError after 1 attempt(s): 500")
+
+
+def slow_yes(request):
+    """A reply that takes time, so that latency and wall time are measurable."""
+    time.sleep(0.05)
+    return Completion(text='{"answer": "yes"}', prompt_tokens=10, completion_tokens=3, cost_usd=0.01, latency_s=0.05)
+
+
+PRODUCTION = (
+    "accounting.latency_p50_s",
+    "accounting.latency_p90_s",
+    "accounting.wall_time_s",
+    "accounting.questions_per_minute",
+    "accounting.requests_per_minute",
+    "accounting.cost_usd",
+    "accounting.prompt_tokens",
+)
+
+
+@pytest.mark.parametrize(
+    ("rerun_dir", "resumed", "from_cache"),
+    [("run", 4, 0), ("fresh", 0, 4)],  # the same directory: every answer resumed; a new one: every answer cached
+)
+def test_a_rerun_reports_how_the_answers_were_produced_and_its_own_time_apart(
+    tmp_path, monkeypatch, rerun_dir, resumed, from_cache
+):
+    built = []
+
+    def build(cfg_model, cache_path=None):
+        built.append(ScriptedBackend(complete=slow_yes, name=cfg_model["name"]))
+        return built[-1] if cache_path is None else CachedBackend(built[-1], CompletionCache(cache_path))
+
+    monkeypatch.setattr(app, "build_backend", build)
+    first = run(tmp_path, "cache.enabled=true").metrics
+    assert first["accounting.wall_time_s"] >= 0.2 and first["accounting.latency_p50_s"] == 0.05
+    assert first["accounting.cost_usd"] == 0.04 and first["accounting.rerun_wall_time_s"] >= 0.2
+    again = infer_from_config(compose_infer(tmp_path, "cache.enabled=true"), tmp_path / rerun_dir).metrics
+    assert sum(len(b.requests) for b in built) == 4  # no new call
+    assert {k: again[k] for k in PRODUCTION} == {k: first[k] for k in PRODUCTION}
+    assert again["accounting.resumed"] == resumed and again["accounting.from_cache"] == from_cache
+    assert again["accounting.rerun_wall_time_s"] < 0.2 and again["accounting.rerun_cost_usd"] == 0.0
 
 
 def test_a_run_whose_requests_all_failed_writes_everything_then_exits_3(tmp_path, backends, capsys):
@@ -336,8 +394,7 @@ def trained_adapter(tmp_path: Path, prompt_option: str) -> Path:
     from bioqa.config.common import check_prompt
     from bioqa.training.recipe import _prompt_json
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"prompt={prompt_option}", f"paths.root_dir={ROOT}"])
+    cfg = compose_config("train", [f"prompt={prompt_option}", f"paths.root_dir={ROOT}"])
     adapter = tmp_path / f"adapter-{prompt_option}"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
@@ -348,8 +405,7 @@ def trained_adapter(tmp_path: Path, prompt_option: str) -> Path:
 
 def run_from_command_line(tmp_path: Path, *overrides: str):
     """:func:`run`, with Hydra's record of the command line set (what a real ``python infer.py ...`` has)."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        HydraConfig.instance().set_config(compose("infer", overrides=list(overrides), return_hydra_config=True))
+    HydraConfig.instance().set_config(compose_config("infer", overrides, return_hydra_config=True))
     try:
         return run(tmp_path, *overrides)
     finally:

@@ -11,12 +11,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import run_script
 
 from bioqa.errors import ConfigError
-from bioqa.experiments import experiment_names, job_overrides, main, plan_jobs
+from bioqa.experiments import describe_job, experiment_names, job_overrides, main, plan_jobs
+from bioqa.resources import demo_golden_path
+from bioqa.retrieval.wikipedia_cache import WikipediaCache
 from bioqa.rundir import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("smollm2_parsed_once")  # planning builds SmolLM2 backends: one GGUF parse
 
 #: experiment → (jobs, models in the grid)
 EXPERIMENTS = {
@@ -57,13 +61,72 @@ def test_experiment_composes_and_builds_every_backend_without_calling_it(experim
         # API models are ready with a key in the environment; Mixtral needs local weights (never downloaded)
         assert job.ready != local_mixtral, (job.overrides, job.problem)
         if local_mixtral:
-            assert any(hint in job.problem for hint in ("local weights", "model.backend.adapter")), job.problem
+            hints = ("local weights", "model.backend.adapter", "model.adapter is missing", "weights are not in")
+            assert any(hint in job.problem for hint in hints), job.problem
 
 
 def test_missing_api_key_is_named_in_the_plan(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     jobs = plan_jobs("shot_sweep", ["model=gpt-3.5-turbo", "prompt=0shot,1shot"])
     assert len(jobs) == 2 and all("OPENAI_API_KEY" in job.problem for job in jobs)
+
+
+def no_snippets(tmp_path: Path) -> Path:
+    """The demo batch as a Phase A test set: no snippets."""
+    questions = json.loads(demo_golden_path().read_text())["questions"]
+    path = tmp_path / "test_set.json"
+    path.write_text(json.dumps({"questions": [{**q, "snippets": []} for q in questions]}))
+    return path
+
+
+def wikipedia_cache(tmp_path: Path) -> Path:
+    WikipediaCache(tmp_path / "wikipedia.sqlite").close()
+    return tmp_path
+
+
+#: overrides of ``shot_sweep`` (``{tmp}``: the test's directory, ``{test_set}``: questions without snippets,
+#: ``{wiki}``: a directory holding a Wikipedia cache) → the ready column of its jobs, as infer.py would find them
+PLANS = [
+    (["data.limit=abc"], ["no: data.limit=abc: Input should be a valid integer"]),
+    (["data.limit=0"], ["no: data.limit=0: Input should be greater than or equal to 1"]),
+    (
+        ["data.golden={test_set}", "data.limit=5"],
+        ["no: task=phase_b answers from the questions' snippets, but 5 of 5 selected"],
+    ),
+    (["data.golden={test_set}", "data.closed_book=true"], ["yes"]),
+    (
+        ["prompt.n_shots=1", "prompt.pool=fewshot", "prompt.pool_path={tmp}/none.json", "data.shot_pool=null"],
+        ["no: few-shot pool"],
+    ),
+    (["model=gpt-3.5-turbo"], ["yes (key present, not verified)"]),
+    (["model=gpt-4o"], ["no: environment variable OPENAI_API_KEY (the API key for gpt-4o-2024-08-06) is not set"]),
+    (["retrieval=wikipedia"], ["yes (needs network (Wikipedia))"]),
+    # the Wikipedia switch in the ordinary override form, across a grid with and without Wikipedia
+    (
+        ["retrieval=none,wikipedia", "retrieval.wikipedia.offline=true", "paths.cache_dir={wiki}"],
+        ["yes", "yes (Wikipedia offline: cache only)"],
+    ),
+    (
+        ["retrieval=none,wikipedia", "retrieval.wikipedia.offline=true", "paths.cache_dir={tmp}/empty"],
+        ["yes", "no: {tmp}/empty/wikipedia.sqlite: no Wikipedia cache here"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "ready"), PLANS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_the_plan_checks_each_job_as_infer_will(overrides, ready, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+    files = {"tmp": str(tmp_path), "test_set": str(no_snippets(tmp_path)), "wiki": str(wikipedia_cache(tmp_path))}
+    if "model=gpt-4o" in overrides:
+        monkeypatch.delenv("OPENAI_API_KEY")
+    jobs = plan_jobs("shot_sweep", ["prompt=0shot", *(o.format(**files) for o in overrides)])
+    rows = [describe_job(job)["ready"] for job in jobs]
+    assert len(rows) == len(ready)
+    for row, expected in zip(rows, ready, strict=True):
+        assert row.startswith(expected.format(**files)), row
+    assert main(["shot_sweep", "prompt=0shot", *(o.format(**files) for o in overrides)]) == (
+        0 if all(r.startswith("yes") for r in rows) else 2
+    )
 
 
 def test_command_line_overrides_replace_the_experiment_grid():
@@ -95,22 +158,17 @@ def test_unknown_experiment_is_a_config_error():
         job_overrides("nope")
 
 
+def sweep_args(tmp_path: Path, *overrides: str, sweep_dir: str = "sweep") -> list[str]:
+    """``infer.py -m`` with ``debug=smoke`` (tiny random llama, no logger), exact answers only, everything in
+    ``tmp_path``."""
+    paths = [f"paths.log_dir={tmp_path}/logs", f"paths.cache_dir={tmp_path}/cache"]
+    return ["-m", "debug=smoke", "task.kinds=[exact]", *paths, f"hydra.sweep.dir={tmp_path}/{sweep_dir}", *overrides]
+
+
 def sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "infer.py",
-        "-m",
-        "model=tiny-llama",
-        "prompt=0shot",
-        "logger=none",
-        "evaluation.bootstrap=0",
-        "task.kinds=[exact]",
-        f"paths.log_dir={tmp_path}/logs",
-        f"paths.cache_dir={tmp_path}/cache",
-        f"hydra.sweep.dir={tmp_path}/sweep",
-        *overrides,
-    ]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    """The sweep in a subprocess (its launcher starts the jobs' processes)."""
+    command = [sys.executable, "infer.py", *sweep_args(tmp_path, *overrides)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
 def journal(run_dir: Path) -> list[dict]:
@@ -119,37 +177,41 @@ def journal(run_dir: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_parallel_jobs_share_the_cache_without_lost_or_duplicated_records(tmp_path):
-    # three processes at once over overlapping questions: the same requests race into one SQLite cache
-    overrides = ["hydra/launcher=parallel", "hydra.launcher.n_jobs=3", "data.limit=4,6,8"]
-    first = sweep(tmp_path, *overrides)
+    # two processes at once over overlapping questions: the same requests race into one SQLite cache
+    limits = (2, 3)
+    grid = f"data.limit={','.join(map(str, limits))}"
+    first = sweep(tmp_path, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", grid)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "database is locked" not in first.stderr
     runs = sorted((tmp_path / "sweep").glob("[0-9]"))
-    assert len(runs) == 3
+    assert len(runs) == len(limits)
+    questions = json.loads(demo_golden_path().read_text())["questions"]
     hashes = set()
-    for run, limit in zip(runs, (4, 6, 8), strict=True):
+    for run, limit in zip(runs, limits, strict=True):
         records = journal(run)
         keys = Counter((r["id"], r["kind"]) for r in records)
-        assert len(keys) == sum(1 for r in records) and max(keys.values()) == 1  # no duplicate
+        assert len(keys) == len(records) and max(keys.values()) == 1  # no duplicate
         assert all(r["error"] is None for r in records)
-        assert len(records) == len(json.loads((run / "submission.json").read_text())["questions"][:limit]) or records
+        assert len(records) == sum(q["type"] != "summary" for q in questions[:limit])  # one exact answer each
         hashes |= {r["prompt_hash"] for r in records}
     with sqlite3.connect(tmp_path / "cache" / "completions.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM completions").fetchone()[0] == len(hashes)
 
-    again = sweep(tmp_path, *overrides, f"hydra.sweep.dir={tmp_path}/again")
-    assert again.returncode == 0, again.stderr[-3000:]
-    for run in sorted((tmp_path / "again").glob("[0-9]")):
+    # the same grid again, its jobs one after another in this process
+    assert run_script("infer", *sweep_args(tmp_path, grid, sweep_dir="again")) == 0
+    again = sorted((tmp_path / "again").glob("[0-9]"))
+    assert len(again) == len(limits)
+    for run in again:
         assert all(r["cached"] for r in journal(run)), "a rerun of the sweep makes no model call"
 
 
 @pytest.mark.slow
 def test_submitit_local_launcher_runs_the_sweep(tmp_path):
-    result = sweep(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "data.limit=2,3")
+    result = sweep(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "data.limit=1,2")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted((tmp_path / "sweep").glob("[0-9]"))
     assert len(runs) == 2
     for run in runs:
         metrics = read_metrics(run).flat()
-        assert metrics["accounting.errors"] == 0 and metrics["run.questions"] in (2, 3)
+        assert metrics["accounting.errors"] == 0 and metrics["run.questions"] in (1, 2)
     assert (tmp_path / "sweep" / "summary.csv").is_file()

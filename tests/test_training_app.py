@@ -4,26 +4,21 @@ Mixtral trained for one step on the embedded demo batch writes its adapter, metr
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from bioqa.resources import demo_golden_path
 from bioqa.rundir import TRAINING_INFO as TRAINING_INFO_FILE
 from bioqa.rundir import read_metrics
-from bioqa.runs import register_resolvers
 from bioqa.training.app import train_from_config
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.slow
 def test_train_from_config_writes_adapter_metrics_and_provenance(tmp_path):
-    register_resolvers()
     run_dir = tmp_path / "run"
     overrides = [
         "model=tiny-mixtral",
@@ -34,8 +29,7 @@ def test_train_from_config_writes_adapter_metrics_and_provenance(tmp_path):
         f"paths.log_dir={tmp_path}",
         f"hydra.runtime.output_dir={run_dir}",
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    cfg = compose_config("train", overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]  # as @hydra.main passes it

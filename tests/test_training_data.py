@@ -60,7 +60,7 @@ def learnt_text(tokenizer, item) -> str:
     return tokenizer.decode([t for t, label in zip(item["input_ids"], item["labels"], strict=True) if label != -100])
 
 
-def test_mask_keeps_only_the_final_answer_on_smollm2_chatml(tokenizer):
+def test_mask_keeps_only_the_final_answer_on_chatml(tokenizer):
     item = tokenize_example(tokenizer, CHAT)
     assert learnt_text(tokenizer, item) == '{"entities": ["pancreas"]}<|im_end|>'
     first = item["labels"].index(next(label for label in item["labels"] if label != IGNORE_INDEX))

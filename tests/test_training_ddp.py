@@ -1,5 +1,6 @@
 """``trainer=ddp`` runs: Lightning DDP on CPU (gloo, 2 processes) over a tiny NF4 Mixtral with LoRA on attention and
-experts takes the same step as one process on the same global batch (tests/ddp_qlora_step.py does the training)."""
+experts takes the same step as one process on the same global batch (tests/ddp_qlora_step.py does the training; the
+one-process step runs in this process)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ddp_qlora_step
 import pytest
 import torch
 
@@ -15,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STEP = ROOT / "tests" / "ddp_qlora_step.py"
 
 
-def run_step(out_dir: Path, devices: int) -> None:
+def run_ddp_step(out_dir: Path, devices: int) -> None:
+    """``ddp_qlora_step.py`` in a subprocess: Lightning starts the other ranks from it."""
     out_dir.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("MASTER_PORT", None)
@@ -32,8 +35,13 @@ def run_step(out_dir: Path, devices: int) -> None:
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_one_process_on_the_global_batch(tmp_path):
-    run_step(tmp_path / "ddp", devices=2)
-    run_step(tmp_path / "single", devices=1)
+    run_ddp_step(tmp_path / "ddp", devices=2)
+    (tmp_path / "single").mkdir()
+    threads = torch.get_num_threads()
+    try:
+        ddp_qlora_step.main(tmp_path / "single", devices=1)
+    finally:
+        torch.set_num_threads(threads)
     rank0, rank1 = (torch.load(tmp_path / "ddp" / f"rank{r}.pt") for r in (0, 1))
     single = torch.load(tmp_path / "single" / "rank0.pt")
     assert (rank0["world_size"], rank0["strategy"], rank0["backend"]) == (2, "DDPStrategy", "gloo")

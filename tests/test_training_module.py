@@ -34,7 +34,7 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="module")
 def mixtral_dir(tmp_path_factory, tokenizer):
-    """A tiny random Mixtral (hidden 64, FFN 128, 4 experts, top-2) with the SmolLM2 tokenizer, saved like a hub dir."""
+    """A tiny random Mixtral (hidden 64, FFN 128, 4 experts, top-2) with the tiny tokenizer, saved like a hub dir."""
     path = tmp_path_factory.mktemp("tiny-mixtral")
     model = random_model(
         tokenizer, "mixtral", seed=0, hidden_size=64, intermediate_size=128, num_local_experts=4, num_experts_per_tok=2
@@ -187,7 +187,7 @@ def test_recipe_trains_writes_an_adapter_and_resumes_from_last(mixtral_dir, toke
 
 
 @pytest.mark.slow
-def test_short_qlora_run_changes_smollm2_answers(tokenizer, tmp_path):
+def test_short_qlora_run_changes_smollm2_answers(smollm2_tokenizer, tmp_path):
     """The embedded SmolLM2 (GGUF → NF4 on CPU) learns new answers for its training questions."""
     questions = [
         ("What is the codename of the bioqa test protein?", "ZEBRA-17"),
@@ -202,15 +202,15 @@ def test_short_qlora_run_changes_smollm2_answers(tokenizer, tmp_path):
     def answers() -> list[str]:
         out = []
         for chat in chats:
-            text = tokenizer.apply_chat_template(chat[:1], add_generation_prompt=True, tokenize=False)
-            ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+            text = smollm2_tokenizer.apply_chat_template(chat[:1], add_generation_prompt=True, tokenize=False)
+            ids = smollm2_tokenizer(text, return_tensors="pt", add_special_tokens=False)
             with torch.no_grad():
                 generated = peft_model.generate(**ids, max_new_tokens=8, do_sample=False)
-            out.append(tokenizer.decode(generated[0, ids["input_ids"].shape[1] :], skip_special_tokens=True))
+            out.append(smollm2_tokenizer.decode(generated[0, ids["input_ids"].shape[1] :], skip_special_tokens=True))
         return out
 
     before = answers()
-    batch = collate([tokenize_example(tokenizer, chat) for chat in chats], tokenizer.pad_token_id)
+    batch = collate([tokenize_example(smollm2_tokenizer, chat) for chat in chats], smollm2_tokenizer.pad_token_id)
     losses = take_steps(QLoRAModule(peft_model.train()), batch, steps=12, lr=3e-3)
     peft_model.eval()
     after = answers()

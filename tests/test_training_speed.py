@@ -1,5 +1,5 @@
 """Training-speed levers compute what the plain path computes: sequence packing, checkpointing chosen by a memory
-budget, Liger wiring, torch.compile of NF4 decoder layers (tiny random 4-bit Mixtral, SmolLM2 tokenizer)."""
+budget, Liger wiring, torch.compile of NF4 decoder layers (tiny random 4-bit Mixtral, the tiny tokenizer)."""
 
 from __future__ import annotations
 

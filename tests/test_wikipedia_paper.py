@@ -101,7 +101,7 @@ def test_paper_requests_whole_articles_and_one_summary(json_server, tmp_path):
     api = MediaWiki()
     url = json_server(api) + "/w/api.php"
     question = "Why is aspirin avoided in children?"
-    backend = ScriptedBackend(reply, context_window=100_000)
+    backend = ScriptedBackend(reply)
     [[summary]] = wikipedia(tmp_path, url).context_for([question], backend)
     titles_request, summary_request = backend.requests
     assert list(titles_request.messages) == [
@@ -126,7 +126,7 @@ def test_paper_requests_whole_articles_and_one_summary(json_server, tmp_path):
     assert cache.counts("en", full=True) == {"pages": 3, "missing": 1, "redirects": 0, "wanted": 0}
 
     offline = wikipedia(tmp_path, url, "retrieval.wikipedia.offline=true")
-    again = ScriptedBackend(reply, context_window=100_000)
+    again = ScriptedBackend(reply)
     assert offline.context_for([question], again) == [[summary]] and len(api.queries) == 3
     assert again.requests[1].messages == summary_request.messages
 
@@ -134,7 +134,7 @@ def test_paper_requests_whole_articles_and_one_summary(json_server, tmp_path):
 def test_a_summary_that_would_not_fit_has_its_articles_cut_and_counted(json_server, tmp_path):
     api = MediaWiki({**FULL, "Aspirin": "Aspirin history. " * 2000})
     context = wikipedia(tmp_path, json_server(api) + "/w/api.php")
-    backend = ScriptedBackend(reply, context_window=8192)
+    backend = ScriptedBackend(reply)
     context.context_for(["Is aspirin safe?"], backend)
     summary_request = backend.requests[1]
     assert backend.count_tokens(summary_request.messages) + 4096 <= 8192

@@ -64,6 +64,7 @@ from bioqa.analysis.runs import (
     load_run,
     resolve_golden,
 )
+from bioqa.config.evaluate import ReportConfig
 from bioqa.errors import BioQAError, ConfigError
 from bioqa.evaluation.registry import MetricSpec
 from bioqa.evaluation.stats import Resampled
@@ -583,21 +584,19 @@ def build_report(
     return report
 
 
-def report_from_config(cfg) -> Report:
-    """``python evaluate.py report=DIR|[DIR, ...] [report_reference=CONFIG] [bootstrap=1000] [seed=0]``."""
-    from omegaconf import OmegaConf
-
-    listed = OmegaConf.to_container(cfg.report, resolve=True) if OmegaConf.is_list(cfg.report) else [cfg.report]
-    sources = [str(source) for source in listed]  # a directory named 5 arrives as an int
-    out = cfg.get("report_dir") or (None if len(sources) == 1 else Path(cfg.paths.output_dir) / "report")
+def report_from_config(settings: ReportConfig, output_dir: str | Path, shared_dir: str | Path) -> Report:
+    """``python evaluate.py report=DIR|[DIR, ...] [report_reference=CONFIG] [bootstrap=1000] [seed=0]``, from its
+    parsed settings; several sources without ``report_dir`` report into ``output_dir``/report."""
+    sources = settings.report
+    out = settings.report_dir or (None if len(sources) == 1 else Path(output_dir) / "report")
     report = build_report(
         sources,
         out_dir=out,
-        reference=cfg.get("report_reference"),
-        baselines=cfg.get("report_baselines", True),
-        fewshot_dir=Path(cfg.paths.shared_dir) / "fewshot",
-        bootstrap=cfg.bootstrap,
-        seed=cfg.seed,
+        reference=settings.report_reference,
+        baselines=settings.report_baselines,
+        fewshot_dir=Path(shared_dir) / "fewshot",
+        bootstrap=settings.bootstrap,
+        seed=settings.seed,
     )
     print((report.out_dir / "report.md").read_text(encoding="utf-8"))
     return report

@@ -59,6 +59,7 @@ class Data(Section):
     shot_pool_fallback: Literal["demo"] | None = Field(
         None, description="demo (a missing few-shot pool falls back to the embedded demo pool), or null"
     )
+    closed_book: Flag = Field(False, description="true: answer without snippets (task=phase_b only)")
 
 
 class Answering(Section):

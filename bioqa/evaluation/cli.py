@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bioqa.errors import ConfigError
 from bioqa.evaluation.api import Phase, compare_submissions, evaluate_submission
 from bioqa.evaluation.options import EvaluationOptions
 from bioqa.evaluation.report import ComparisonReport, EvaluationReport, format_table
@@ -63,6 +64,7 @@ def run_evaluation(
     else:
         report = compare_submissions(golden, system, compare, **kwargs)
         main = report.a
+    check_something_scored(main, phase)
     if isinstance(report, ComparisonReport):
         main.warnings.extend(w for w in report.b.warnings if w not in main.warnings)
     if moved:
@@ -78,6 +80,16 @@ def run_evaluation(
     if isinstance(report, ComparisonReport):
         print(format_table(report))
     return report
+
+
+def check_something_scored(report: EvaluationReport, phase: str) -> None:
+    """Refuse a scoring that measured nothing (a submission without answers, documents or snippets for the phase):
+    an empty table is no result. (A comparison refuses two submissions with no scored question in common.)"""
+    if not report.metrics:
+        raise ConfigError(
+            f"{report.system}: nothing to score in phase {phase}: no question of the golden file has an answer, "
+            "document or snippet in it"
+        )
 
 
 def evaluate_from_config(config: EvaluateConfig, output_dir: str | os.PathLike) -> EvaluationReport | ComparisonReport:

@@ -6,6 +6,7 @@ Backends know nothing of BioASQ: they turn chat requests into completions.
 from __future__ import annotations
 
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -98,8 +99,14 @@ class Completion:
     latency_s: float = 0.0
     error: str | None = None
     cached: bool = False
-    #: For a cache hit: what the original call cost (``cost_usd`` is 0 then, since nothing was paid this run).
+    #: This completion's share of the wall time of the call that produced it (see :func:`timed`): the shares of
+    #: one call add up to its wall time; ``None`` until stamped.
+    wall_s: float | None = None
+    #: For a cache hit: what the original call cost (``cost_usd`` is 0 then, since nothing was paid this run), how
+    #: long it took and its wall-time share (``None`` for cache rows written before shares were kept).
     original_cost_usd: float | None = None
+    original_latency_s: float | None = None
+    original_wall_s: float | None = None
     error_kind: ErrorKind | None = None
     finish_reason: str | None = None
     raw: str | None = None
@@ -163,6 +170,18 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (threads, GPU memory)."""
+
+
+def timed(stream: Iterator[tuple[int, Completion]]) -> Iterator[tuple[int, Completion]]:
+    """``stream`` with each completion's ``wall_s`` stamped (unless already set): the wall time since the previous
+    completion arrived, or since the stream started, so the shares of one call add up to its wall time."""
+    last = time.perf_counter()
+    for index, completion in stream:
+        now = time.perf_counter()
+        if completion.wall_s is None:
+            completion.wall_s = now - last
+        last = now
+        yield index, completion
 
 
 def api_key(variable: str, model: str) -> str:

@@ -1,12 +1,13 @@
 """The completion cache: one SQLite row per (backend kind, model, messages, params, schema); runs resume for free.
 
 Cache hits are reported honestly: ``cached=True``, ``cost_usd=0`` and ``latency_s`` = the lookup time (nothing was
-paid or waited for this run); the original call's cost is kept in ``original_cost_usd`` (and its latency in the
-row). Only successful completions are stored — never an error (malformed, empty, a structured reply cut at
-``max_new_tokens``, ...), so failed requests are retried by the next run — and only for requests whose answer may be
-repeated: greedy ones, or samples (``temperature > 0``) with a ``seed``. An unseeded sample is neither looked up nor
-stored, and two of them in one call are two requests. A free-text completion cut at ``max_new_tokens`` is a
-success and is stored with its ``finish_reason``, so a hit is flagged like the original.
+paid or waited for this run); what the original call cost, how long it took and its share of that call's wall time
+come with the hit (``original_cost_usd``, ``original_latency_s``, ``original_wall_s``), so a cached run can report
+how its answers were produced. Only successful completions are stored — never an error (malformed, empty, a
+structured reply cut at ``max_new_tokens``, ...), so failed requests are retried by the next run — and only for
+requests whose answer may be repeated: greedy ones, or samples (``temperature > 0``) with a ``seed``. An unseeded
+sample is neither looked up nor stored, and two of them in one call are two requests. A free-text completion cut at
+``max_new_tokens`` is a success and is stored with its ``finish_reason``, so a hit is flagged like the original.
 
 Key format 2 (``KEY_FORMAT``) covers the seed, and rows keep the finish reason; rows written by format 1 (which could
 hold null or truncated replies) are never served. Several processes may share one file: WAL journal, and a busy timeout
@@ -25,7 +26,7 @@ from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bioqa.models.base import Backend, ChatRequest, Completion, Message
+from bioqa.models.base import Backend, ChatRequest, Completion, Message, timed
 
 #: Part of every key: raised when what a key covers, or what a row means, changes.
 KEY_FORMAT = 2
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS completions (
     cost_usd REAL NOT NULL,
     latency_s REAL NOT NULL,
     created TEXT NOT NULL,
-    finish_reason TEXT
+    finish_reason TEXT,
+    wall_s REAL
 )
 """
 
@@ -87,6 +89,8 @@ class CompletionCache:
             columns = {row[1] for row in connection.execute("PRAGMA table_info(completions)")}
             if "finish_reason" not in columns:  # a format-1 file: its rows are never served (keys differ)
                 connection.execute("ALTER TABLE completions ADD COLUMN finish_reason TEXT")
+            if "wall_s" not in columns:  # rows written before wall-time shares were kept: served, share unknown
+                connection.execute("ALTER TABLE completions ADD COLUMN wall_s REAL")
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -121,20 +125,23 @@ class CompletionCache:
         row = (
             self._connection()
             .execute(
-                "SELECT text, prompt_tokens, completion_tokens, cost_usd, finish_reason FROM completions WHERE key = ?",
+                "SELECT text, prompt_tokens, completion_tokens, cost_usd, latency_s, wall_s, finish_reason"
+                " FROM completions WHERE key = ?",
                 (key,),
             )
             .fetchone()
         )
         if row is None:
             return None
-        text, prompt_tokens, completion_tokens, cost, finish_reason = row
+        text, prompt_tokens, completion_tokens, cost, latency, wall, finish_reason = row
         return Completion(
             text=text,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cached=True,
             original_cost_usd=cost,
+            original_latency_s=latency,
+            original_wall_s=wall,
             finish_reason=finish_reason,
         )
 
@@ -147,7 +154,7 @@ class CompletionCache:
             raise ValueError("refusing to cache an unseeded sample (temperature > 0 and no seed)")
         self._connection().execute(
             "INSERT OR REPLACE INTO completions (key, kind, model_id, request, text, prompt_tokens, completion_tokens,"
-            " cost_usd, latency_s, created, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " cost_usd, latency_s, created, finish_reason, wall_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key,
                 kind,
@@ -160,6 +167,7 @@ class CompletionCache:
                 completion.latency_s,
                 datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 completion.finish_reason,
+                completion.wall_s,
             ),
         )
 
@@ -222,14 +230,25 @@ class CachedBackend(Backend):
         if not keys:
             return
         misses = [requests[waiting[key][0]] for key in keys]
-        for position, completion in self.backend.stream(misses):
+        for position, completion in timed(self.backend.stream(misses)):
             key = keys[position]
             if cacheable(misses[position], completion):
                 self.cache.put(key, self.kind, self.model_id, misses[position], completion)
             first, *duplicates = waiting[key]
             yield first, completion
-            for index in duplicates:  # the same request twice in one call: paid once, reported like a hit
-                yield index, replace(completion, cost_usd=0.0, cached=True, original_cost_usd=completion.cost_usd)
+            for index in duplicates:  # the same request twice in one call: paid and waited for once, like a hit
+                yield (
+                    index,
+                    replace(
+                        completion,
+                        cost_usd=0.0,
+                        cached=True,
+                        wall_s=None,
+                        original_cost_usd=completion.cost_usd,
+                        original_latency_s=completion.latency_s,
+                        original_wall_s=0.0,
+                    ),
+                )
 
     def close(self) -> None:
         self.backend.close()

@@ -24,13 +24,30 @@ class SchemaCompiler:
         key = json.dumps(schema, sort_keys=True)
         if key not in self._compiled:
             # Compact JSON (no free whitespace): a weak model cannot wander off into endless blanks.
-            self._compiled[key] = self._compiler.compile_json_schema(key, any_whitespace=False)
+            grammar = json.dumps(without_raw_control_characters(schema), sort_keys=True)
+            self._compiled[key] = self._compiler.compile_json_schema(grammar, any_whitespace=False)
         return self._compiled[key]
 
     def logits_processor(self, schemas: Sequence[dict[str, Any] | None]) -> SchemaLogitsProcessor:
         """A fresh processor for one ``generate`` call; ``schemas[i]`` constrains row i (``None``: free text)."""
         grammars = [None if schema is None else self.compile(schema) for schema in schemas]
         return SchemaLogitsProcessor(grammars, self.vocab_size)
+
+
+def without_raw_control_characters(schema: Any) -> Any:
+    """``schema`` with each length-bounded string given the equivalent ``pattern`` that also refuses raw control
+    characters: xgrammar (0.2.9) compiles ``maxLength``/``minLength`` strings to a rule that lets U+0000-U+001F
+    through, which is not JSON (``json.loads`` refuses it). Strings without bounds or with a pattern are kept."""
+    if isinstance(schema, list):
+        return [without_raw_control_characters(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {key: without_raw_control_characters(value) for key, value in schema.items()}
+    bounded = "maxLength" in schema or "minLength" in schema
+    if schema.get("type") == "string" and bounded and "pattern" not in schema and "enum" not in schema:
+        low, high = schema.pop("minLength", 0), schema.pop("maxLength", "")
+        schema["pattern"] = f'^[^\\x00-\\x1f"\\\\]{{{low},{high}}}$'
+    return schema
 
 
 class SchemaLogitsProcessor(LogitsProcessor):

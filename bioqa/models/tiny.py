@@ -1,5 +1,6 @@
-"""The tokenizer loader shared by every local model, and tiny random models sized for a real tokenizer (tests,
-demos, 4-bit checks): quantisation and the hf backend both build on these, so neither imports the other's."""
+"""The tokenizer loader shared by every local model, tiny random models sized for a real tokenizer (tests,
+demos, 4-bit checks), and the tiny tokenizer they use by default: quantisation and the hf backend both build on
+these, so neither imports the other's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from bioqa.resources import demo_corpus_path, demo_golden_path
+
+#: ChatML turns (``<|im_start|>role\ncontent<|im_end|>\n``) with no default system prompt.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>'"
+    " + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 
 def load_tokenizer(model_path: str | Path, gguf_file: str | None = None, **kwargs: Any) -> PreTrainedTokenizerBase:
@@ -65,3 +81,32 @@ def save_random_model(
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny_tokenizer(out_dir: str | Path, vocab_size: int = 2048) -> Path:
+    """Train the tiny tokenizer (``bioqa/resources/tiny_tokenizer``) and save it to ``out_dir``: byte-level BPE
+    learnt from bioqa's own demo corpus and batch (every string still encodes), the ChatML template, ``<|im_end|>``
+    ending a turn. Its small vocabulary keeps tiny random models and their grammar compilation fast."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator([p.read_text(encoding="utf-8") for p in (demo_corpus_path(), demo_golden_path())], trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=CHATML_TEMPLATE,
+    )
+    tokenizer.save_pretrained(out_dir)
+    return Path(out_dir)

@@ -21,33 +21,45 @@ def truncated(record: dict[str, Any]) -> bool:
     return not record.get("error") and record.get("finish_reason") == "length"
 
 
+def produced(record: dict[str, Any], key: str) -> float | None:
+    """How the record's answer was produced: its own ``key`` (``cost_usd``, ``latency_s``, ``wall_s``), or for a
+    cache hit the original call's (``None`` when that is unknown: a cache row or record older than the field)."""
+    return record.get(f"original_{key}") if record.get("cached") else record.get(key)
+
+
 def summarize_records(
     records: Iterable[dict[str, Any]],
-    wall_time_s: float | None = None,
+    rerun_wall_time_s: float | None = None,
     resumed: Collection[tuple[str, str]] = frozenset(),
 ) -> dict[str, Any]:
-    """Totals over a run's records; ``cost_usd`` counts only calls made (cache hits cost nothing again).
+    """Totals over a run's records, describing how its answers were produced: a resumed record keeps its own
+    figures and a cache hit those of the original call (:func:`produced`), so rerunning a finished run, or running it
+    again from the cache, reports the same cost, latency, wall time and throughput.
 
     ``answered`` + ``errors`` = ``requests``; ``resumed``: ``(question id, kind)`` of records an earlier run into
-    the same directory had already journaled (answered, no call this run); ``cached``: answers of this run served
-    by the completion cache; ``truncated``: answers cut at the token limit (``truncated_ideal`` of them ideal).
-    Throughput counts only work done within ``wall_time_s``: requests answered (not failed, not resumed), and
-    questions all of whose requests of this run were answered.
+    the same directory had already journaled (answered, no call this run); ``from_cache``: answers of this run
+    served by the completion cache; ``truncated``: answers cut at the token limit (``truncated_ideal`` of them
+    ideal). ``wall_time_s`` is the sum of the records' wall-time shares; with it, ``questions_per_minute`` counts
+    questions all of whose requests were answered, ``requests_per_minute`` answered requests (both left out when
+    a record's share is unknown). What this invocation itself spent: ``rerun_wall_time_s`` (when given) and
+    ``rerun_cost_usd`` (calls made now).
     """
     records = list(records)
     fresh = [r for r in records if (r["id"], r["kind"]) not in resumed]
-    latencies = [r["latency_s"] for r in fresh if not r.get("cached") and not r.get("error")]
+    answered = [r for r in records if not r.get("error")]
+    latencies = [v for r in answered if (v := produced(r, "latency_s")) is not None]
     summary: dict[str, Any] = {
         "requests": len(records),
-        "answered": sum(not r.get("error") for r in records),
-        "errors": sum(bool(r.get("error")) for r in records),
+        "answered": len(answered),
+        "errors": len(records) - len(answered),
         "resumed": len(records) - len(fresh),
-        "cached": sum(bool(r.get("cached")) and not r.get("error") for r in fresh),
+        "from_cache": sum(bool(r.get("cached")) and not r.get("error") for r in fresh),
         "truncated": sum(truncated(r) for r in records),
         "truncated_ideal": sum(truncated(r) and r["kind"] == "ideal" for r in records),
         "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in records),
         "completion_tokens": sum(r.get("completion_tokens", 0) for r in records),
-        "cost_usd": round(sum(r.get("cost_usd", 0.0) for r in records), 6),
+        "cost_usd": round(sum(produced(r, "cost_usd") or 0.0 for r in records), 6),
+        "rerun_cost_usd": round(sum(r.get("cost_usd", 0.0) for r in fresh), 6),
         "dropped_shots": sum(r.get("dropped", {}).get("shots", 0) for r in records),
         "dropped_snippets": sum(r.get("dropped", {}).get("snippets", 0) for r in records),
     }
@@ -59,14 +71,16 @@ def summarize_records(
         summary[f"errors.{kind}"] = count
     for q in (50, 90, 99):
         summary[f"latency_p{q}_s"] = float(np.percentile(latencies, q)) if latencies else 0.0
-    if wall_time_s is not None:
-        summary["wall_time_s"] = round(wall_time_s, 3)
-        failed_ids = {r["id"] for r in fresh if r.get("error")}
-        answered_ids = {r["id"] for r in fresh} - failed_ids
-        answered_requests = sum(not r.get("error") for r in fresh)
+    shares = [produced(r, "wall_s") for r in records]
+    if records and None not in shares:
+        wall_time_s = sum(shares)  # type: ignore[arg-type]
+        answered_ids = {r["id"] for r in records} - {r["id"] for r in records if r.get("error")}
         per_minute = 60 / wall_time_s if wall_time_s else 0.0
+        summary["wall_time_s"] = round(wall_time_s, 3)
         summary["questions_per_minute"] = round(per_minute * len(answered_ids), 2)
-        summary["requests_per_minute"] = round(per_minute * answered_requests, 2)
+        summary["requests_per_minute"] = round(per_minute * len(answered), 2)
+    if rerun_wall_time_s is not None:
+        summary["rerun_wall_time_s"] = round(rerun_wall_time_s, 3)
     failures: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in records:
         if r.get("error"):
@@ -84,7 +98,7 @@ def summary_line(summary: dict[str, Any]) -> str:
     """The one line a run ends with: what happened to each of its requests."""
     return (
         f"requests: {summary['requests']} — answered {summary['answered']}, failed {summary['errors']}, "
-        f"cached {summary['cached']}, resumed {summary['resumed']}, truncated {summary['truncated']}"
+        f"cached {summary['from_cache']}, resumed {summary['resumed']}, truncated {summary['truncated']}"
     )
 
 

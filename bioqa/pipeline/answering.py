@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from bioqa.answers import style_for
 from bioqa.data import Question, SystemAnswer
 from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
+from bioqa.models.base import timed
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import EXACT_TYPES, AnswerKind, BuiltPrompt
 
@@ -96,7 +97,11 @@ def _record(item: _Item, completion: Completion, model_id: str) -> dict[str, Any
         "completion_tokens": completion.completion_tokens,
         "cost_usd": completion.cost_usd,
         "latency_s": completion.latency_s,
+        "wall_s": completion.wall_s,
         "cached": completion.cached,
+        "original_cost_usd": completion.original_cost_usd,
+        "original_latency_s": completion.original_latency_s,
+        "original_wall_s": completion.original_wall_s,
         "error": completion.error,
         "error_kind": getattr(completion, "error_kind", None),
         "finish_reason": getattr(completion, "finish_reason", None),
@@ -144,12 +149,12 @@ def answer_questions(
         for start in range(0, len(todo), config.chunk_size):
             chunk = todo[start : start + config.chunk_size]
             pending = set(range(len(chunk)))
-            for index, completion in backend.stream([item.request for item in chunk]):
+            for index, completion in timed(backend.stream([item.request for item in chunk])):
                 journal.append(_record(chunk[index], completion, model_id))
                 pending.discard(index)
                 bar.update(1)
             for index in sorted(pending):  # a backend that broke its contract: retried on the next run
-                missing = Completion(text="", error="the backend returned no completion for this request")
+                missing = Completion(text="", error="the backend returned no completion for this request", wall_s=0.0)
                 journal.append(_record(chunk[index], missing, model_id))
                 bar.update(1)
     return [journal.latest(item.question.id, item.kind) for item in items]

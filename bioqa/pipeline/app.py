@@ -163,6 +163,7 @@ def run_identity(
             "sha256": file_sha256(data.golden),
             "limit": data.limit,
             "types": sorted(data.types) if data.types is not None else None,
+            **({"closed_book": True} if data.closed_book else {}),
         },
         "answering": {
             "kinds": list(answering.kinds),
@@ -320,18 +321,75 @@ def run_with_prompts(
     return run_inference(questions, backend, builder.build, output_dir, answering=answering, **options)
 
 
+def check_snippets(config: InferConfig, questions: Sequence[Question]) -> list[Question]:
+    """The questions as the prompts will see them. Phase B answers from the questions' own snippets: questions
+    without any (a Phase A test set) are refused, naming the alternatives, unless ``data.closed_book=true`` asks for
+    answers without snippets (then every question's snippets are left out, and the run identity records it)."""
+    task = config.task
+    if config.data.closed_book:
+        if task.snippets != "golden":
+            raise ConfigError(
+                f"data.closed_book=true answers without snippets, but task={task.name} retrieves them: "
+                "use it with task=phase_b"
+            )
+        return [dataclasses.replace(q, snippets=[]) for q in questions]
+    lacking = sum(not q.snippets for q in questions)
+    if task.snippets == "golden" and task.kinds and lacking:
+        raise ConfigError(
+            f"task={task.name} answers from the questions' snippets, but {lacking} of {len(questions)} selected "
+            f"question(s) in {config.data.golden} have none (a Phase A test set?): retrieve them with "
+            "task=phase_a_plus retrieval=tantivy|bm25|elasticsearch, or answer without snippets with "
+            "data.closed_book=true"
+        )
+    return list(questions)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What ``infer.py`` settles from its config before any model is built: everything :func:`plan_run` checks."""
+
+    config: InferConfig
+    questions: list[Question]
+    answering: AnsweringConfig
+    prompt: PromptConfig
+    trained: dict[str, Any] | None  # how the prompt relates to the adapter's training prompt (run identity)
+    run_info: dict[str, Any]
+
+
+def plan_run(cfg: DictConfig) -> RunPlan:
+    """Parse ``infer.py``'s composed config (:func:`~bioqa.config.infer.validate_infer_config`) and settle the run's
+    questions (:func:`check_snippets`), answering and prompt settings (the few-shot pool, and an offline Wikipedia
+    context's cache, must be there), as a run does before building its model; ``python -m bioqa.experiments`` plans
+    each job with it. Raises :class:`~bioqa.errors.ConfigError` / :class:`~bioqa.errors.DataFileError` (one line)."""
+    inputs = validate_infer_config(cfg)
+    config = inputs.config
+    answering = answering_config(config)
+    if config.task.name == "ensemble":
+        return RunPlan(config, inputs.questions, answering, inputs.prompt, None, {})
+    questions = check_snippets(config, inputs.questions)
+    wiki = config.retrieval.wikipedia
+    if wiki is not None and wiki.max_articles and wiki.offline:
+        instantiate(cfg.retrieval.wikipedia)  # an offline context opens its cache when built: a missing one is refused
+    prompt, trained = adapter_prompt(config.model.adapter, inputs.prompt, prompt_chosen())
+    prompt = with_shot_pool(prompt, config.data.shot_pool_fallback, bool(answering.kinds))
+    run_info = {"run.shot_pool": prompt.pool if prompt.n_shots and answering.kinds else None}
+    if prompt.n_shots and prompt.pool != inputs.prompt.pool:
+        run_info["run.shot_pool_requested"] = inputs.prompt.pool
+    return RunPlan(config, questions, answering, prompt, trained, run_info)
+
+
 def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResult:
-    """Everything ``python infer.py ...`` does, given its composed config: parsed whole first
-    (:func:`~bioqa.config.infer.validate_infer_config`); the typed settings drive the run, the raw config only
-    builds its ``_target_`` objects (backend, index, Phase A, Wikipedia, loggers).
+    """Everything ``python infer.py ...`` does, given its composed config: parsed whole first (:func:`plan_run`);
+    the typed settings drive the run, the raw config only builds its ``_target_`` objects (backend, index, Phase A,
+    Wikipedia, loggers).
 
     The run directory is locked for the run and bound to :func:`run_identity` (a resume with another identity
     is refused). Raises :class:`~bioqa.errors.TooManyFailures` after writing every output when more requests
     failed than ``errors.max_fraction`` allows.
     """
     output_dir = Path(output_dir)
-    inputs = validate_infer_config(cfg)
-    config = inputs.config
+    plan = plan_run(cfg)
+    config = plan.config
     cache_path = config.cache.path if config.cache.enabled else None
     if config.task.name == "ensemble":
         from bioqa.pipeline.ensemble import ensemble_from_config
@@ -340,21 +398,15 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
             metrics = ensemble_from_config(config, lambda: build_backend(cfg.model, cache_path), output_dir)
         log_to_experiment_loggers(cfg, metrics, output_dir)
         return InferenceResult(output_dir, [], metrics, [])
-    questions = inputs.questions
+    questions, answering, prompt, run_info = plan.questions, plan.answering, plan.prompt, plan.run_info
     log.info("%d questions from %s", len(questions), config.data.golden)
     wiki = config.retrieval.wikipedia is not None and config.retrieval.wikipedia.max_articles > 0
-    answering = answering_config(config)
-    prompt, trained = adapter_prompt(config.model.adapter, inputs.prompt, prompt_chosen())
-    prompt = with_shot_pool(prompt, config.data.shot_pool_fallback, bool(answering.kinds))
-    run_info = {"run.shot_pool": prompt.pool if prompt.n_shots and answering.kinds else None}
-    if prompt.n_shots and prompt.pool != inputs.prompt.pool:
-        run_info["run.shot_pool_requested"] = inputs.prompt.pool
     with RunDirectory(output_dir) as run:
         backend = build_backend(cfg.model, cache_path)
         stage_backends: dict[str, Backend] = {}
         try:
             stage_backends = build_stage_backends(cfg, config, cache_path)
-            run.bind(run_identity(config, prompt, backend, answering, trained, stage_backends))
+            run.bind(run_identity(config, prompt, backend, answering, plan.trained, stage_backends))
             write_provenance(output_dir, [config.data.golden])
             context = None
             if wiki:  # before Phase A: its Wikipedia-grounded query reads the context too

@@ -1,6 +1,8 @@
 """Ensembles of finished runs (beyond the paper; BioASQ 13b's strongest teams combine models).
 
-Members are run directories that answered the same questions. The ensemble is a normal run: a submission, metrics
+Members are run directories that answered the same questions; each run votes once (a copied run directory, the
+same config run twice, or a run that is also inside an ensemble member is refused: runs are told apart by their run
+identity, ``ensemble.json`` records every run that voted). The ensemble is a normal run: a submission, metrics
 with CIs, provenance listing its members, plus ``ensemble_traces.jsonl`` with every vote and fused score.
 
 * yes/no: majority vote of the members that answered; a tie goes to the answer of the first member (in the order
@@ -34,6 +36,7 @@ from bioqa.rundir import (
     ENSEMBLE,
     ENSEMBLE_TRACES,
     HYDRA_CONFIG,
+    IDENTITY,
     METRICS,
     SUBMISSION,
     RunMetrics,
@@ -78,6 +81,42 @@ class Member:
     golden: str | None
     model: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: The runs that vote through this member, as ``(key, run directory)``: the run itself (its run identity's
+    #: fingerprint, or its real path when it has none), or for an ensemble the runs that vote through its members.
+    voters: list[tuple[str, str]] = field(default_factory=list)
+
+
+def voters(run_dir: Path, depth: int = 0) -> list[tuple[str, str]]:
+    """The runs that vote through ``run_dir`` (see :attr:`Member.voters`)."""
+    ensemble = run_dir / ENSEMBLE
+    if ensemble.is_file() and depth < 20:
+        recorded = json.loads(ensemble.read_text(encoding="utf-8"))
+        if "voters" in recorded:
+            return [tuple(v) for v in recorded["voters"]]  # type: ignore[misc]
+        return [v for member in recorded.get("ensemble.members", []) for v in voters(Path(member), depth + 1)]
+    identity = run_dir / IDENTITY
+    try:
+        return [(f"identity:{json.loads(identity.read_text(encoding='utf-8'))['fingerprint']}", str(run_dir))]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [(f"path:{os.path.realpath(run_dir)}", str(run_dir))]
+
+
+def _voter_place(member: Member, run_dir: str) -> str:
+    return run_dir if str(member.run_dir) == run_dir else f"{run_dir} (inside the ensemble {member.run_dir})"
+
+
+def distinct_voters(members: Sequence[Member]) -> list[tuple[str, str]]:
+    """Every run that votes through ``members``; a run that would vote twice (a copied run directory, the same
+    config run twice, or a run that is also inside an ensemble member) is refused naming both places."""
+    seen: dict[str, str] = {}
+    for member in members:
+        for key, run_dir in member.voters:
+            place = _voter_place(member, run_dir)
+            if key in seen:
+                same = "has the same run identity as" if key.startswith("identity:") else "is the same run as"
+                raise ConfigError(f"ensemble.runs: {place} {same} {seen[key]}: it would vote twice; list each run once")
+            seen[key] = place
+    return [v for m in members for v in m.voters]
 
 
 def load_member(run_dir: str | os.PathLike) -> Member:
@@ -98,7 +137,8 @@ def load_member(run_dir: str | os.PathLike) -> Member:
         model = OmegaConf.select(config, "model.name")
     metrics = read_metrics(run_dir).flat() if (run_dir / METRICS).is_file() else {}
     model = metrics.get("run.model", model)
-    return Member(run_dir, {q.id: q for q in load_questions(submission)}, golden, model, metrics)
+    answers = {q.id: q for q in load_questions(submission)}
+    return Member(run_dir, answers, golden, model, metrics, voters(run_dir))
 
 
 def entity_key(text: str) -> str:
@@ -235,6 +275,7 @@ def run_ensemble(
     """Combine the member runs into ``output_dir``: ``submission.json``, ``ensemble.json`` (members, settings,
     fallbacks) and ``ensemble_traces.jsonl``. Returns the answers and run facts for ``metrics.json``."""
     members = [load_member(run) for run in config.runs]
+    all_voters = distinct_voters(members)
     ids = same_questions(members)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -272,6 +313,7 @@ def run_ensemble(
             "config": asdict(config),
             "members": [{"run_dir": str(m.run_dir), "model": m.model, "golden": m.golden} for m in members],
             "condensed": condensed,
+            "voters": all_voters,
             **facts,
         },
     )

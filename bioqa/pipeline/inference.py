@@ -107,7 +107,7 @@ def run_inference(
     answers = assemble_answers(questions, records, phase_a)
     write_submission(output_dir / SUBMISSION, answers)
 
-    summary = summarize_records(records, wall, resumed)
+    summary = summarize_records(records, rerun_wall_time_s=wall, resumed=resumed)
     facts: dict[str, Any] = {f"accounting.{k}": v for k, v in summary.items()}
     facts["run.model"] = backend.model_id
     facts["run.questions"] = len(questions)

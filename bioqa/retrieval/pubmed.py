@@ -10,7 +10,8 @@ Memory stays constant: every ``PubmedArticle`` is turned into a :class:`Citation
   ``ArticleDate/Year``), ``None`` when absent; ``mesh`` lists the ``DescriptorName`` of every heading.
 
 ``DeleteCitation`` blocks (update files) yield :class:`Deletion` s; ``PubmedBookArticle`` s are read from
-their ``BookDocument``.
+their ``BookDocument``. A file that is not a ``PubmedArticleSet``, or holds no record at all (no article and no
+deletion: an update that only deletes is legitimate), is refused: it is no PubMed file.
 """
 
 from __future__ import annotations
@@ -144,13 +145,21 @@ class PubMedFile:
 
     def __iter__(self) -> Iterator[Citation | Deletion]:
         self._raw = _open(self.path)
+        records = 0
         try:
             root = None
             for event, element in ET.iterparse(self._raw, events=("start", "end")):
                 if root is None:
                     root = element
+                    if root.tag != "PubmedArticleSet":
+                        raise PubMedFormatError(
+                            f"{self.path}: not a PubMed XML file (its root element is <{root.tag}>, "
+                            "expected <PubmedArticleSet>)"
+                        )
                 if event != "end":
                     continue
+                if element.tag in ("PubmedArticle", "PubmedBookArticle", "DeleteCitation"):
+                    records += 1
                 if element.tag in ("PubmedArticle", "PubmedBookArticle"):
                     citation = _citation(element)
                     if citation is not None:
@@ -165,3 +174,7 @@ class PubMedFile:
             raise PubMedFormatError(f"{self.path}: not a readable PubMed XML file ({err})") from None
         finally:
             self._raw.close()
+        if not records:
+            raise PubMedFormatError(
+                f"{self.path}: no PubMed record in this file (no PubmedArticle, PubmedBookArticle or DeleteCitation)"
+            )
