@@ -16,11 +16,10 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers import script
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -305,15 +304,6 @@ def write_previous_run(run_dir: Path, cache_dir: Path) -> None:
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
-
-
-@cache
-def script(name: str) -> ModuleType:
-    """``infer.py``, ``train.py`` or ``evaluate.py`` imported as a module (its ``main`` is the real entry point)."""
-    spec = importlib.util.spec_from_file_location(f"bioqa_script_{name}", ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def compose_config(name: str, overrides: list[str], run_dir: Path) -> DictConfig:

@@ -252,11 +252,18 @@ def test_list_parsing():
     assert parse_list('{"other": 1}') is None and parse_list("no json") is None
 
 
+@pytest.fixture(scope="module")
+def shared_index(shared_dir, tmp_path_factory) -> TantivyIndex:
+    """The shared corpus (every document relevant to some question of 7B-11B) in a tantivy index."""
+    corpus_path = shared_dir / "corpus" / "pubmed_snippets_7B-11B.jsonl"
+    return TantivyIndex(corpus_path, tmp_path_factory.mktemp("shared-index"), show_progress=False)
+
+
 @pytest.mark.slow
-def test_baseline_on_a_real_batch_scores_well_above_zero(shared_dir, tmp_path_factory):
+def test_baseline_on_a_real_batch_scores_well_above_zero(shared_dir, shared_index):
     golden_path = shared_dir / "golden" / "11B3_golden.json"
     corpus_path = shared_dir / "corpus" / "pubmed_snippets_7B-11B.jsonl"
-    index = TantivyIndex(corpus_path, tmp_path_factory.mktemp("shared-index"), show_progress=False)
+    index = shared_index
     questions = load_questions(golden_path)
     answers, _, _ = triple(run_phase_a(questions, None, index, PhaseAConfig(strategy="bm25")))
     corpus = {d["pmid"]: d for d in read_corpus(corpus_path)}
@@ -348,14 +355,12 @@ def test_oracle_misuse_is_one_clear_error(config, backend, golden, message, inde
 
 
 @pytest.mark.slow
-def test_the_ceiling_on_a_real_batch_is_explained(shared_dir, tmp_path_factory):
+def test_the_ceiling_on_a_real_batch_is_explained(shared_dir, shared_index):
     """11B3 over the shared corpus: the all-oracle run loses only what the 10-item limits and alignment lose."""
     golden_path = shared_dir / "golden" / "11B3_golden.json"
-    corpus_path = shared_dir / "corpus" / "pubmed_snippets_7B-11B.jsonl"
-    index = TantivyIndex(corpus_path, tmp_path_factory.mktemp("shared-index"), show_progress=False)
     questions = load_questions(golden_path)
     config = llm_config(oracle_stages=["query", "extract", "rerank"], show_progress=False)
-    answers, traces, _ = triple(run_phase_a(questions, None, index, config))
+    answers, traces, _ = triple(run_phase_a(questions, None, shared_index, config))
     from bioqa.evaluation.api import evaluate_submission
 
     submission = {"questions": [submission_entry(a) for a in answers]}

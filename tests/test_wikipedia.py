@@ -236,7 +236,7 @@ def test_offline_uses_the_cache_only_and_lists_what_it_lacks(tmp_path, caplog, w
         ("none", {"offline": True}, "no Wikipedia cache here"),
         ("dir", {}, "is a directory"),
         ("garbage", {}, "not a Wikipedia cache"),
-        ("none", {"offline": True, "cache_path": None}, "needs retrieval.wikipedia.cache_path"),
+        ("none", {"offline": True, "cache_path": None}, "offline=True needs a cache_path"),
     ],
 )
 def test_bad_caches_are_one_clear_error(setup, kwargs, message, tmp_path, wiki):

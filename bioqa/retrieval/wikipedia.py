@@ -107,7 +107,7 @@ class WikipediaContext:
                 raise ConfigError(f"retrieval.wikipedia.paper_prompts: templates missing for {missing}")
         self.prompts = dict(prompts or {})
         if offline and cache_path is None:
-            raise ConfigError("retrieval.wikipedia.offline=true needs retrieval.wikipedia.cache_path")
+            raise ConfigError("offline=True needs a cache_path (the cache an offline context reads)")
         self.offline, self.cache_path = offline, cache_path
         if offline and max_articles > 0:
             _ = self.cache  # a missing cache is a configuration error before any model call
