@@ -235,7 +235,7 @@ shots.extract=1 shot_files.extract={empty} | shot_files.extract={empty}: empty f
 shots.rerank=1 shot_files.rerank={non_utf8} | shot_files.rerank={non_utf8}: not UTF-8 text
 shots.extract=3 shot_files.extract={bad_chat} | {bad_chat}: 3 shots asked for, the file has 2 examples
 shots.rerank=1 shot_files.rerank={golden} | {golden}:1: expected {"messages": [{"role", "content"}, ...]}
-shots.query=1 | shots.query=1 needs retrieval.phase_a.shot_files.query=FILE
+shots.query=1 | retrieval.phase_a: shots.query=1 needs shot_files.query=FILE
 shots.query=2 shot_files.query={query_pool} | {query_pool}: 2 shots asked for, the pool has 1
 shots.query=1 shot_files.query={golden} | {golden}: not a query shot pool
 shots.query=1 shot_files.query={truncated} | {truncated}: not valid JSON

@@ -546,7 +546,7 @@ def run_phase_a(
         raise ValueError("phase A strategy 'llm' needs a model backend")
     else:
         if config.query_source == "more_like_this" and not hasattr(index, "more_like_this"):
-            raise ConfigError(f"retrieval.phase_a.query_source=more_like_this: {type(index).__name__} cannot search so")
+            raise ConfigError(f"query_source=more_like_this: {type(index).__name__} cannot search so")
         oracle = PhaseAOracle(questions) if config.oracle_stages else None
         result = _LLMPhaseA(backend, index, config, oracle, stage_backends).run(questions, wiki_context)
     stats = result.stats

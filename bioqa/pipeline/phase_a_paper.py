@@ -96,20 +96,18 @@ def load_stage_shots(shots: dict[str, int], shot_files: dict[str, str | None]) -
     or a negative ``n`` is an error."""
     for key, value in (("shots", shots), ("shot_files", shot_files)):
         if not isinstance(value, dict):
-            raise ConfigError(f"retrieval.phase_a.{key}={value}: expected {{query: ..., extract: ..., rerank: ...}}")
+            raise ConfigError(f"{key}={value}: expected {{query: ..., extract: ..., rerank: ...}}")
     unknown = sorted(set(shots) - set(STAGES)) + sorted(set(shot_files) - set(STAGES))
     if unknown:
-        raise ConfigError(
-            f"retrieval.phase_a.shots / shot_files: unknown stage {unknown[0]!r} (stages: {', '.join(STAGES)})"
-        )
+        raise ConfigError(f"shots / shot_files: unknown stage {unknown[0]!r} (stages: {', '.join(STAGES)})")
     loaded: dict[str, list] = {}
     for stage in STAGES:
         n, path = shots.get(stage, 0), shot_files.get(stage)
-        key = f"retrieval.phase_a.shot_files.{stage}"
+        key = f"shot_files.{stage}"
         if not isinstance(n, int) or n < 0:
-            raise ConfigError(f"retrieval.phase_a.shots.{stage}={n}: expected a whole number of shots, 0 or more")
+            raise ConfigError(f"shots.{stage}={n}: expected a whole number of shots, 0 or more")
         if n and not path:
-            raise ConfigError(f"retrieval.phase_a.shots.{stage}={n} needs {key}=FILE")
+            raise ConfigError(f"shots.{stage}={n} needs {key}=FILE")
         if stage == "query":
             loaded[stage] = read_query_pool(key, path, n)[0] if n else []
         else:

@@ -98,13 +98,13 @@ class WikipediaContext:
         paper_max_tokens: int = 4096,
     ):
         if style not in ("bioqa", "paper"):
-            raise ConfigError(f"retrieval.wikipedia.style={style}: expected bioqa or paper")
+            raise ConfigError(f"style={style!r}: expected bioqa or paper")
         self.style, self.paper_max_tokens = style, paper_max_tokens
         self.paper_prompts = dict(paper_prompts or {})
         if style == "paper" and max_articles > 0:
             missing = [k for k in PAPER_PROMPT_KEYS if not self.paper_prompts.get(k)]
             if missing:
-                raise ConfigError(f"retrieval.wikipedia.paper_prompts: templates missing for {missing}")
+                raise ConfigError(f"paper_prompts: templates missing for {missing}")
         self.prompts = dict(prompts or {})
         if offline and cache_path is None:
             raise ConfigError("offline=True needs a cache_path (the cache an offline context reads)")
