@@ -54,6 +54,7 @@ def test_a_library_warning_is_shown_once_a_bioqa_line_every_time():
 
 
 def test_python_warnings_are_routed_through_logging_while_a_job_runs():
+    logging.captureWarnings(False)  # whatever a job that ended in an error before this test left behind
     before = warnings.showwarning
     route = RouteWarnings()
     try:
