@@ -266,15 +266,13 @@ class _LLMPhaseA:
         """The oracle when it answers ``stage`` (``None`` when the model does)."""
         return self.oracle if stage in self.config.oracle_stages else None
 
-    def _answered(self, stage: str, replies: Sequence[str], owners: Sequence[int]) -> list[str | None]:
-        """The oracle's ``replies`` for ``stage``, recorded in the stage's stats and the owners' traces."""
-        with self.stats.timed(stage) as stat:
-            stat.oracle = True
+    def _mark_oracle(self, stage: str, owners: Sequence[int]) -> None:
+        """Record that the oracle answers ``stage`` for ``owners``: in the stage's stats and the owners' traces."""
+        self.stats[stage].oracle = True
         for i in owners:
-            self.traces[i].setdefault("oracle_stages", [])
-            if stage not in self.traces[i]["oracle_stages"]:
-                self.traces[i]["oracle_stages"].append(stage)
-        return list(replies)
+            stages = self.traces[i].setdefault("oracle_stages", [])
+            if stage not in stages:
+                stages.append(stage)
 
     def query_messages(self, question: str) -> tuple:
         if self.paper:
@@ -320,7 +318,7 @@ class _LLMPhaseA:
         hits: list[list[Hit]] = [[] for _ in questions]
         everyone = range(len(questions))
         if oracle := self._oracle("query"):
-            self._answered("query", [], everyone)
+            self._mark_oracle("query", everyone)
             with self.stats.timed("search") as stat:
                 for i, q in enumerate(questions):
                     hits[i] = oracle.documents(q, self.index, cfg.search_k)
@@ -377,7 +375,8 @@ class _LLMPhaseA:
         jobs = [(i, hit) for i, q in enumerate(questions) for hit in hits[i][: self.config.extract_documents]]
         owners = [i for i, _ in jobs]
         if oracle := self._oracle("extract"):
-            outputs = self._answered("extract", [oracle.extract_reply(questions[i], h) for i, h in jobs], owners)
+            self._mark_oracle("extract", owners)
+            outputs = [oracle.extract_reply(questions[i], hit) for i, hit in jobs]
         else:
             outputs = self._generate(
                 "extract",
@@ -456,7 +455,8 @@ class _LLMPhaseA:
                 traces[i]["rerank"] = {"mode": "none", "candidates": 0, "llm_ranked": 0}
         owners = [i for i, _, _ in jobs]
         if oracle := self._oracle("rerank"):
-            outputs = self._answered("rerank", [oracle.rerank_reply(questions[i], c) for i, _, c in jobs], owners)
+            self._mark_oracle("rerank", owners)
+            outputs = [oracle.rerank_reply(questions[i], candidates) for i, _, candidates in jobs]
         else:
             outputs = self._generate(
                 "rerank",
