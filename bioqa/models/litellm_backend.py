@@ -6,13 +6,10 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before importing litellm: no network at import
 
-import math
 import random
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -22,6 +19,7 @@ from tqdm.auto import tqdm
 
 from bioqa.errors import BackendAuthError, MissingCredentials
 from bioqa.models.base import Backend, ChatRequest, Completion, ErrorKind, Message, api_key
+from bioqa.retry_after import retry_after_seconds
 
 litellm.suppress_debug_info = True
 
@@ -287,27 +285,7 @@ class LiteLLMBackend(Backend):
 def retry_after_s(error: Exception) -> float | None:
     """The wait a server asked for (``retry-after-ms``, or ``Retry-After`` in seconds or as an HTTP date)."""
     headers = getattr(getattr(error, "response", None), "headers", None)
-    if not hasattr(headers, "get"):
-        return None
-    milliseconds = _number(headers.get("retry-after-ms"))
-    if milliseconds is not None:
-        return milliseconds / 1000
-    value = headers.get("retry-after")
-    seconds = _number(value)
-    if seconds is not None or not value:
-        return seconds
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
+    return retry_after_seconds(headers) if hasattr(headers, "get") else None
 
 
 def _status(error: Exception) -> int | None:

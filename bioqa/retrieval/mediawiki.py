@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from email.utils import parsedate_to_datetime
 
 import httpx
+
+from bioqa.retry_after import retry_after_seconds
 
 #: The public Wikipedia endpoint for a language code.
 WIKIPEDIA_API = "https://{language}.wikipedia.org/w/api.php"
@@ -108,15 +109,8 @@ class MediaWikiClient:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait before retrying a 429/503 (``Retry-After`` in seconds or as an HTTP date; 1 s when absent),
-    ``None`` when the server asks for longer than :data:`MAX_RETRY_AFTER_S`."""
-    value = response.headers.get("Retry-After", "1").strip()
-    try:
-        wait = float(value)
-    except ValueError:
-        try:
-            wait = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            wait = 1.0
-    wait = max(wait, 0.0)
+    """Seconds to wait before retrying a 429/503 (:func:`~bioqa.retry_after.retry_after_seconds`; 1 s when the
+    server names no valid wait), ``None`` when it asks for longer than :data:`MAX_RETRY_AFTER_S`."""
+    wait = retry_after_seconds(response.headers)
+    wait = 1.0 if wait is None else wait
     return wait if wait <= MAX_RETRY_AFTER_S else None
