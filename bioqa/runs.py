@@ -130,14 +130,20 @@ def lock_state(path: Path | None = None) -> dict[str, Any] | None:
     path = LOCK_PATH if path is None else path
     if not path.is_file():
         return None
-    text = path.read_text(encoding="utf-8", errors="replace")
-    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, flags=re.MULTILINE))
-    differ: dict[str, dict[str, str | None]] = {}
-    for name, version in locked.items():
-        installed = package_versions([name])[name]
-        if installed != version:
-            differ[name] = {"locked": version, "installed": installed}
+    locked = locked_versions(path)
+    installed = package_versions(locked)
+    differ = {
+        name: {"locked": version, "installed": installed[name]}
+        for name, version in locked.items()
+        if installed[name] != version
+    }
     return {"file": path.name, "sha256": file_sha256(path), "differ": differ}
+
+
+def locked_versions(path: Path) -> dict[str, str]:
+    """``{package: version}`` of a lock file's ``name==version`` lines (unreadable bytes replaced, never raised)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, flags=re.MULTILINE))
 
 
 def provenance(data_files: Iterable[str | os.PathLike] = ()) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,13 @@ import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from bioqa.runs import LOCK_PATH, lock_state, write_provenance
+from bioqa.runs import LOCK_PATH, lock_state, locked_versions, write_provenance
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def locked() -> dict[str, str]:
-    pins = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", LOCK_PATH.read_text(encoding="utf-8"), flags=re.MULTILINE)
-    return {canonicalize_name(name): version for name, version in pins}
+    return {canonicalize_name(name): version for name, version in locked_versions(LOCK_PATH).items()}
 
 
 def test_the_lock_pins_every_dependency_with_hashes():
