@@ -40,18 +40,23 @@ def section(title: str) -> str:
     return text.split(f"## {title}")[1].split("\n## ")[0]
 
 
+def write_blocks(title: str, root: Path) -> dict[str, Path]:
+    """The files of a CONTRIBUTING section's code blocks, written under ``root``: ``{path as printed: file}``."""
+    written = {}
+    for block in BLOCK.finditer(section(title)):
+        target = root / block["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"# {block['path']}\n{block['body']}", encoding="utf-8")
+        written[block["path"]] = target
+    return written
+
+
 @pytest.fixture
 def example(tmp_path, monkeypatch) -> dict[str, Path]:
     """The example's files written under ``tmp_path`` (the module on ``bioqa.answers``' path, the config in a copy
     of ``conf/``), so the checkout is never touched."""
-    files = {m["path"]: f"# {m['path']}\n{m['body']}" for m in BLOCK.finditer(section("Add an answer style"))}
     shutil.copytree(CONF, tmp_path / "conf")
-    written = {}
-    for path, text in files.items():
-        target = tmp_path / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        written[path] = target
+    written = write_blocks("Add an answer style", tmp_path)
     monkeypatch.setattr(bioqa.answers, "__path__", [*bioqa.answers.__path__, str(tmp_path / "bioqa" / "answers")])
     monkeypatch.setattr(registry, "_STYLES", dict(registry._STYLES))
     return written
@@ -120,13 +125,7 @@ def test_answers_are_recorded_with_their_style_and_confidence(cfg, demo_question
 def measure_example(tmp_path, monkeypatch) -> dict[str, Path]:
     """The "add a measure" files written under ``tmp_path``, the module on ``bioqa.evaluation.measures``' path and
     the registry collected again (and once more after the test, without it)."""
-    files = {m["path"]: f"# {m['path']}\n{m['body']}" for m in BLOCK.finditer(section("Add a measure"))}
-    written = {}
-    for path, text in files.items():
-        target = tmp_path / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        written[path] = target
+    written = write_blocks("Add a measure", tmp_path)
     extra = str(tmp_path / "bioqa" / "evaluation" / "measures")
     monkeypatch.setattr(bioqa.evaluation.measures, "__path__", [*bioqa.evaluation.measures.__path__, extra])
     metric_registry.registry.cache_clear()
