@@ -264,11 +264,9 @@ def wikipedia_context(
 
 def auxiliary_calls(facts: dict[str, Any]) -> tuple[int, int]:
     """``(failed, total)`` model calls a run made besides its answers: Phase A's stages and Wikipedia's."""
-    failed = facts.get("phase_a.model_errors", 0)
-    total = facts.get("phase_a.model_calls", 0)
-    for stage in ("titles", "summary"):
-        failed += facts.get(f"wikipedia.{stage}.failed", 0)
-        total += facts.get(f"wikipedia.{stage}.calls", 0)
+    wikipedia = [key for key in facts if key.startswith("wikipedia.") and key.count(".") == 2]  # wikipedia.STAGE.*
+    failed = facts.get("phase_a.model_errors", 0) + sum(facts[k] for k in wikipedia if k.endswith(".failed"))
+    total = facts.get("phase_a.model_calls", 0) + sum(facts[k] for k in wikipedia if k.endswith(".calls"))
     return failed, total
 
 
