@@ -1,20 +1,24 @@
 """Bad inputs × entry points: every case ends in exit code 2 and exactly one stderr line without a traceback, before
 any model is built, and leaves every file it found (inputs, a previous run's outputs, the cache) as it was.
 
-Most cases run in-process: the real configs composed with Hydra's compose API, passed to each script's real
-``main`` (``@hydra.main`` hands a given config straight to the error-boundary-wrapped body). One subprocess smoke
-case per script proves the command-line wiring. The validators also accept every real config option (no false
-alarms), and a single-string ``data.train_files`` is one file, never its characters.
+One case per rule bioqa owns, and one per schema section for the validator's own wording, runs in-process: the real
+configs composed with Hydra's compose API, passed to each script's real ``main`` (``@hydra.main`` hands a given
+config straight to the error-boundary-wrapped body). The other bad values (VALUES) are checked against the checks
+``main`` runs first, on configs composed once per choice of config groups: the same one-line message, fast. One
+subprocess smoke case per script proves the command-line wiring. The validators also accept every real config option
+(no false alarms), and a single-string ``data.train_files`` is one file, never its characters.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +26,12 @@ import pytest
 from helpers import script
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
-from bioqa.config.evaluate import validate_evaluate_config
+from bioqa.config.evaluate import validate_evaluate_config, validate_report_config
 from bioqa.config.infer import validate_infer_config
-from bioqa.errors import EXIT_USAGE, ConfigError
+from bioqa.errors import EXIT_USAGE, ConfigError, describe
 from bioqa.resources import demo_golden_path
 from bioqa.runs import register_resolvers
 
@@ -62,6 +67,8 @@ def cases(table: str) -> list[Case]:
     return rows
 
 
+# Through the entry point (``main``): one row per rule bioqa owns, and one row per schema section for the validator's
+# own wording (the other values are in VALUES, checked against the validators directly).
 CASES = cases(
     """
 # evaluate.py: unusable files, bad options, missing arguments
@@ -73,132 +80,155 @@ evaluate | system={empty} | empty file
 evaluate | system={json_list} | expected a BioASQ JSON object {"questions": [...]}, got list
 evaluate | system={missing} | no such file
 evaluate | system=??? | system is missing: pass system=PATH
-evaluate | golden=??? | golden is missing: pass golden=PATH
-evaluate | golden={missing} | golden={missing}: no such file
-evaluate | golden={directory} | is a directory
-evaluate | golden={non_utf8} | not UTF-8 text
-evaluate | compare={truncated} | compare={truncated}: not valid JSON
 evaluate | phase=C | phase=C: Input should be 'A', 'B' or 'AB'
-evaluate | version=7 | version=7: Input should be 2, 3, 5, 8 or 9
-evaluate | bootstrap=-5 | bootstrap=-5: Input should be greater than or equal to 0
-evaluate | bootstrap=abc | bootstrap=abc: Input should be a valid integer
 # evaluate.py report=: the sweep report's options and sources
 evaluate | report={directory} bootstrap=abc | bootstrap=abc: Input should be a valid integer
-evaluate | report={directory} report_baselines=maybe | report_baselines=maybe: Input should be a valid boolean
 evaluate | report={missing} | report={missing}: no such directory
 evaluate | report={golden} | report={golden}: is a file, expected a directory
 evaluate | report={directory} | no run directories (metrics.json) under
 evaluate | report={directory} report_dir={inputs} | report_dir={inputs}: exists and is not a report's output
 # infer.py: data selection
 infer    | data.limit=abc | data.limit=abc: Input should be a valid integer
+infer    | data.golden={yesno_only} data.types=[summary] | no question of these types
+# infer.py: the questions file
+infer    | data.golden={malformed_golden} | question q2, field 'type': unknown question type
+infer    | data.golden=??? | data.golden is missing (???): pass data.golden=...
+infer    | data.golden=${oc.env:BIOQA_UNSET_VARIABLE} | Environment variable 'BIOQA_UNSET_VARIABLE' not found
+# infer.py: answering, prompt, task, retrieval, evaluation, cache
+infer    | answering.chunk_size=0 | answering.chunk_size=0: Input should be greater than or equal to 1
+infer    | ~answering.max_new_tokens.ideal | answering.max_new_tokens has no entry for ['ideal']
+infer    | model.adapter={directory} | model.adapter={directory}: not a PEFT adapter directory
+infer    | prompt.selection=bogus | prompt.selection=bogus: Input should be 'first_n' or 'knn'
+infer    | task=phase_a_plus | task=phase_a_plus needs a search index for Phase A
+infer    | cache.path={directory} | cache.path={directory}: is a directory
+infer    | cache.path={empty}/completions.sqlite | is not a directory
+infer    | evaluation.version=7 | evaluation.version=7: Input should be 2, 3, 5, 8 or 9
+# infer.py: Phase B answers from the questions' snippets; none (a Phase A test set) is refused unless closed-book
+infer    | data.golden={no_snippets} | task=phase_b answers from the questions' snippets, but 3 of 3 selected
+infer    | task=phase_a_plus task.phase_a_submission={golden} data.closed_book=true | but task=phase_a_plus retrieves
+infer    | retrieval=wikipedia retrieval.wikipedia.offline=true | wikipedia.sqlite: no Wikipedia cache here
+infer    | errors.max_fraction=1.5 | errors.max_fraction=1.5: Input should be less than or equal to 1
+# infer.py task=ensemble: parsed like every other task
+infer    | task=ensemble | ensemble.runs is missing (???): pass ensemble.runs=...
+infer    | task=ensemble ensemble.runs=[{directory}] | ensemble.runs=[{directory}]: List should have at least 2
+infer    | task=ensemble ensemble.runs=[{directory},{directory}] | ensemble.runs: the same run directory is listed
+infer    | task=ensemble ensemble.runs=[a,b] ensemble.ideal_member=2 | ensemble.ideal_member=2: must index ensemble.runs
+# prompt templates: one language ({name} is a placeholder when the prompt fills it, other braces are literal)
+infer    | prompt.templates.exact.yesno.user='{snippets}{questoin}' | unknown placeholder {questoin}
+infer    | task=phase_a retrieval=tantivy retrieval.phase_a.search_k=abc | retrieval.phase_a.search_k=abc: Input should
+infer    | retrieval=wikipedia retrieval.wikipedia.offline=true retrieval.wikipedia.cache_path=null | offline=true needs
+# first contact: a remote model without its API key, named before anything runs
+infer    | model=gpt-3.5-turbo model.backend.api_key_env=BIOQA_NO_SUCH_KEY | variable BIOQA_NO_SUCH_KEY (the API key
+train    | model=mixtral prompt=10shot | are not in the Hugging Face cache && pass model.backend.model_path=DIR
+# several problems at once: every one reported, on one line (a row's `&&` parts are all in it)
+infer    | +foo=1 data.limit=0 answering.chunk_size=0 | foo: unknown && ; data.limit=0 && ; answering.chunk_size=0
+infer    | prompt.n_shots=-1 data.limit=0 | data.limit=0: Input should be && ; prompt.n_shots=-1: Input should be
+# train.py: data files (a single string is one path or pattern)
+train    | data.train_files=[{directory}/nothing*.json] | matches no file
+train    | data.train_files={summary_only} data.kinds=[exact] | no training examples
+train    | data.train_files={one_question} data.kinds=[ideal] | hold out the only training example
+train    | data.format=chat_jsonl data.train_files={bad_chat} | :2: the last message must be
+train    | data.format=chat_jsonl | data.format=chat_jsonl needs data.train_files
+# train.py: settings
+train    | data.batch_size=0 | data.batch_size=0: Input should be greater than or equal to 1
+train    | model=gpt-4o | model=gpt-4o has no `train:` block
+train    | model.train.lora.r=0 | model.train.lora.r=0
+train    | ckpt_path=last resume_root={directory} | ckpt_path=last: no checkpoints/last.ckpt
+train    | data.pack_length=16 | data.pack_length=16 is shorter than model.train.max_length=1024
+train    | model.train.gradient_checkpointing=auto | gradient_checkpointing=auto needs model.train.memory_budget_gb
+# unknown keys (a typo, or a +key nothing reads) are refused, naming the closest known key
+infer    | +data.limt=3 | data.limt: unknown config key (did you mean 'data.limit'?
+# keys of an object built from _target_ (or the Lightning Trainer's) are checked against its signature, up front
+infer    | model=smollm2 +model.backend.batch_sise=4 | model.backend.batch_sise: not a parameter of bioqa.models.hf
+train    | +trainer.max_step=3 | trainer.max_step: not an argument of the Lightning Trainer (did you mean 'trainer.max_
+"""
+)
+
+# Validated directly (the run's checks on the composed config, no ``main``): the validator's wording for each value,
+# and the rules above on the other keys and scripts that share them.
+VALUES = cases(
+    """
+# evaluate.py: unusable files, bad options, missing arguments
+evaluate | golden=??? | golden is missing: pass golden=PATH
+evaluate | golden={missing} | golden={missing}: no such file
+evaluate | golden={directory} | is a directory
+evaluate | golden={non_utf8} | not UTF-8 text
+evaluate | compare={truncated} | compare={truncated}: not valid JSON
+evaluate | version=7 | version=7: Input should be 2, 3, 5, 8 or 9
+evaluate | bootstrap=-5 | bootstrap=-5: Input should be greater than or equal to 0
+evaluate | bootstrap=abc | bootstrap=abc: Input should be a valid integer
+# evaluate.py report=: the sweep report's options and sources
+evaluate | report={directory} report_baselines=maybe | report_baselines=maybe: Input should be a valid boolean
+# infer.py: data selection
 infer    | data.limit=0 | data.limit=0: Input should be greater than or equal to 1
 infer    | data.limit=-1 | data.limit=-1: Input should be greater than or equal to 1
 infer    | data.limit=1.5 | data.limit=1.5: Input should be a valid integer
 infer    | data.types=[foo] | data.types[0]=foo: Input should be 'yesno', 'factoid', 'list' or 'summary'
 infer    | data.types=yesno | data.types=yesno: Input should be a valid list
 infer    | data.types=[] | data.types=[]: List should have at least 1 item
-infer    | data.golden={yesno_only} data.types=[summary] | no question of these types
 infer    | data.shot_pool=bogus | data.shot_pool=bogus: Input should be 'fewshot', 'golden' or 'demo'
 # infer.py: the questions file
-infer    | data.golden={malformed_golden} | question q2, field 'type': unknown question type
 infer    | data.golden={non_utf8} | data.golden={non_utf8}: not UTF-8 text
 infer    | data.golden={directory} | data.golden={directory}: is a directory
 infer    | data.golden={missing} | data.golden={missing}: no such file
 infer    | data.golden={empty} | empty file
 infer    | data.golden={truncated} | not valid JSON
 infer    | data.golden={nested} | nested too deeply
-infer    | data.golden=??? | data.golden is missing (???): pass data.golden=...
-infer    | data.golden=${oc.env:BIOQA_UNSET_VARIABLE} | Environment variable 'BIOQA_UNSET_VARIABLE' not found
 # infer.py: answering, prompt, task, retrieval, evaluation, cache
-infer    | answering.chunk_size=0 | answering.chunk_size=0: Input should be greater than or equal to 1
 infer    | answering.max_new_tokens.ideal=0 | answering.max_new_tokens.ideal=0
-infer    | ~answering.max_new_tokens.ideal | answering.max_new_tokens has no entry for ['ideal']
 infer    | answering.temperature=-1 | answering.temperature=-1
 infer    | +answering.max_new_tokens.summary=5 | answering.max_new_tokens.summary=summary: Input should be
-infer    | model.adapter={directory} | model.adapter={directory}: not a PEFT adapter directory
-infer    | prompt.selection=bogus | prompt.selection=bogus: Input should be 'first_n' or 'knn'
 infer    | prompt.pool=bogus | prompt.pool=bogus
 infer    | prompt.n_shots=-1 | prompt.n_shots=-1: Input should be greater than or equal to 0
-infer    | task=phase_a_plus | task=phase_a_plus needs a search index for Phase A
 infer    | task=phase_a | task=phase_a needs a search index for Phase A
 infer    | task=phase_a_plus task.phase_a_submission={missing} | task.phase_a_submission={missing}
 infer    | task=phase_a_plus task.phase_a_submission={truncated} | not valid JSON
 infer    | task=phase_a_plus retrieval=tantivy retrieval.index.corpus_path={missing} | no such file
-infer    | cache.path={directory} | cache.path={directory}: is a directory
-infer    | cache.path={empty}/completions.sqlite | is not a directory
-infer    | evaluation.version=7 | evaluation.version=7: Input should be 2, 3, 5, 8 or 9
 infer    | evaluation.bootstrap=-5 | evaluation.bootstrap=-5: Input should be greater than or equal to 0
 infer    | evaluation.enabled=maybe | evaluation.enabled=maybe: Input should be a valid boolean
 # infer.py: Phase B answers from the questions' snippets; none (a Phase A test set) is refused unless closed-book
-infer    | data.golden={no_snippets} | task=phase_b answers from the questions' snippets, but 3 of 3 selected
 infer    | data.golden={no_snippets} data.limit=2 | 2 of 2 selected question(s) in {no_snippets} have none
 infer    | data.golden={no_snippets} | task=phase_a_plus retrieval=tantivy|bm25|elasticsearch, or answer without
 infer    | data.golden={some_snippets} | but 1 of 3 selected question(s)
 infer    | data.golden={no_snippets} data.closed_book=maybe | data.closed_book=maybe: Input should be a valid boolean
-infer    | task=phase_a_plus task.phase_a_submission={golden} data.closed_book=true | but task=phase_a_plus retrieves
-infer    | retrieval=wikipedia retrieval.wikipedia.offline=true | wikipedia.sqlite: no Wikipedia cache here
-infer    | errors.max_fraction=1.5 | errors.max_fraction=1.5: Input should be less than or equal to 1
 infer    | errors.max_fraction=true | errors.max_fraction=true: Input should be a valid number
 infer    | data.shot_pool_fallback=golden | data.shot_pool_fallback=golden: Input should be 'demo'
 infer    | data.limit=true | data.limit=true: Input should be a valid integer
 # infer.py task=ensemble: parsed like every other task
-infer    | task=ensemble | ensemble.runs is missing (???): pass ensemble.runs=...
 infer    | task=ensemble ensemble.runs=[{directory}] +ensemble.rrfk=1 | (did you mean 'ensemble.rrf_k'?
-infer    | task=ensemble ensemble.runs=[{directory}] | ensemble.runs=[{directory}]: List should have at least 2
-infer    | task=ensemble ensemble.runs=[{directory},{directory}] | ensemble.runs: the same run directory is listed
 infer    | task=ensemble ensemble.runs=[a,b] ensemble.ideal=longest | ensemble.ideal=longest: Input should be 'member'
-infer    | task=ensemble ensemble.runs=[a,b] ensemble.ideal_member=2 | ensemble.ideal_member=2: must index ensemble.runs
 infer    | task=ensemble ensemble.runs=[a,b] ensemble.list_min_votes=0 | ensemble.list_min_votes=0: Input should be
 infer    | task=ensemble ensemble.runs=[a,b] ensemble.rrf_k=-1 | ensemble.rrf_k=-1: Input should be greater than
 # prompt templates: one language ({name} is a placeholder when the prompt fills it, other braces are literal)
-infer    | prompt.templates.exact.yesno.user='{snippets}{questoin}' | unknown placeholder {questoin}
 infer    | task=phase_a retrieval=tantivy retrieval.phase_a.prompts.query='Find:{querstion}' | {querstion}
 infer    | retrieval=wikipedia retrieval.wikipedia.prompts.titles='{question}{n}' | unknown placeholder {n}
-infer    | task=phase_a retrieval=tantivy retrieval.phase_a.search_k=abc | retrieval.phase_a.search_k=abc: Input should
-infer    | retrieval=wikipedia retrieval.wikipedia.offline=true retrieval.wikipedia.cache_path=null | offline=true needs
 # first contact: a remote model without its API key, named before anything runs
-infer    | model=gpt-3.5-turbo model.backend.api_key_env=BIOQA_NO_SUCH_KEY | variable BIOQA_NO_SUCH_KEY (the API key
-train    | model=mixtral prompt=10shot | are not in the Hugging Face cache && pass model.backend.model_path=DIR
 infer    | model=mixtral | model.backend.model_path=mistralai/Mixtral-8x7B-Instruct-v0.1: the weights are not in
 # several problems at once: every one reported, on one line (a row's `&&` parts are all in it)
-infer    | +foo=1 data.limit=0 answering.chunk_size=0 | foo: unknown && ; data.limit=0 && ; answering.chunk_size=0
-infer    | prompt.n_shots=-1 data.limit=0 | data.limit=0: Input should be && ; prompt.n_shots=-1: Input should be
 evaluate | phase=C version=7 bootstrap=-1 | phase=C: Input && ; version=7: Input && ; bootstrap=-1: Input should be
 evaluate | report={directory} report_reference=[a] bootstrap=x | report_reference=[a]: Input && ; bootstrap=x:
 # train.py: data files (a single string is one path or pattern)
 train    | data.train_files={missing} | data.train_files={missing}: no such file
-train    | data.train_files=[{directory}/nothing*.json] | matches no file
 train    | data.train_files=[{directory}] | is a directory
 train    | data.train_files={truncated} | not valid JSON
 train    | data.train_files={malformed_golden} | question q2, field 'type'
-train    | data.train_files={summary_only} data.kinds=[exact] | no training examples
-train    | data.train_files={one_question} data.kinds=[ideal] | hold out the only training example
 train    | data.val_files={empty} | data.val_files={empty}: empty file
-train    | data.format=chat_jsonl data.train_files={bad_chat} | :2: the last message must be
 train    | data.format=chat_jsonl data.train_files={non_utf8} | not UTF-8 text
-train    | data.format=chat_jsonl | data.format=chat_jsonl needs data.train_files
 # train.py: settings
-train    | data.batch_size=0 | data.batch_size=0: Input should be greater than or equal to 1
 train    | data.batch_size=abc | data.batch_size=abc: Input should be a valid integer
 train    | data.val_fraction=1.0 | data.val_fraction=1.0: Input should be less than 1
 train    | data.val_fraction=-0.1 | data.val_fraction=-0.1
 train    | data.format=bogus | data.format=bogus: Input should be 'golden' or 'chat_jsonl'
 train    | data.kinds=[foo] | data.kinds[0]=foo
-train    | model=gpt-4o | model=gpt-4o has no `train:` block
-train    | model.train.lora.r=0 | model.train.lora.r=0
 train    | model.train.optim.schedule=bogus | model.train.optim.schedule=bogus
 train    | +model.train.lora.rank=8 | model.train.lora.rank: unknown config key
 train    | prompt.selection=bogus | prompt.selection=bogus
 train    | ckpt_path={missing} | ckpt_path={missing}: no such file
-train    | ckpt_path=last resume_root={directory} | ckpt_path=last: no checkpoints/last.ckpt
-train    | data.pack_length=16 | data.pack_length=16 is shorter than model.train.max_length=1024
-train    | model.train.gradient_checkpointing=auto | gradient_checkpointing=auto needs model.train.memory_budget_gb
 train    | +model.train.base.experts_forward=groupd | model.train.base.experts_forward=groupd: Input should be 'routed'
 train    | data.batch_size=0 model.train.lora.r=0 +trainer.max_step=3 | ; model.train.lora.r=0 && ; trainer.max_step:
 # unknown keys (a typo, or a +key nothing reads) are refused, naming the closest known key
 infer    | +foo=1 | foo: unknown config key
 infer    | +answering.max_new_token=64 | max_new_token: unknown config key (did you mean 'answering.max_new_tokens'
-infer    | +data.limt=3 | data.limt: unknown config key (did you mean 'data.limit'?
 infer    | +model.adaptr=x | model.adaptr: unknown config key (did you mean 'model.adapter'?
 infer    | +prompt.n_shot=3 | prompt.n_shot: unknown config key (did you mean 'prompt.n_shots'?
 infer    | +retrieval.idx=1 | retrieval.idx: unknown config key (did you mean 'retrieval.index'?
@@ -210,41 +240,46 @@ train    | +model.train.optim.l=1 | model.train.optim.l: unknown config key
 train    | +data.bach_size=2 | data.bach_size: unknown config key (did you mean 'data.batch_size'?
 train    | +merged=true | merged: unknown config key (did you mean 'merge'?
 # keys of an object built from _target_ (or the Lightning Trainer's) are checked against its signature, up front
-infer    | model=smollm2 +model.backend.batch_sise=4 | model.backend.batch_sise: not a parameter of bioqa.models.hf
 infer    | model=mixtral +model.backend.load_in_4bits=1 | (did you mean 'model.backend.load_in_4bit'?
 infer    | model=gpt-4o +model.backend.temprature=1 | model.backend.temprature: not a parameter of bioqa.models.litellm
 infer    | task=phase_a retrieval=tantivy +retrieval.index.field_boost=1 | (did you mean 'retrieval.index.field_boosts'?
 train    | logger=wandb +logger.wandb.projet=x | logger.wandb.projet: not a parameter of bioqa.loggers.wandb_logger (did
 infer    | logger=wandb +logger.wandb.notez=x | (did you mean 'logger.wandb.notes'?
 infer    | task=phase_a retrieval=tantivy +retrieval.phase_a.lang=en | retrieval.phase_a.lang: not a parameter of
-train    | +trainer.max_step=3 | trainer.max_step: not an argument of the Lightning Trainer (did you mean 'trainer.max_
 """
 )
 
 
-# The seed paper's Phase A prompt set (retrieval/phase_a=paper) reads its shot files before any model is built.
-# Rows: overrides of retrieval.phase_a (a leading + kept) | the expected part of the line.
+def paper_phase_a(rows: str) -> list[Case]:
+    """Rows ``overrides of retrieval.phase_a (a leading + kept) | expected part of the line`` with the seed paper's
+    Phase A prompt set (retrieval/phase_a=paper), which reads its shot files before any model is built."""
+    return [
+        Case("infer", PAPER_PHASE_A + tuple(re.sub(r"^(\+?)", r"\1retrieval.phase_a.", o) for o in row.split()), expect)
+        for row, expect in (line.split(" | ", 1) for line in rows.strip().splitlines())
+    ]
+
+
 PAPER_PHASE_A = ("task=phase_a", "retrieval=tantivy", "retrieval/phase_a=paper")
-CASES += [
-    Case("infer", PAPER_PHASE_A + tuple(re.sub(r"^(\+?)", r"\1retrieval.phase_a.", o) for o in row.split()), expect)
-    for row, expect in (
-        line.split(" | ", 1)
-        for line in """
-shots.extract=1 shot_files.extract={missing} | shot_files.extract={missing}: no such file
-shots.extract=1 shot_files.extract={empty} | shot_files.extract={empty}: empty file
-shots.rerank=1 shot_files.rerank={non_utf8} | shot_files.rerank={non_utf8}: not UTF-8 text
+CASES += paper_phase_a(
+    """
 shots.extract=3 shot_files.extract={bad_chat} | {bad_chat}: 3 shots asked for, the file has 2 examples
 shots.rerank=1 shot_files.rerank={golden} | {golden}:1: expected {"messages": [{"role", "content"}, ...]}
 shots.query=1 | retrieval.phase_a: shots.query=1 needs shot_files.query=FILE
-shots.query=2 shot_files.query={query_pool} | {query_pool}: 2 shots asked for, the pool has 1
 shots.query=1 shot_files.query={golden} | {golden}: not a query shot pool
+"""
+)
+VALUES += paper_phase_a(
+    """
+shots.extract=1 shot_files.extract={missing} | shot_files.extract={missing}: no such file
+shots.extract=1 shot_files.extract={empty} | shot_files.extract={empty}: empty file
+shots.rerank=1 shot_files.rerank={non_utf8} | shot_files.rerank={non_utf8}: not UTF-8 text
+shots.query=2 shot_files.query={query_pool} | {query_pool}: 2 shots asked for, the pool has 1
 shots.query=1 shot_files.query={truncated} | {truncated}: not valid JSON
 shots.extract=-1 | shots.extract=-1: Input should be greater than or equal to 0
 +shots.expand=1 | shots.expand=expand: Input should be 'query', 'extract' or 'rerank'
 shots=3 | shots=3: Input should be a valid dictionary
-""".strip().splitlines()
-    )
-]
+"""
+)
 
 
 def demo_questions() -> list[dict]:
@@ -367,6 +402,57 @@ def test_bad_input_ends_in_one_line_and_loses_nothing(case: Case, tmp_path, caps
         script(case.script).main(cfg)
     assert_one_line(exited.value.code, capsys.readouterr().err, fill(case.expect, files))
     assert snapshot(tmp_path) == before
+
+
+def checks(name: str, cfg: DictConfig) -> None:
+    """What ``<name>.py`` checks before any work: the run plan, the training inputs, or the evaluation or report."""
+    from bioqa.pipeline.app import plan_run  # here: collecting this module does not import torch
+    from bioqa.training.config import validate_train_config
+
+    if name == "infer":
+        plan_run(cfg)
+    elif name == "train":
+        validate_train_config(cfg)
+    elif cfg.report is not None:
+        validate_report_config(cfg)
+    else:
+        validate_evaluate_config(cfg)
+
+
+def is_group(override: str) -> bool:
+    """Whether ``override`` chooses a config group's option (``model=mixtral``, ``retrieval/phase_a=paper``)."""
+    return (CONF / override.split("=")[0]).is_dir()
+
+
+@pytest.fixture(scope="module")
+def composed(tmp_path_factory) -> tuple[Callable[[Case], DictConfig], dict[str, str]]:
+    """The input files, and a case's config: its script's real config composed once per choice of config groups,
+    the case's values then applied to a copy as Hydra applies overrides after composing."""
+    root = tmp_path_factory.mktemp("values")
+    files, configs = write_inputs(root / "in"), {}
+
+    def config(case: Case) -> DictConfig:
+        overrides = [fill(o, files) for o in case.overrides]
+        groups = tuple(base_overrides(case, root) + [o for o in overrides if is_group(o)])
+        if (case.script, groups) not in configs:
+            configs[case.script, groups] = compose_config(case.script, list(groups), root / "logs" / "run")
+        cfg = copy.deepcopy(configs[case.script, groups])
+        for override in OverridesParser.create().parse_overrides([o for o in overrides if not is_group(o)]):
+            OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True, force_add=override.is_add())
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    return config, files
+
+
+@pytest.mark.parametrize("case", VALUES, ids=lambda case: case.id)
+def test_bad_value_is_refused_by_the_checks_before_any_work(case: Case, composed):
+    config, files = composed
+    with pytest.raises(Exception) as raised:  # which error: describe() says whether it is a user-facing one
+        checks(case.script, config(case))
+    message = describe(raised.value)
+    assert message is not None and getattr(raised.value, "exit_code", EXIT_USAGE) == EXIT_USAGE, raised.value
+    assert all(part in message for part in fill(case.expect, files).split(" && ")), message
 
 
 SMOKE = [
