@@ -389,19 +389,20 @@ def assert_one_line(code: int | str | None, stderr: str, expect: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
-def test_bad_input_ends_in_one_line_and_loses_nothing(case: Case, tmp_path, capsys, monkeypatch):
+def test_bad_input_ends_in_one_line_and_loses_nothing(case: Case, tmp_path_factory, capsys, monkeypatch):
+    folder = tmp_path_factory.mktemp("bad")  # a short path: a message shortens values over 80 characters
     forbid_work(monkeypatch, case.script)
-    files = write_inputs(tmp_path / "in")
-    run_dir = tmp_path / "logs" / "run"
-    write_previous_run(run_dir, tmp_path / "cache")
-    before = snapshot(tmp_path)
+    files = write_inputs(folder / "in")
+    run_dir = folder / "logs" / "run"
+    write_previous_run(run_dir, folder / "cache")
+    before = snapshot(folder)
     overrides = [fill(o, files) for o in case.overrides]
-    cfg = compose_config(case.script, base_overrides(case, tmp_path) + overrides, run_dir)
+    cfg = compose_config(case.script, base_overrides(case, folder) + overrides, run_dir)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exited:
         script(case.script).main(cfg)
     assert_one_line(exited.value.code, capsys.readouterr().err, fill(case.expect, files))
-    assert snapshot(tmp_path) == before
+    assert snapshot(folder) == before
 
 
 def checks(name: str, cfg: DictConfig) -> None:
