@@ -65,6 +65,7 @@ def test_python_warnings_are_routed_through_logging_while_a_job_runs():
     assert warnings.showwarning is before
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch, transformers, Lightning, LiteLLM
 def test_importing_the_entry_points_prints_nothing_on_stderr():
     """The scripts with everything they import (torch, transformers, peft, bitsandbytes, Lightning, LiteLLM)."""
     code = "import infer, train, evaluate"
@@ -73,6 +74,7 @@ def test_importing_the_entry_points_prints_nothing_on_stderr():
     assert proc.stderr == ""
 
 
+@pytest.mark.slow  # a fresh interpreter importing bitsandbytes, peft, transformers
 def test_the_hub_kernel_probe_is_switched_off():
     """bitsandbytes loads without asking ``kernels`` for a Hub kernel, and says nothing about it."""
     code = (

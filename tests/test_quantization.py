@@ -225,6 +225,7 @@ def test_dequantisation_buffers_belong_to_their_model():
     assert owners[0] is not owners[1] and all(isinstance(o, DequantBuffers) for o in owners)
 
 
+@pytest.mark.slow  # a fresh interpreter importing transformers
 def test_importing_registers_nothing_with_transformers_and_loading_registers_once():
     code = (
         "import bioqa.models.quantization as q\n"
