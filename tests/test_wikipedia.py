@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from helpers import ScriptedBackend
 
 from bioqa.errors import ConfigError, describe, error_boundary
+from bioqa.retrieval import mediawiki
 from bioqa.retrieval.mediawiki import MediaWikiClient, MediaWikiError
 from bioqa.retrieval.wikipedia import WikipediaContext, main, parse_titles, prefetch
 from bioqa.retrieval.wikipedia_cache import WikipediaCache, normalise_title
@@ -148,6 +150,17 @@ def test_rate_limits_are_retried_after_the_wait_the_server_asks(json_server):
     assert client.introduction("Aspirin") == ("Aspirin", ARTICLES["Aspirin"])
     with pytest.raises(MediaWikiError, match="HTTP 429"):  # out of retries
         MediaWikiClient(json_server(MediaWiki(fail=(429, {}, {"Retry-After": "0"}))), max_retries=1).introduction("x")
+
+
+@pytest.mark.parametrize(("retry_after", "slept"), [("30", [30.0]), ("30.5", []), ("3600", [])])
+def test_a_wait_longer_than_30_s_is_not_waited_for(retry_after, slept, json_server, monkeypatch):
+    """A server asking for more than MAX_RETRY_AFTER_S (30 s) fails the fetch at once instead of stalling the run."""
+    waits: list[float] = []
+    monkeypatch.setattr(mediawiki, "time", SimpleNamespace(sleep=waits.append))
+    client = MediaWikiClient(json_server(MediaWiki(fail=(429, {}, {"Retry-After": retry_after}))), max_retries=1)
+    with pytest.raises(MediaWikiError, match="HTTP 429"):
+        client.introduction("x")
+    assert waits == slept
 
 
 def test_an_unreachable_server_is_one_line(caplog):
