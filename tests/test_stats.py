@@ -34,6 +34,15 @@ def test_yesno_f1_is_recomputed_from_counts_not_averaged():
     assert stat.statistic(resampled)[0] == 0.5
 
 
+def test_a_nan_value_counts_as_0_in_a_mean_as_in_the_jar():
+    """A question's NaN (an AP without golden items) adds 0 to a mean, in the set-level number and the resampled
+    statistic alike (none of the oracle systems below has one in a mean-aggregated column)."""
+    spec = metric_spec("documents.MAP")
+    rows = [{"documents.ap": 1.0}, {"documents.ap": math.nan}, {"documents.ap": 0.5}]
+    assert spec.compute(rows) == 0.5
+    assert spec.statistic(_columns(rows, spec.inputs))[0] == 0.5
+
+
 @pytest.mark.parametrize("system", ["A_noisy", "A_over10", "A_url_variants", "B_noisy", "B_yesno_variants"])
 def test_statistics_reproduce_the_official_numbers(shared_dir: Path, system: str):
     golden = shared_dir / "golden/10B2_golden.json"
