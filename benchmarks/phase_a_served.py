@@ -5,10 +5,12 @@ continuous batching.
 The embedded SmolLM2-135M GGUF is dequantised once into ``cache/served/`` (``transformers serve`` cannot load a
 GGUF) and served on loopback; each row is one ``infer.py task=phase_a`` run over the first ``--questions`` of the
 batch with ``model=openai-compatible`` at one concurrency, a fresh completion cache and run directory. Rows
-accumulate in the JSON across invocations (a row with the same questions, batching and concurrency is replaced),
-so each locked job can measure a few of them:
+accumulate in the JSON across invocations (a row with the same questions, backend, batching and concurrency is
+replaced), so each locked job can measure a few of them; ``--in-process`` adds the same run with the default model
+in-process (hf backend, its own batching) for comparison:
 
     flock /work/cpu.lock python benchmarks/phase_a_served.py --questions 5 --concurrency 1 4 --batching off
+    flock /work/cpu.lock python benchmarks/phase_a_served.py --questions 5 --batching --in-process
 
 ``model.backend.timeout_s`` is raised (``--timeout-s``): a server that answers one request at a time makes the
 ``concurrency``-th request wait for the others, which the default 60 s would count as a timeout and resend.
@@ -49,8 +51,19 @@ def exported_model() -> str:
     return servable_model(smollm2_dir(), SMOLLM2_GGUF, work_dir=EXPORT)
 
 
-def infer(server: ServedModel, args: argparse.Namespace, concurrency: int, work: Path) -> dict:
-    """One ``infer.py task=phase_a`` run against ``server``: its stats, measures and wall time."""
+def served(server: ServedModel, concurrency: int, timeout_s: float) -> list[str]:
+    """``infer.py`` overrides for ``model=openai-compatible`` against ``server``."""
+    return [
+        "model=openai-compatible",
+        f"model.backend.model=openai/{server.model}",
+        f"model.backend.api_base={server.api_base}",
+        f"model.backend.concurrency={concurrency}",
+        f"++model.backend.timeout_s={timeout_s}",
+    ]
+
+
+def infer(model: list[str], args: argparse.Namespace, work: Path) -> dict:
+    """One ``infer.py task=phase_a`` run with the ``model`` overrides: its stats, measures and wall time."""
     run_dir = work / "run"
     command = [
         sys.executable,
@@ -61,11 +74,7 @@ def infer(server: ServedModel, args: argparse.Namespace, concurrency: int, work:
         f"data.golden={args.golden}",
         f"data.limit={args.questions}",
         "logger=none",
-        "model=openai-compatible",
-        f"model.backend.model=openai/{server.model}",
-        f"model.backend.api_base={server.api_base}",
-        f"model.backend.concurrency={concurrency}",
-        f"++model.backend.timeout_s={args.timeout_s}",
+        *model,
         f"cache.path={work / 'completions.sqlite'}",
         f"hydra.run.dir={run_dir}",
     ]
@@ -106,11 +115,11 @@ def infer(server: ServedModel, args: argparse.Namespace, concurrency: int, work:
 
 def table(rows: list[dict]) -> Table:
     out = Table(title="Phase A via LiteLLM → transformers serve (SmolLM2-135M, CPU)")
-    columns = ("questions", "server batching", "concurrency", "Phase A s", *(f"{s} s" for s in STAGES))
+    columns = ("questions", "backend", "batching", "concurrency", "Phase A s", *(f"{s} s" for s in STAGES))
     for column in (*columns, "calls / errors", "docs MAP", "snippets MAP", "load"):
         out.add_column(column, justify="right")
     for row in rows:
-        key = [str(row["questions"]), row["batching"], str(row["concurrency"])]
+        key = [str(row["questions"]), row["backend"], row["batching"], str(row["concurrency"] or "—")]
         if "error" in row:
             out.add_row(*key, f"failed: {row['error'][:60]}")
             continue
@@ -131,12 +140,13 @@ def main() -> None:
     parser.add_argument(
         "--batching",
         choices=["off", "on"],
-        nargs="+",
+        nargs="*",
         default=["off", "on"],
         help="the server's continuous batching (transformers serve --continuous-batching)",
     )
     parser.add_argument("--timeout-s", type=float, default=600.0, help="model.backend.timeout_s (per attempt)")
     parser.add_argument("--limit-s", type=float, default=540.0, help="stop a row's infer.py after this long")
+    parser.add_argument("--in-process", action="store_true", help="also the default model in-process (hf backend)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if not args.golden.is_file() or not args.corpus.is_file():
@@ -154,22 +164,32 @@ def main() -> None:
     }
 
     def record(row: dict) -> None:  # written after every row: a crash keeps what was measured
-        same = ("questions", "batching", "concurrency")
+        same = ("questions", "backend", "batching", "concurrency")
         rows[:] = [r for r in rows if any(r[k] != row[k] for k in same)] + [row]
-        rows.sort(key=lambda r: (r["questions"], r["batching"], r["concurrency"]))
+        rows.sort(key=lambda r: (r["questions"], r["backend"], r["batching"], r["concurrency"] or 0))
+
+    def measure(backend: str, batching: str, concurrency: int | None, model: list[str]) -> None:
+        work = EXPORT.parent / "runs" / f"q{args.questions}-{backend.split()[0]}-{batching}-c{concurrency}"
+        shutil.rmtree(work, ignore_errors=True)  # a fresh completion cache and run directory
+        work.mkdir(parents=True)
+        row = {"questions": args.questions, "backend": backend, "batching": batching, "concurrency": concurrency}
+        record({**row, **infer(model, args, work)})
+        print(json.dumps(rows[-1]), file=sys.stderr)
+
+    if args.in_process:
+        measure("hf in-process", "batch_size 8", None, [])
         write_json(args.out, {**meta, "rows": rows})
 
     spec = exported_model()
     for batching in args.batching:
-        with ServedModel(spec, device="cpu", continuous_batching=batching == "on", startup_timeout_s=300) as server:
+        log = EXPORT.parent / "runs" / f"q{args.questions}-batching-{batching}-server.log"  # its batching stats
+        log.parent.mkdir(parents=True, exist_ok=True)
+        continuous = batching == "on"
+        with ServedModel(
+            spec, device="cpu", continuous_batching=continuous, startup_timeout_s=300, log_path=log
+        ) as server:
             for concurrency in args.concurrency:
-                work = EXPORT.parent / "runs" / f"q{args.questions}-batching-{batching}-c{concurrency}"
-                shutil.rmtree(work, ignore_errors=True)  # a fresh completion cache and run directory
-                work.mkdir(parents=True)
-                result = infer(server, args, concurrency, work)
-                row = {"questions": args.questions, "batching": batching, "concurrency": concurrency, **result}
-                record(row)
-                print(json.dumps(row), file=sys.stderr)
+                measure("transformers serve", batching, concurrency, served(server, concurrency, args.timeout_s))
     Console(width=200).print(table(rows))
     print(f"wrote {args.out}", file=sys.stderr)
 
