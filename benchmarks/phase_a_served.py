@@ -167,6 +167,8 @@ def main() -> None:
         same = ("questions", "backend", "batching", "concurrency")
         rows[:] = [r for r in rows if any(r[k] != row[k] for k in same)] + [row]
         rows.sort(key=lambda r: (r["questions"], r["backend"], r["batching"], r["concurrency"] or 0))
+        write_json(args.out, {**meta, "rows": rows})
+        print(json.dumps(row), file=sys.stderr)
 
     def measure(backend: str, batching: str, concurrency: int | None, model: list[str]) -> None:
         work = EXPORT.parent / "runs" / f"q{args.questions}-{backend.split()[0]}-{batching}-c{concurrency}"
@@ -174,11 +176,9 @@ def main() -> None:
         work.mkdir(parents=True)
         row = {"questions": args.questions, "backend": backend, "batching": batching, "concurrency": concurrency}
         record({**row, **infer(model, args, work)})
-        print(json.dumps(rows[-1]), file=sys.stderr)
 
     if args.in_process:
         measure("hf in-process", "batch_size 8", None, [])
-        write_json(args.out, {**meta, "rows": rows})
 
     spec = exported_model()
     for batching in args.batching:
