@@ -1,7 +1,8 @@
 """Streaming reader of NLM PubMed baseline and update files (``pubmedYYnNNNN.xml.gz``, plain ``.xml`` too).
 
-Memory stays constant: every ``PubmedArticle`` is turned into a :class:`Citation` and its element cleared
-(the root drops its children as well). Text follows what the official BioASQ snippet offsets expect:
+Parsed by lxml's ``iterparse`` filtered to the records, so only they reach Python (a DOCTYPE's DTD is neither
+fetched nor loaded). Memory stays constant: every ``PubmedArticle`` is turned into a :class:`Citation`, then
+cleared and dropped from its parent. Text follows what the official BioASQ snippet offsets expect:
 
 * the title is ``ArticleTitle`` with inline markup (``<i>``, ``<sup>``) flattened to its text;
 * a structured abstract joins its ``AbstractText`` parts with no separator, each labelled part written as
@@ -85,11 +86,16 @@ def _descend(elements: list[etree._Element], path: tuple[str, ...]) -> list[etre
     return elements
 
 
+def _find(element: etree._Element | None, *path: str) -> etree._Element | None:
+    """ElementPath's ``element.find("a/b")``, ``None`` for no element."""
+    found = _descend([element], path) if element is not None else []
+    return found[0] if found else None
+
+
 def _under(root: etree._Element, tag: str, *path: str) -> Iterator[etree._Element]:
-    """The elements at ``.//tag/path[0]/...`` below ``root`` (not ``root`` itself), in ElementPath's order."""
-    for element in root.iter(tag):
-        if element is not root:
-            yield from _descend([element], path)
+    """ElementPath's ``root.iterfind(".//tag/path[0]/...")``: the matches below ``root``, in its order."""
+    for element in root.iterdescendants(tag):
+        yield from _descend([element], path)
 
 
 def _first_under(root: etree._Element, tag: str, *path: str) -> etree._Element | None:
@@ -134,7 +140,7 @@ def _citation(element: etree._Element) -> Citation | None:
     else:  # PubmedBookArticle
         book = _child(element, "BookDocument")
         pmid_el = _child(book, "PMID")
-        title = _text(_child(book, "ArticleTitle")) or _text(next(iter(_descend([book], ("Book", "BookTitle"))), None))
+        title = _text(_child(book, "ArticleTitle")) or _text(_find(book, "Book", "BookTitle"))
         abstract = join_abstract(_child(book, "Abstract"))
         mesh, source = (), book if book is not None else element
     pmid = _text(pmid_el)
