@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pubmed_reference import reference_records
 
-from bioqa.retrieval.pubmed import Citation, Deletion, PubMedFile
+from bioqa.retrieval.pubmed import Citation, Deletion, PubMedFile, PubMedFormatError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pubmed"
 NLM_PROLOG = (
@@ -104,6 +104,9 @@ CASES = {
         + article("22", "<ArticleTitle>nested record</ArticleTitle>")
         + "</Wrapper>\r\n"
         + article("23", "<ArticleTitle>line\r\nbreaks\tand  spaces</ArticleTitle>")
+        + "<PubmedArticleSet><PubmedArticleSet/>"
+        + article("25", "<ArticleTitle>in a nested set</ArticleTitle>")
+        + "</PubmedArticleSet>\n"
     ),
 }
 
@@ -155,4 +158,11 @@ def test_the_cases_exercise_what_they_name(tmp_path):
     assert read["mesh"][0].mesh == ("Humans", "Neoplasms, Germ Cell", "Nested")
     assert [(c.title, c.year) for c in read["books"]] == [("Chapter", 2010), ("Second book title", None)]
     assert read["deletions"][1:] == [Deletion(("18", "19")), Deletion(())]
-    assert [c.pmid for c in read["odd_structure"]] == ["20", "22", "23"]
+    assert [c.pmid for c in read["odd_structure"]] == ["20", "22", "23", "25"]
+
+
+def test_a_set_of_empty_sets_holds_no_record(tmp_path):
+    path = write(tmp_path, "nested_sets", "<PubmedArticleSet><PubmedArticleSet/></PubmedArticleSet>")[0]
+    with pytest.raises(PubMedFormatError, match="no PubMed record in this file"):
+        list(PubMedFile(path))
+    assert list(reference_records(str(path))) == []

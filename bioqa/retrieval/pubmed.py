@@ -200,7 +200,7 @@ class PubMedFile:
             for event, element in events:
                 if root is None:
                     root = _checked_root(self.path, element.getroottree().getroot())
-                if event != "end" or element is root:
+                if event != "end" or element.tag == "PubmedArticleSet":
                     continue
                 records += 1
                 if element.tag == "DeleteCitation":
