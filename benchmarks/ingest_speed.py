@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -193,7 +194,7 @@ def floors(path: Path, code: Path, work: Path) -> dict:
     parsed (the ``TantivySink`` of ``code``, default threads), on one file."""
     shutil.rmtree(work / "floor-index", ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(code)}
-    _, out = timed([sys.executable, "-c", FLOORS, str(path), str(work / "floor-index")], env)
+    _, _, out = timed([sys.executable, "-c", FLOORS, str(path), str(work / "floor-index")], env)
     shutil.rmtree(work / "floor-index")
     bare, indexing, cpu_us = map(float, out.split())
     return {
@@ -203,14 +204,19 @@ def floors(path: Path, code: Path, work: Path) -> dict:
     }
 
 
-def timed(command: list[str], env: dict) -> tuple[float, str]:
-    """Wall seconds and stdout of a command that must succeed."""
-    began = time.perf_counter()
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], env: dict) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (all its threads and processes) and stdout of a command that must succeed."""
+    began, used = time.perf_counter(), children_cpu()
     run = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - began
     if run.returncode:
         sys.exit(f"{command[:4]} failed: {run.stderr.strip()[-2000:]}")
-    return seconds, run.stdout
+    return seconds, children_cpu() - used, run.stdout
 
 
 def measure(files: list[Path], code: Path, work: Path, ingest_args: list[str]) -> dict:
@@ -223,12 +229,12 @@ def measure(files: list[Path], code: Path, work: Path, ingest_args: list[str]) -
                 xml_bytes += len(chunk)
     gunzip_s = time.perf_counter() - began
     load = os.getloadavg()[0]
-    _, out = timed([sys.executable, "-c", PARSE_ONLY, *map(str, files)], env)
+    _, _, out = timed([sys.executable, "-c", PARSE_ONLY, *map(str, files)], env)
     parsed, parse_s = out.split()
     index = work / "index"
     shutil.rmtree(index, ignore_errors=True)
     command = [sys.executable, "-m", "bioqa.retrieval.ingest", str(files[0].parent), "--out", str(index)]
-    seconds, out = timed([*command, "--no-progress", *ingest_args], env)
+    seconds, cpu, out = timed([*command, "--no-progress", *ingest_args], env)
     report = json.loads(out.strip().splitlines()[-1])
     size = sum(f.stat().st_size for f in index.rglob("*") if f.is_file())
     shutil.rmtree(index)
@@ -239,6 +245,8 @@ def measure(files: list[Path], code: Path, work: Path, ingest_args: list[str]) -
         "ingest_s": round(seconds, 2),
         "ingest_citations_per_s": round(report["citations"] / seconds),
         "citations": report["citations"],
+        "ingest_cpu_s": round(cpu, 2),
+        "ingest_cores_busy": round(cpu / seconds, 2),
         "index_mb": round(size / 1e6, 1),
         "load_1min_before": round(load, 2),
         "load_1min_after": round(os.getloadavg()[0], 2),
@@ -288,7 +296,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     table = Table(title=f"PubMed ingest, {args.citations} generated citations ({results['generated']['gz_mb']} MB gz)")
-    for column in ("label", "code", "parse only /s", "ingest /s", "ingest s", "load", "36M hours"):
+    for column in ("label", "code", "parse only /s", "ingest /s", "ingest s", "cores busy", "load", "36M hours"):
         table.add_column(column, justify="right")
     for label, run in results["runs"].items():
         for r in run["repeats"]:
@@ -298,6 +306,7 @@ def main() -> None:
                 str(r["parse_only_citations_per_s"]),
                 str(r["ingest_citations_per_s"]),
                 str(r["ingest_s"]),
+                str(r["ingest_cores_busy"]),
                 f"{r['load_1min_before']} → {r['load_1min_after']}",
                 str(round(PUBMED_CITATIONS / r["ingest_citations_per_s"] / 3600, 2)),
             )
