@@ -156,10 +156,10 @@ def generate(work: Path, citations: int, per_file: int, seed: int) -> list[Path]
 
 PARSE_ONLY = (
     "import sys, time\n"
-    "from bioqa.retrieval.pubmed import PubMedFile\n"
+    "from bioqa.retrieval import pubmed\n"
     "began = time.perf_counter()\n"
-    "count = sum(1 for path in sys.argv[1:] for _ in PubMedFile(path))\n"
-    "print(count, time.perf_counter() - began)\n"
+    "count = sum(1 for path in sys.argv[1:] for _ in pubmed.PubMedFile(path))\n"
+    "print(count, time.perf_counter() - began, pubmed.__file__)\n"
 )
 
 
@@ -193,8 +193,7 @@ def floors(path: Path, code: Path, work: Path) -> dict:
     """What bounds the ingest: bare lxml iterparse (no text extracted) and tantivy indexing documents already
     parsed (the ``TantivySink`` of ``code``, default threads), on one file."""
     shutil.rmtree(work / "floor-index", ignore_errors=True)
-    env = {**os.environ, "PYTHONPATH": str(code)}
-    _, _, out = timed([sys.executable, "-c", FLOORS, str(path), str(work / "floor-index")], env)
+    _, _, out = timed([sys.executable, "-c", FLOORS, str(path), str(work / "floor-index")], code, work)
     shutil.rmtree(work / "floor-index")
     bare, indexing, cpu_us = map(float, out.split())
     return {
@@ -209,10 +208,12 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(command: list[str], env: dict) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds (all its threads and processes) and stdout of a command that must succeed."""
+def timed(command: list[str], code: Path, work: Path) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (all its threads and processes) and stdout of a command that must succeed,
+    run with ``code``'s bioqa (from ``work``: a current directory holding a checkout would shadow it)."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
     began, used = time.perf_counter(), children_cpu()
-    run = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    run = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - began
     if run.returncode:
         sys.exit(f"{command[:4]} failed: {run.stderr.strip()[-2000:]}")
@@ -221,7 +222,6 @@ def timed(command: list[str], env: dict) -> tuple[float, float, str]:
 
 def measure(files: list[Path], code: Path, work: Path, ingest_args: list[str]) -> dict:
     """One repeat: gunzip, the reader alone, and the ingest command, each with the load average around it."""
-    env = {**os.environ, "PYTHONPATH": str(code)}
     xml_bytes, began = 0, time.perf_counter()
     for path in files:
         with gzip.open(path, "rb") as raw:
@@ -229,12 +229,14 @@ def measure(files: list[Path], code: Path, work: Path, ingest_args: list[str]) -
                 xml_bytes += len(chunk)
     gunzip_s = time.perf_counter() - began
     load = os.getloadavg()[0]
-    _, _, out = timed([sys.executable, "-c", PARSE_ONLY, *map(str, files)], env)
-    parsed, parse_s = out.split()
+    _, _, out = timed([sys.executable, "-c", PARSE_ONLY, *map(str, files)], code, work)
+    parsed, parse_s, module = out.split()
+    if not Path(module).is_relative_to(code):
+        sys.exit(f"measured {module}, not the bioqa of {code}")
     index = work / "index"
     shutil.rmtree(index, ignore_errors=True)
     command = [sys.executable, "-m", "bioqa.retrieval.ingest", str(files[0].parent), "--out", str(index)]
-    seconds, cpu, out = timed([*command, "--no-progress", *ingest_args], env)
+    seconds, cpu, out = timed([*command, "--no-progress", *ingest_args], code, work)
     report = json.loads(out.strip().splitlines()[-1])
     size = sum(f.stat().st_size for f in index.rglob("*") if f.is_file())
     shutil.rmtree(index)
@@ -266,6 +268,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "cache" / "ingest_speed")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ingest_speed.json")
     args = parser.parse_args()
+    args.work = args.work.resolve()
     files = generate(args.work, args.citations, args.per_file, args.seed)
     runs = []
     for repeat in range(args.repeats):
