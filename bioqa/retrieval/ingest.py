@@ -16,8 +16,7 @@ same hash, so new update files add only what changed, and a run killed part-way 
 
 One ingest writes an index at a time: a second one is refused, naming the process that holds it (a lock beside
 the manifest, ``.<manifest>.lock``). Parsing workers (``--workers``) exit when the ingest that started them dies;
-on a baseline build ``--workers 2`` keeps two cores busy (this process then only indexes): README, "PubMed ingest
-speed".
+with ``--workers 2`` this process only indexes, which can keep two cores busy (README, "PubMed ingest speed").
 """
 
 from __future__ import annotations
