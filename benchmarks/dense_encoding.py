@@ -5,7 +5,7 @@
 One cell per backend (:mod:`bioqa.retrieval.encoders`: torch fp32, ONNX Runtime fp32, ONNX Runtime int8), thread
 count (torch's intra-op threads, ONNX Runtime's ``intra_op_num_threads``), batch size and ``max_seq_length`` (256:
 the model's own limit; 128: the title and the start of the abstract). Each cell encodes the same ``--docs``
-documents after one warm-up batch; documents/s is the wall-clock rate, and the 36M column is 36M / that rate.
+documents after a warm-up batch; documents/s is the wall-clock rate, and the 36M column is 36M / that rate.
 Cells are merged into the JSON by key, so backends can be measured in separate runs (each under the CPU lock).
 
 Documents are real biomedical sentences at PubMed length: the shared BioASQ corpus holds only the golden-snippet
@@ -57,8 +57,8 @@ def pubmed_length_documents(corpus: Path, count: int, chars: int) -> list[str]:
 
 
 def measure(encoder, texts: list[str], batch_size: int) -> float:
-    """Documents/s of ``encoder`` over ``texts`` after one warm-up batch."""
-    encoder.encode(texts[:batch_size], batch_size)
+    """Documents/s of ``encoder`` over ``texts`` after a warm-up batch (of at most 16)."""
+    encoder.encode(texts[:16], batch_size)
     start = time.perf_counter()
     vectors = encoder.encode(texts, batch_size)
     seconds = time.perf_counter() - start
