@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from typing import Any, Literal
 
 from bioqa.data.bioasq_json import BioASQFormatError
@@ -85,9 +86,11 @@ def evaluate_submission(
     bootstrap: int = 1000,
     seed: int = 0,
     rouge_options: RougeOptions | None = None,
+    selected: Collection[str] | None = None,
 ) -> EvaluationReport:
     """Every registered measure of the phases scored (the official ones bit-identical to the BioASQ jar), computed
-    from the per-question rows by its spec, and bootstrap CIs.
+    from the per-question rows by its spec, and bootstrap CIs; ``selected``: the golden ids the submission was meant
+    to answer (its coverage is checked against those).
 
     ``golden``/``system`` are paths or already-parsed JSON dicts. Raises :class:`SubmissionRejected` (a
     :class:`~bioqa.data.BioASQFormatError`) where the official evaluator would crash.
@@ -96,7 +99,7 @@ def evaluate_submission(
         raise ConfigError(f"bootstrap={bootstrap}: expected the number of resamples, >= 0 (0 = no CIs)")
     gold_data, gold_label = load_json(golden, "golden (dict)")
     sys_data, sys_label = load_json(system, "submission (dict)")
-    warnings = check_pair(gold_data, sys_data, gold_label, sys_label)
+    warnings = check_pair(gold_data, sys_data, gold_label, sys_label, selected)
     for warning in warnings:
         log.warning("%s", warning)
     do_a, do_b, do_ideal = detect_phases(sys_data, phase)
