@@ -103,6 +103,9 @@ def evaluate_submission(
     for warning in warnings:
         log.warning("%s", warning)
     do_a, do_b, do_ideal = detect_phases(sys_data, phase)
+    if do_a and not detect_phases(sys_data)[0]:  # phase=A asked of a Phase B submission
+        warnings.append(f"{sys_label} has no documents, snippets, concepts or triples: phase=A scores every question 0")
+        log.warning("%s", warnings[-1])
     rows: list[list[dict[str, Any]]] = []
     phases: list[ScoredPhase] = []
     scorers: tuple[tuple[bool, ScoredPhase, Any], ...] = ((do_a, "A", evaluate_phase_a), (do_b, "B", evaluate_phase_b))
@@ -144,4 +147,10 @@ def compare_submissions(golden: Source, system_a: Source, system_b: Source, **op
             f"{len(b.per_question)} questions): nothing to compare"
         )
     shared = [m for m in a.metrics if m in b.metrics]
+    if not shared:
+        raise ConfigError(
+            f"{system_a} and {system_b} have no measure in common ({', '.join(a.phases) or 'none'} vs "
+            f"{', '.join(b.phases) or 'none'} scored): nothing to compare; score each alone, or compare submissions "
+            "of the same phase"
+        )
     return ComparisonReport(a=a, b=b, paired=paired_test(a.per_question, b.per_question, shared, a.bootstrap, a.seed))
