@@ -156,6 +156,7 @@ infer    | task=phase_a retrieval=tantivy retrieval.phase_a.prompts.query='Find:
 infer    | retrieval=wikipedia retrieval.wikipedia.prompts.titles='{question}{n}' | unknown placeholder {n}
 infer    | task=phase_a retrieval=tantivy retrieval.phase_a.search_k=abc | retrieval.phase_a.search_k=abc: Input should
 infer    | retrieval=wikipedia retrieval.wikipedia.offline=true retrieval.wikipedia.cache_path=null | offline=true needs
+infer    | retrieval=wikipedia retrieval.wikipedia.api_url=en.wiki.org | api_url=en.wiki.org: String should match
 # first contact: a remote model without its API key, named before anything runs
 infer    | model=gpt-3.5-turbo model.backend.api_key_env=BIOQA_NO_SUCH_KEY | variable BIOQA_NO_SUCH_KEY (the API key
 train    | model=mixtral prompt=10shot | are not in the Hugging Face cache && pass model.backend.model_path=DIR
