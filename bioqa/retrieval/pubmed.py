@@ -162,6 +162,11 @@ class PubMedFile:
                     records += 1
                 if element.tag in ("PubmedArticle", "PubmedBookArticle"):
                     citation = _citation(element)
+                    if citation is not None and not citation.pmid.isdigit():
+                        raise PubMedFormatError(
+                            f"{self.path}: record {records} has PMID {citation.pmid!r}, not a number: not a PubMed "
+                            "citation"
+                        )
                     if citation is not None:
                         yield citation
                     element.clear()

@@ -23,7 +23,6 @@ where the summary request would not fit the model's context window.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import os
@@ -38,7 +37,7 @@ from tqdm.auto import tqdm
 
 from bioqa.answers import TITLES_SCHEMA, parse_list
 from bioqa.answers.phase_a import parse_hashtag_titles
-from bioqa.errors import ConfigError, TooManyFailures, error_boundary
+from bioqa.errors import ArgumentParser, ConfigError, TooManyFailures, error_boundary
 from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
 from bioqa.prompts.template import fill
 from bioqa.retrieval.mediawiki import WIKIPEDIA_API, MediaWikiClient, MediaWikiError
@@ -311,7 +310,7 @@ def prefetch(context: WikipediaContext, titles: Iterable[str], show_progress: bo
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, int]:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m bioqa.retrieval.wikipedia", description="Fill the Wikipedia cache for offline runs."
     )
     parser.add_argument("--cache", required=True, help="the SQLite cache (retrieval.wikipedia.cache_path)")
