@@ -594,3 +594,17 @@ def test_open_sections_accept_extra_keys(name, overrides, tmp_path, monkeypatch)
         from bioqa.training.config import validate_train_config
 
         assert validate_train_config(cfg).n_train > 0
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("+data.limt=3", "data.limt"), ("+prompt.n_shot=3", "prompt.n_shot"), ("+errors.max_fracton=1", "max_fracton")],
+)
+def test_an_unknown_key_is_said_once(override, key, tmp_path):
+    """The key check names it with the closest known key; the schema's own refusal of it is not said again."""
+    cfg = compose_config(
+        "infer", ["model=tiny-llama", "logger=none", f"paths.cache_dir={tmp_path}", override], tmp_path
+    )
+    with pytest.raises(ConfigError) as refused:
+        validate_infer_config(cfg)
+    assert str(refused.value).count(f"{key}:") == 1, str(refused.value)
