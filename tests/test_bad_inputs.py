@@ -493,6 +493,11 @@ HYDRA_CASES = [
         for script in ("infer", "train")
     ),
     Case("infer", ("prompt/templates=papr",), "no option 'papr' in group 'prompt/templates'; did you mean 'paper'?"),
+    Case(
+        "infer",
+        ("retrieval=wiki",),
+        "choose one of: bm25, dense, elasticsearch, hybrid, none, opensearch, tantivy, wik",
+    ),  # no _parts
     Case("infer", ("data.limt=3",), "data.limt=3: no config key 'data.limt' (did you mean 'data.limit'?"),
     Case("infer", ("--config-name=nope",), "Cannot find primary config 'nope'"),
     # -m sweeps: refused before the first job, and Hydra's sweep directory (multirun.yaml) is removed again
