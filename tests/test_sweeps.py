@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import run_script
+from helpers import compose_config, run_script
 
 from bioqa.errors import ConfigError
 from bioqa.experiments import describe_job, experiment_names, job_overrides, main, plan_jobs
@@ -63,6 +63,15 @@ def test_experiment_composes_and_builds_every_backend_without_calling_it(experim
         if local_mixtral:
             hints = ("local weights", "model.backend.adapter", "model.adapter is missing", "weights are not in")
             assert any(hint in job.problem for hint in hints), job.problem
+
+
+@pytest.mark.parametrize("prompt", ["0shot", "1shot", "10shot"])
+def test_paper_phase_a_grid_runs_the_papers_phase_a_prompts_with_the_answers_shot_count(prompt):
+    cfg = compose_config("infer", ["experiment=paper_phase_a", f"prompt={prompt}", "model=gpt-3.5-turbo"])
+    phase_a = cfg.retrieval.phase_a
+    assert (phase_a.style, phase_a.query_max_tokens) == ("paper", 4096)
+    n = int(prompt.removesuffix("shot"))
+    assert (phase_a.shots.query, phase_a.shots.extract, phase_a.shots.rerank) == (0, n, n)
 
 
 def test_missing_api_key_is_named_in_the_plan(monkeypatch):
