@@ -124,6 +124,13 @@ infer    | task=phase_a | task=phase_a needs a search index for Phase A
 infer    | task=phase_a_plus task.phase_a_submission={missing} | task.phase_a_submission={missing}
 infer    | task=phase_a_plus task.phase_a_submission={truncated} | not valid JSON
 infer    | task=phase_a_plus retrieval=tantivy retrieval.index.corpus_path={missing} | no such file
+infer    | retrieval=dense retrieval.index.encoder.backend=fp16 | retrieval.index.encoder.backend='fp16': expected torch
+infer    | retrieval=hybrid retrieval.index.dense.encoder.max_seq_length=999 | index.dense.encoder.max_seq_length=999:
+infer    | retrieval=dense retrieval.index.encoder.max_seq_length=0 | encoder.max_seq_length=0: expected an integer
+infer    | retrieval=dense retrieval.index.encoder.max_seq_length=abc | encoder.max_seq_length='abc': expected an
+infer    | retrieval=dense retrieval.index.encoder.max_seq_length=true | encoder.max_seq_length=True: expected an
+infer    | retrieval=dense +retrieval.index.encoder.precision=int8 | retrieval.index.encoder: unknown key 'precision'
+infer    | retrieval=dense retrieval.index.encoder=onnx | retrieval.index.encoder='onnx': expected keys backend
 infer    | cache.path={directory} | cache.path={directory}: is a directory
 infer    | cache.path={empty}/completions.sqlite | is not a directory
 infer    | evaluation.version=7 | evaluation.version=7: Input should be 2, 3, 5, 8 or 9
@@ -423,6 +430,8 @@ PROMPTS = sorted(p.stem for p in (CONF / "prompt").glob("[0-9]*.yaml"))
     [[f"prompt={prompt}"] for prompt in PROMPTS]
     + [["task=phase_a_plus", "retrieval=tantivy"], ["task=phase_a", "retrieval=bm25"], ["retrieval=elasticsearch"]]
     + [["task=phase_a", "retrieval=tantivy", "retrieval/phase_a=paper"]]
+    + [["task=phase_a", "retrieval=dense", "retrieval.index.encoder.backend=onnx-int8"]]
+    + [["task=phase_a", "retrieval=hybrid", "retrieval.index.dense.encoder.max_seq_length=128"]]
     + [["data.limit=3", "data.types=[yesno,list]", "prompt.selection=knn", "cache.enabled=false"]],
     ids=" ".join,
 )

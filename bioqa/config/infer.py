@@ -40,6 +40,7 @@ from bioqa.parsing import joined, show
 from bioqa.prompts import PromptConfig
 from bioqa.prompts.config import ANSWER_KINDS, POOLS
 from bioqa.prompts.template import check_template
+from bioqa.retrieval.encoders import EncoderSpec
 
 
 class Model(Section):
@@ -79,9 +80,21 @@ class Task(Section):
 
 
 class Index(OpenSection):
-    """A ``_target_`` search index: its keyword arguments are the index class's to check."""
+    """A ``_target_`` search index: its keyword arguments are the index class's to check, but a dense index's
+    ``encoder`` (``index.encoder``; under retrieval=hybrid ``index.dense.encoder``) is checked here, before any run."""
 
     corpus_path: ExistingFile | None = Field(None, description="a JSONL corpus file")
+
+    @model_validator(mode="after")
+    def _encoder(self) -> Index:
+        extra = self.model_extra or {}
+        for where, node in (("", extra), ("dense.", extra.get("dense"))):
+            if isinstance(node, dict) and "encoder" in node:
+                try:
+                    EncoderSpec.of(node["encoder"])
+                except ConfigError as error:
+                    raise ValueError(f"{where}{error}") from None
+        return self
 
 
 class Prompts(Section):
