@@ -213,6 +213,7 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         "undefined_entity": xml.replace(b"Trypanosoma", b"&nbsp;Trypanosoma"),
         "external_entity": _with_entity(xml, b'e SYSTEM "file:///etc/hostname"', b"&e;"),
         "entity_bomb": _with_entity(xml, _LAUGHS, b"&l9;"),
+        "pmid_not_a_number": gzip.compress(xml.replace(b">91000001</PMID>", b">abc</PMID>", 1)),
     }
     if kind in files:
         (src / "pubmed26n0001.xml.gz").write_bytes(files[kind])
@@ -234,6 +235,15 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         return [str(src), "--out", str(tmp_path / "i"), "--workers", "0"]
     elif kind == "es_without_manifest":
         return [str(src), "--index", "opensearch"]
+    elif kind in ("zero_batch", "text_threads", "zero_shards"):
+        option, value = {"zero_batch": ("--batch-size", "0"), "text_threads": ("--threads", "abc")}.get(
+            kind, ("--shards", "0")
+        )
+        return [str(src), "--out", str(tmp_path / "i"), option, value]
+    elif kind == "manifest_is_dir":
+        (tmp_path / "m").mkdir()
+        return [str(src), "--out", str(tmp_path / "i"), "--manifest", str(tmp_path / "m")]
+
     return [str(src), "--out", str(tmp_path / "i")]
 
 
@@ -262,6 +272,11 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         ("zero_threads", "threads must be >= 1"),
         ("zero_workers", "workers must be >= 1"),
         ("es_without_manifest", "needs --manifest FILE"),
+        ("zero_batch", "argument --batch-size: must be >= 1, got 0 (see python -m bioqa.retrieval.ingest --help)"),
+        ("zero_shards", "argument --shards: must be >= 1, got 0"),
+        ("text_threads", "argument --threads: invalid int value: 'abc' (see python -m bioqa.retrieval.ingest --help)"),
+        ("manifest_is_dir", "/m: is a directory, expected the file that records ingested files"),
+        ("pmid_not_a_number", "pubmed26n0001.xml.gz: record 1 has PMID 'abc', not a number: not a PubMed citation"),
     ],
 )
 def test_bad_inputs_end_in_one_line(kind, message, tmp_path, capsys):

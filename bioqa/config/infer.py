@@ -224,6 +224,9 @@ class Wikipedia(OpenSection):
     user_agent: str | None = None
     timeout_s: Annotated[float, Field(strict=True, gt=0)] = Field(10.0, description="above 0")
     max_retries: NonNegative = Field(1, description="0 or more")
+    api_url: Annotated[str, Field(pattern=r"^https?://")] = Field(
+        "https://{language}.wikipedia.org/w/api.php", description="an http:// or https:// MediaWiki API URL"
+    )
     titles_max_tokens: Count = Field(64, description="at least 1")
     summary_max_tokens: Count = Field(192, description="at least 1")
     style: Literal["bioqa", "paper"] = Field("bioqa", description="bioqa or paper")

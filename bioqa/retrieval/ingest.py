@@ -40,7 +40,7 @@ from typing import Protocol
 
 from tqdm.auto import tqdm
 
-from bioqa.errors import ConfigError, error_boundary
+from bioqa.errors import ArgumentParser, ConfigError, at_least_one, error_boundary
 from bioqa.retrieval.pubmed import Citation, Deletion, PubMedFile
 from bioqa.runs import file_sha256
 
@@ -374,10 +374,14 @@ def manifest_path(args: argparse.Namespace) -> Path:
     if args.index == "tantivy":
         if not args.out:
             raise ConfigError("--index tantivy needs --out DIR (the index directory)")
-        return Path(args.manifest or Path(args.out) / MANIFEST_NAME)
-    if not args.manifest:
+        path = Path(args.manifest or Path(args.out) / MANIFEST_NAME)
+    elif not args.manifest:
         raise ConfigError(f"--index {args.index} needs --manifest FILE (where ingested files are recorded)")
-    return Path(args.manifest)
+    else:
+        path = Path(args.manifest)
+    if path.is_dir():  # refused before the lock and the manifest's temporary file are written beside it
+        raise ConfigError(f"--manifest {path}: is a directory, expected the file that records ingested files")
+    return path
 
 
 def build_sink(args: argparse.Namespace) -> Sink:
@@ -399,7 +403,7 @@ def build_sink(args: argparse.Namespace) -> Sink:
 
 
 def main(argv: Sequence[str] | None = None) -> IngestReport:
-    parser = argparse.ArgumentParser(prog="python -m bioqa.retrieval.ingest", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m bioqa.retrieval.ingest", description=__doc__.split("\n\n")[0])
     parser.add_argument("sources", nargs="+", help="pubmedYYnNNNN.xml.gz files or directories holding them")
     parser.add_argument("--index", choices=("tantivy", "elasticsearch", "opensearch"), default="tantivy")
     parser.add_argument("--out", help="tantivy: the index directory (created when absent)")
@@ -408,9 +412,9 @@ def main(argv: Sequence[str] | None = None) -> IngestReport:
     parser.add_argument("--manifest", help="ingested-files record (tantivy default: <out>/bioqa_ingest.json)")
     parser.add_argument("--url", default=os.environ.get("BIOQA_ES_URL", "http://localhost:9200"))
     parser.add_argument("--name", default="pubmed", help="Elasticsearch/OpenSearch index name")
-    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--shards", type=at_least_one, default=4)
     parser.add_argument("--replicas", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=at_least_one, default=500)
     parser.add_argument("--workers", type=int, default=1, help="processes parsing XML ahead of the writer")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

@@ -207,6 +207,11 @@ class PubMedFile:
                     yield Deletion(tuple(_text(p) for p in element.iterchildren("PMID") if _text(p)))
                 else:
                     citation = _citation(element)
+                    if citation is not None and not citation.pmid.isdigit():
+                        raise PubMedFormatError(
+                            f"{self.path}: record {records} has PMID {citation.pmid!r}, not a number: not a PubMed "
+                            "citation"
+                        )
                     if citation is not None:
                         yield citation
                 element.clear()
