@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (Python 3.11 + pip):  `make demo`  and  `make test`.
 SHELL := /bin/bash
-# Both install exactly requirements.lock (every package pinned, hashes checked; the dev and ann extras included):
+# Both install exactly requirements.lock (every package pinned, hashes checked; the dev, ann and onnx extras included):
 # the versions CI passed with.
 VENV := .venv
 PY := $(VENV)/bin/python

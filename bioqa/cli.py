@@ -152,8 +152,9 @@ def describe_hydra(error: BaseException) -> str | None:
         return f"{error.override}: not a valid override ({' '.join(reason) or 'syntax'}); see {GRAMMAR_URL}"
     if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")
-        hint = did_you_mean(option, error.options)
-        choices = ", ".join(error.options)
+        options = [o for o in error.options if not o.startswith("_")]  # _base, _wikipedia: parts, not options
+        hint = did_you_mean(option, options)
+        choices = ", ".join(options)
         return f"{group}={option}: no option '{option}' in group '{group}'; {hint}choose one of: {choices}"
     unknown = re.match(r"Could not override '([^']+)'\.\nTo append to your config use \+(.+)", str(error))
     cause = error.__cause__

@@ -5,6 +5,7 @@ with ``HYDRA_FULL_ERROR=1`` or ``BIOQA_VERBOSE=1``. Driving Hydra (composition e
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import functools
 import json
@@ -49,6 +50,25 @@ class TooManyFailures(BioQAError):
     """A run finished (outputs written) with more failed requests than ``errors.max_fraction`` allows."""
 
     exit_code = EXIT_FAILURES
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse`` for bioqa's ``python -m`` commands: a bad argument is one :class:`ConfigError` line (exit 2 in
+    :func:`error_boundary`) instead of the usage block and the error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see {self.prog} --help)")
+
+
+def at_least_one(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -180,8 +180,15 @@ def _retrieval_name(cfg: DictConfig) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    usage = (
+        f"usage: python -m bioqa.experiments EXPERIMENT [override ...]; experiments: {', '.join(experiment_names())}"
+    )
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
     if not argv or argv[0].startswith("-"):
-        print(f"usage: python -m bioqa.experiments EXPERIMENT [override ...]; experiments: {experiment_names()}")
+        given = f"{argv[0]}: not an experiment" if argv else "no experiment given"
+        print(f"bioqa.experiments: error: {given} ({usage})", file=sys.stderr)
         return EXIT_USAGE
     try:
         jobs = plan_jobs(argv[0], argv[1:])

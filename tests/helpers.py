@@ -6,10 +6,12 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from unittest import mock
 
 from hydra import compose, initialize_config_dir
@@ -101,6 +103,42 @@ def ask(text: str, max_new_tokens: int = 24, json_schema: dict | None = None, **
     return ChatRequest(
         ({"role": "user", "content": text},), GenerationParams(max_new_tokens=max_new_tokens, **params), json_schema
     )
+
+
+def chat(content: Any, finish_reason: str = "stop") -> dict:
+    """An OpenAI chat.completion payload with one choice."""
+    message = {"role": "assistant", "content": content}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fixture",
+        "choices": [{"index": 0, "finish_reason": finish_reason, "message": message}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13},
+    }
+
+
+class InFlight:
+    """A loopback server's responder that counts requests in flight: ``peak`` is the most it held at once. Every
+    request is held until ``expected`` were in flight together (at most ``hold_s``), so a client that sends them
+    one at a time shows ``peak == 1`` (after waiting ``hold_s`` per request), one that overlaps them ``expected``."""
+
+    def __init__(self, respond: Callable[[str, Any, Any], tuple], expected: int, hold_s: float = 2.0):
+        self.respond, self.expected, self.hold_s = respond, expected, hold_s
+        self.in_flight = self.peak = 0
+        self.condition = threading.Condition()
+
+    def __call__(self, path: str, body: Any, headers: Any) -> tuple:
+        with self.condition:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            self.condition.notify_all()
+            self.condition.wait_for(lambda: self.peak >= self.expected, timeout=self.hold_s)
+        try:
+            return self.respond(path, body, headers)
+        finally:
+            with self.condition:
+                self.in_flight -= 1
 
 
 Reply = Callable[[ChatRequest], Completion]

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import httpx
 import litellm
 import pytest
+from helpers import chat
 
 from bioqa.errors import BackendAuthError
 from bioqa.models.base import ChatRequest, Completion, GenerationParams
@@ -25,19 +26,6 @@ from bioqa.models.litellm_backend import LiteLLMBackend
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 5, "context_window": 4096}
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
 Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]]
-
-
-def chat(content: Any, finish_reason: str = "stop") -> dict:
-    """An OpenAI chat.completion payload with one choice."""
-    message = {"role": "assistant", "content": content}
-    return {
-        "id": "x",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "fixture",
-        "choices": [{"index": 0, "finish_reason": finish_reason, "message": message}],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13},
-    }
 
 
 def error(status: int, message: str = "scripted") -> dict:

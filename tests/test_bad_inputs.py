@@ -100,6 +100,13 @@ infer    | ~answering.max_new_tokens.ideal | answering.max_new_tokens has no ent
 infer    | model.adapter={directory} | model.adapter={directory}: not a PEFT adapter directory
 infer    | prompt.selection=bogus | prompt.selection=bogus: Input should be 'first_n' or 'knn'
 infer    | task=phase_a_plus | task=phase_a_plus needs a search index for Phase A
+infer    | retrieval=dense retrieval.index.encoder.backend=fp16 | retrieval.index.encoder.backend='fp16': expected torch
+infer    | retrieval=hybrid retrieval.index.dense.encoder.max_seq_length=999 | index.dense.encoder.max_seq_length=999:
+infer    | retrieval=dense retrieval.index.encoder.max_seq_length=0 | encoder.max_seq_length=0: expected an integer
+infer    | retrieval=dense retrieval.index.encoder.max_seq_length=abc | encoder.max_seq_length='abc': expected an
+infer    | retrieval=dense retrieval.index.encoder.max_seq_length=true | encoder.max_seq_length=True: expected an
+infer    | retrieval=dense +retrieval.index.encoder.precision=int8 | retrieval.index.encoder: unknown key 'precision'
+infer    | retrieval=dense retrieval.index.encoder=onnx | retrieval.index.encoder='onnx': expected keys backend
 infer    | cache.path={directory} | cache.path={directory}: is a directory
 infer    | cache.path={empty}/completions.sqlite | is not a directory
 infer    | evaluation.version=7 | evaluation.version=7: Input should be 2, 3, 5, 8 or 9
@@ -117,6 +124,7 @@ infer    | task=ensemble ensemble.runs=[a,b] ensemble.ideal_member=2 | ensemble.
 infer    | prompt.templates.exact.yesno.user='{snippets}{questoin}' | unknown placeholder {questoin}
 infer    | task=phase_a retrieval=tantivy retrieval.phase_a.search_k=abc | retrieval.phase_a.search_k=abc: Input should
 infer    | retrieval=wikipedia retrieval.wikipedia.offline=true retrieval.wikipedia.cache_path=null | offline=true needs
+infer    | retrieval=wikipedia retrieval.wikipedia.api_url=en.wiki.org | api_url=en.wiki.org: String should match
 # first contact: a remote model without its API key, named before anything runs
 infer    | model=gpt-3.5-turbo model.backend.api_key_env=BIOQA_NO_SUCH_KEY | variable BIOQA_NO_SUCH_KEY (the API key
 train    | model=mixtral prompt=10shot | are not in the Hugging Face cache && pass model.backend.model_path=DIR
@@ -510,6 +518,8 @@ PROMPTS = sorted(p.stem for p in (CONF / "prompt").glob("[0-9]*.yaml"))
     [[f"prompt={prompt}"] for prompt in PROMPTS]
     + [["task=phase_a_plus", "retrieval=tantivy"], ["task=phase_a", "retrieval=bm25"], ["retrieval=elasticsearch"]]
     + [["task=phase_a", "retrieval=tantivy", "retrieval/phase_a=paper"]]
+    + [["task=phase_a", "retrieval=dense", "retrieval.index.encoder.backend=onnx-int8"]]
+    + [["task=phase_a", "retrieval=hybrid", "retrieval.index.dense.encoder.max_seq_length=128"]]
     + [["data.limit=3", "data.types=[yesno,list]", "prompt.selection=knn", "cache.enabled=false"]],
     ids=" ".join,
 )
@@ -582,6 +592,11 @@ HYDRA_CASES = [
         for script in ("infer", "train")
     ),
     Case("infer", ("prompt/templates=papr",), "no option 'papr' in group 'prompt/templates'; did you mean 'paper'?"),
+    Case(
+        "infer",
+        ("retrieval=wiki",),
+        "choose one of: bm25, dense, elasticsearch, hybrid, none, opensearch, tantivy, wik",
+    ),  # no _parts
     Case("infer", ("data.limt=3",), "data.limt=3: no config key 'data.limt' (did you mean 'data.limit'?"),
     Case("infer", ("--config-name=nope",), "Cannot find primary config 'nope'"),
     # -m sweeps: refused before the first job, and Hydra's sweep directory (multirun.yaml) is removed again
@@ -683,3 +698,17 @@ def test_open_sections_accept_extra_keys(name, overrides, tmp_path, monkeypatch)
         from bioqa.training.config import validate_train_config
 
         assert validate_train_config(cfg).n_train > 0
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("+data.limt=3", "data.limt"), ("+prompt.n_shot=3", "prompt.n_shot"), ("+errors.max_fracton=1", "max_fracton")],
+)
+def test_an_unknown_key_is_said_once(override, key, tmp_path):
+    """The key check names it with the closest known key; the schema's own refusal of it is not said again."""
+    cfg = compose_config(
+        "infer", ["model=tiny-llama", "logger=none", f"paths.cache_dir={tmp_path}", override], tmp_path
+    )
+    with pytest.raises(ConfigError) as refused:
+        validate_infer_config(cfg)
+    assert str(refused.value).count(f"{key}:") == 1, str(refused.value)

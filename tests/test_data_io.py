@@ -55,6 +55,21 @@ def test_wrong_types_name_file_question_and_field(raw, field, tmp_path: Path):
         assert err.value.qid == "q1" and "question q1" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty.json: not valid JSON (Expecting value"),
+        (b'{"questions": [{"id": "\xff\xfe"}]}', "empty.json: not UTF-8 text (invalid start byte at byte 23)"),
+        (b"null", "empty.json, field 'questions': expected an object"),
+    ],
+)
+def test_unreadable_files_are_named(content: bytes, message: str, tmp_path: Path):
+    (tmp_path / "empty.json").write_bytes(content)
+    with pytest.raises(BioASQFormatError) as err:
+        read_json(tmp_path / "empty.json")
+    assert message in str(err.value) and str(tmp_path) in str(err.value)
+
+
 def test_malformed_json_and_missing_file(tmp_path: Path):
     broken = tmp_path / "broken.json"
     broken.write_text('{"questions": [')

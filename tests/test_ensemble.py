@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from bioqa.data import SystemAnswer, load_questions, write_submission
-from bioqa.errors import ConfigError
+from bioqa.errors import BioQAError, ConfigError
 from bioqa.evaluation import evaluate_submission
 from bioqa.pipeline.ensemble import EnsembleConfig, fuse_ranked, run_ensemble, vote_yesno
 from bioqa.resources import demo_golden_path
@@ -115,18 +115,63 @@ def test_ensemble_combines_members_into_an_accepted_submission(members, tmp_path
     assert len(traces) == len(load_questions(demo_golden_path()))
 
 
-def test_bad_members_are_refused_with_the_run_named(members, tmp_path):
+def _broken_member(run: Path, root: Path, kind: str) -> Path:
+    """A copy of the finished run ``run`` under ``root``, broken as ``kind`` says."""
+    member = root / kind
+    if kind == "missing":
+        return member
+    if kind == "a file":
+        member.write_text("x")
+        return member
+    copytree(run, member)
+    submission = member / "submission.json"
+    data = json.loads(submission.read_text())
+    broken = {
+        "no submission": None,
+        "truncated": submission.read_text()[:50],
+        "empty": "",
+        "a list": "[]",
+        "one question fewer": json.dumps({"questions": data["questions"][:-1]}),
+        "a question twice": json.dumps({"questions": data["questions"] + data["questions"][:1]}),
+        "a yes/no answer of the wrong type": json.dumps(
+            {"questions": [{**q, "exact_answer": 7} if q["type"] == "yesno" else q for q in data["questions"]]}
+        ),
+    }
+    if kind == "non-UTF-8":
+        submission.write_bytes(b'{"questions": [{"id": "\xff"}]}')
+    elif kind == "submission a directory":
+        submission.unlink()
+        submission.mkdir()
+    elif broken[kind] is None:
+        submission.unlink()
+    else:
+        submission.write_text(broken[kind])
+    return member
+
+
+#: A member broken as the row says (the other member is a good run): the line names the member or its file.
+BAD_MEMBERS = [
+    ("missing", "ensemble member {member}: not a run directory"),
+    ("a file", "ensemble member {member}: not a run directory"),
+    ("no submission", "ensemble member {member}: no submission.json (an unfinished or failed run?)"),
+    ("submission a directory", "ensemble member {member}: no submission.json"),
+    ("truncated", "{member}/submission.json: not valid JSON"),
+    ("empty", "{member}/submission.json: not valid JSON"),
+    ("non-UTF-8", "{member}/submission.json: not UTF-8 text (invalid start byte at byte 23)"),
+    ("a list", "{member}/submission.json, field 'questions': expected an object"),
+    ("one question fewer", "ensemble member {member} answered other questions than {good} (1 missing, 0 extra)"),
+    ("a question twice", "{member}/submission.json, question demo_yesno_01, field 'id': duplicate question id"),
+    ("a yes/no answer of the wrong type", "field 'exact_answer': yes/no answer must be a string, got 7"),
+]
+
+
+@pytest.mark.parametrize(("kind", "message"), BAD_MEMBERS, ids=[row[0] for row in BAD_MEMBERS])
+def test_bad_members_are_refused_with_the_run_named(members, tmp_path, kind, message):
     runs, _ = members
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match=r"no submission\.json"):
-        run_ensemble(EnsembleConfig(runs=(str(runs[0]), str(tmp_path / "empty"))), tmp_path / "out")
-    other = tmp_path / "other"
-    other.mkdir()
-    submission = json.loads((runs[1] / "submission.json").read_text())
-    submission["questions"] = submission["questions"][:-1]
-    (other / "submission.json").write_text(json.dumps(submission))
-    with pytest.raises(ConfigError, match="1 missing"):
-        run_ensemble(EnsembleConfig(runs=(str(runs[0]), str(other))), tmp_path / "out")
+    member = _broken_member(runs[1], tmp_path, kind)
+    with pytest.raises(BioQAError) as refused:  # a ConfigError, or the data layer's BioASQFormatError
+        run_ensemble(EnsembleConfig(runs=(str(runs[0]), str(member))), tmp_path / "out")
+    assert message.format(member=member, good=runs[0]) in str(refused.value)
 
 
 def ensemble_of(root: Path, name: str, runs) -> Path:

@@ -189,7 +189,10 @@ BAD_OPTIONS = [
     # nothing scored is no result: an empty table is refused
     ("system-without-answers", ["system={tmp}/bare.json"], "bare.json: nothing to score in phase AB: no question"),
     ("compare-without-answers", ["compare={tmp}/bare.json"], "bare.json have no scored question in common (2 and 0"),
-]
+    # scored questions in common, but no measure: Phase B answers against Phase A documents
+    ("compare-no-shared-measure", ["system={tmp}/answers.json", "compare={tmp}/docs.json"],
+     "docs.json have no measure in common (B, ideal vs A scored): nothing to compare"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("overrides", "message"), [c[1:] for c in BAD_OPTIONS], ids=[c[0] for c in BAD_OPTIONS])
@@ -201,6 +204,8 @@ def test_bad_options_and_files_end_in_one_line(tmp_path: Path, pair, capsys, ove
     _write(tmp_path / "q1.json", answers[:1])  # each a valid submission of the golden file's questions,
     _write(tmp_path / "q2.json", answers[1:])  # but not of the same ones
     _write(tmp_path / "bare.json", [{"id": "q1", "type": "yesno", "body": "Is water wet?"}])
+    _write(tmp_path / "answers.json", [{k: v for k, v in q.items() if k != "documents"} for q in answers])
+    _write(tmp_path / "docs.json", [{k: q[k] for k in ("id", "body", "documents")} for q in answers])
     cfg = compose_config(
         "evaluate",
         [

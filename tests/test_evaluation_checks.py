@@ -134,6 +134,36 @@ def test_doubtful_inputs_are_scored_with_a_warning(tmp_path: Path, caplog, make:
         assert report.metrics[name] == value
 
 
+@pytest.mark.parametrize(
+    ("selected", "warning"),
+    [
+        (None, "answers only 2 of the 10 golden questions"),
+        (["q1", "q3"], None),
+        (["q1", "q3", "q5", "q7", "q8"], "answers only 2 of the 5 golden questions"),
+    ],
+)
+def test_coverage_is_counted_against_the_selected_questions(tmp_path: Path, selected, warning):
+    golden = _write(tmp_path / "g.json", {"questions": _golden(10)})
+    system = _write(tmp_path / "s.json", {"questions": _system(["q1", "q3"])})
+    warnings = evaluate_submission(golden, system, bootstrap=0, selected=selected).warnings
+    assert [w for w in warnings if warning and warning in w] if warning else warnings == []
+
+
+@pytest.mark.parametrize(
+    ("phase", "documents", "warning"),
+    [
+        ("A", False, "has no documents, snippets, concepts or triples: phase=A scores every question 0"),
+        ("A", True, None),
+        ("AB", False, None),  # AB scores what the submission holds
+    ],
+)
+def test_phase_a_asked_of_a_submission_without_phase_a_items_is_said(tmp_path: Path, phase, documents, warning):
+    golden = _write(tmp_path / "g.json", {"questions": _golden()})
+    answers = [{**q, **({"documents": [URL + "1"]} if documents else {})} for q in _system(["q0", "q1", "q2", "q3"])]
+    report = evaluate_submission(golden, _write(tmp_path / "s.json", {"questions": answers}), phase=phase, bootstrap=0)
+    assert [w for w in report.warnings if "phase=A" in w] == ([f"{tmp_path / 's.json'} {warning}"] if warning else [])
+
+
 def test_a_clean_pair_has_no_warnings(tmp_path: Path):
     golden = _write(tmp_path / "g.json", {"questions": _golden()})
     system = _write(tmp_path / "s.json", {"questions": _system(["q0", "q1", "q2", "q3"])})

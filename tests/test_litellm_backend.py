@@ -11,7 +11,7 @@ from functools import partial
 import httpx
 import litellm
 import pytest
-from helpers import ask
+from helpers import InFlight, ask
 
 from bioqa.models.base import ChatRequest, GenerationParams
 from bioqa.models.litellm_backend import LiteLLMBackend, retry_after_s
@@ -101,6 +101,17 @@ def test_order_kept_under_concurrency(scripted):
     backend = LiteLLMBackend("openai/fixture", api_base=server.api_base, concurrency=4, max_retries=3, **FAST)
     texts = [f"question {i}" for i in range(12)]
     assert [c.text for c in backend.generate([ask(t) for t in texts])] == texts
+
+
+@pytest.mark.parametrize(("concurrency", "requests", "peak"), [(1, 5, 1), (4, 12, 4), (8, 3, 3)])
+def test_requests_overlap_up_to_concurrency(json_server, concurrency, requests, peak):
+    """``concurrency`` requests are in flight at once at the server (never more), and replies keep request order."""
+    server = ScriptedChat([])
+    in_flight = InFlight(server.respond, expected=peak)
+    backend = LiteLLMBackend("openai/fixture", api_base=f"{json_server(in_flight)}/v1", concurrency=concurrency, **FAST)
+    texts = [f"question {i}" for i in range(requests)]
+    assert [c.text for c in backend.generate([ask(t) for t in texts])] == texts
+    assert in_flight.peak == peak
 
 
 def test_json_mode_and_request_parameters(scripted):

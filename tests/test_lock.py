@@ -23,7 +23,7 @@ def locked() -> dict[str, str]:
 def test_the_lock_pins_every_dependency_with_hashes():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    wanted = [Requirement(r) for r in [*project["dependencies"], *extras["dev"], *extras["ann"]]]
+    wanted = [Requirement(r) for r in [*project["dependencies"], *extras["dev"], *extras["ann"], *extras["onnx"]]]
     wanted += [Requirement(line.split("#")[0]) for line in (ROOT / "requirements.in").read_text().splitlines()
                if line.split("#")[0].strip()]  # fmt: skip
     pins = locked()

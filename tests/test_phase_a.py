@@ -8,16 +8,17 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import ScriptedBackend
+from helpers import InFlight, ScriptedBackend, chat
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from bioqa.answers import parse_list, parse_query
-from bioqa.data import Question, load_questions, pmid_of, submission_entry
+from bioqa.data import Question, load_questions, pmid_of, pubmed_url, submission_entry
+from bioqa.models.litellm_backend import LiteLLMBackend
 from bioqa.pipeline.phase_a import PhaseAConfig, PhaseAResult, run_phase_a
 from bioqa.resources import demo_corpus_path, demo_golden_path
 from bioqa.retrieval import TantivyIndex
-from bioqa.retrieval.base import read_corpus
+from bioqa.retrieval.base import bow_query, read_corpus
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "retrieval"
 CORPUS = {d["pmid"]: d for d in read_corpus(demo_corpus_path())}
@@ -179,6 +180,43 @@ def test_llm_ranking_orders_snippets_and_documents(index, questions):
         listed = json.loads(ranking_prompt.split("```")[1])
         assert [s.text for s in answer.snippets[:2]] == [listed[2]["text"], listed[0]["text"]]
         assert answer.documents[0] == answer.snippets[0].document
+
+
+def test_each_stage_sends_all_questions_requests_concurrently_over_http(index, questions, json_server):
+    """Through LiteLLM to a real loopback server: each stage's requests for all questions are in flight together
+    (up to ``concurrency``), and every reply reaches its own question and document."""
+    batch = questions[:4]
+
+    def reply(user: str) -> str:
+        if "write an Elasticsearch query string" in user:
+            return bow_query(user.split("question: '", 1)[1].split("' write", 1)[0])
+        if "extract relevant sentences" in user:
+            return json.dumps({"snippets": re.findall(r"[A-Z][^.]*\.", user.split("```", 1)[1])[:2]})
+        return '{"snippets": [1, 0]}'
+
+    stages = {"query": "write an Elasticsearch", "extract": "extract relevant", "rerank": "select the top 10"}
+    flights = {
+        stage: InFlight(lambda path, body, headers: (200, chat(reply(body["messages"][-1]["content"]))), expected=3)
+        for stage in stages
+    }
+
+    def respond(path: str, body: dict, headers) -> tuple:
+        user = body["messages"][-1]["content"]
+        return flights[next(s for s, marker in stages.items() if marker in user)](path, body, headers)
+
+    api_base = f"{json_server(respond)}/v1"
+    backend = LiteLLMBackend("openai/fixture", api_base=api_base, concurrency=3, timeout_s=10, context_window=8192)
+    answers, traces, stats = triple(run_phase_a(batch, backend, index, llm_config(extract_documents=3)))
+    assert {stage: flight.peak for stage, flight in flights.items()} == {"query": 3, "extract": 3, "rerank": 3}
+    assert stats["model_errors"] == 0 and stats["model_calls"] == 4 + 12 + 4
+    for q, answer, trace in zip(batch, answers, traces, strict=True):
+        query = parse_query(bow_query(q.body))
+        found = [pubmed_url(h.pmid) for h in index.search(query, 50)]
+        assert found and trace["queries"] == [{"query": query, "source": "llm", "hits": len(found)}]
+        assert answer.id == q.id and set(answer.documents) == set(found[:10])  # its own query's documents
+        assert trace["extraction"]["documents"] == 3
+        assert trace["rerank"]["mode"] == "llm" and trace["rerank"]["llm_ranked"] == 2
+        assert_official(answer)
 
 
 def test_backend_failures_degrade_to_retrieval_only_and_are_counted(index, questions, caplog):

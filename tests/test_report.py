@@ -248,6 +248,15 @@ def _break(kind: str, run: Path) -> None:
         path.write_text("\n".join(path.read_text().splitlines()[:-6]) + "\n")
     elif kind == "unreadable run identity":
         (run / "run_identity.json").write_text('{"identity": [1]}')
+    elif kind.startswith("per-question"):  # the first record (demo_yesno_01_0) changed, or repeated at the end
+        path = run / "per_question.jsonl"
+        lines = path.read_text().splitlines()
+        first = json.loads(lines[0])
+        scores = {"range": 7.5, "NaN": float("nan"), "string": "1"}
+        first["yesno.correct"] = next((v for k, v in scores.items() if k in kind), first["yesno.correct"])
+        changed = {"twice": [*lines, lines[0]], "list": ["[1]", *lines[1:]]}
+        lines = next((v for k, v in changed.items() if k in kind), [json.dumps(first), *lines[1:]])
+        path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.mark.parametrize(
@@ -264,6 +273,11 @@ def _break(kind: str, run: Path) -> None:
             "incomplete: per_question.jsonl holds 1 of the 3 list questions the run scored (cut short?): not pooled",
         ),
         ("unreadable run identity", "run_identity.json holds no 'identity' object"),
+        ("per-question file with a question twice", "per_question.jsonl:17: question demo_yesno_01_0 a second time"),
+        ("per-question score out of range", "per_question.jsonl:1: yesno.correct=7.5 is outside [0, 1] (question"),
+        ("per-question score NaN", "per_question.jsonl:1: yesno.correct=nan is outside [0, 1] (question"),
+        ("per-question score a string", "per_question.jsonl:1: yesno.correct is not a number ('1')"),
+        ("per-question record a list", "per_question.jsonl:1: not a question's record (a JSON object): not pooled"),
     ],
 )
 def test_bad_run_is_skipped_with_a_warning(sweep, tmp_path, kind, reason):
@@ -500,11 +514,12 @@ def _limited_sweep(root: Path, golden: Path, limit: int) -> Path:
     return root
 
 
-def test_sweeps_on_3_and_5_questions_are_compared_on_the_3_with_exact_tests(tmp_path):
+def test_sweeps_on_3_and_5_questions_are_compared_on_the_3_with_exact_tests(tmp_path, caplog):
     """``report=[SWEEP_3Q,SWEEP_5Q]``: every table, ranking and paired test on the 3 questions all configurations
     answered (n = 3), the baseline too; exact tests on 3 pairs cannot go below p = 0.25, so nothing is significant."""
     golden = replicate_golden(demo_golden_path(), tmp_path / "golden" / "DEMO1_golden.json", 1)
     sources = [_limited_sweep(tmp_path / "s3", golden, 3), _limited_sweep(tmp_path / "s5", golden, 5)]
+    caplog.clear()
     report = build_report(sources, out_dir=tmp_path / "out", bootstrap=1000, figures=False)
     (comparison,) = report.comparisons
     assert comparison.restricted and len(comparison.questions) == 3
@@ -520,6 +535,7 @@ def test_sweeps_on_3_and_5_questions_are_compared_on_the_3_with_exact_tests(tmp_
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "use only the 3 questions every one of them answered" in markdown
     assert "Resolution: 1000 resamples" in markdown
+    assert not [r for r in caplog.records if "answers only" in r.getMessage()]  # the baseline answers what it was asked
     assert f"so at most 0 of the {len(report.paired)} comparisons can be called significant" in markdown
     paired_table = markdown.split("## Paired differences")[1].split("##")[0]
     assert "**" not in paired_table.split("after Holm.")[1]

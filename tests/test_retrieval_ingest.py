@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -178,6 +179,16 @@ def test_a_run_that_fails_part_way_resumes_with_the_unfinished_file(sources, tmp
     assert TantivyIndex(index_dir=out).num_docs == 7
 
 
+#: nine levels of ten-fold entity expansion ("billion laughs")
+_LAUGHS = b"><!ENTITY ".join([b'l0 "ha"', *(b'l%d "%s"' % (n, b"&l%d;" % (n - 1) * 10) for n in range(1, 10))])
+
+
+def _with_entity(xml: bytes, declaration: bytes, reference: bytes) -> bytes:
+    """``xml`` with its DOCTYPE declaring an entity, referenced in a title."""
+    xml = re.sub(rb"<!DOCTYPE[^>]*>", b"<!DOCTYPE PubmedArticleSet [<!ENTITY " + declaration + b">]>", xml, count=1)
+    return xml.replace(b"Trypanosoma", reference)
+
+
 def _write(tmp_path: Path, kind: str) -> list[str]:
     src = tmp_path / "src"
     src.mkdir()
@@ -185,6 +196,9 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
     if kind == "missing":
         return [str(tmp_path / "nope.xml.gz"), "--out", str(tmp_path / "i")]
     if kind == "empty_dir":
+        return [str(src), "--out", str(tmp_path / "i")]
+    if kind == "dir_named_like_a_file":
+        (src / "pubmed26n0001.xml.gz").mkdir()
         return [str(src), "--out", str(tmp_path / "i")]
     files = {
         "empty_file": b"",
@@ -195,6 +209,11 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         "foreign_xml": b'<?xml version="1.0"?><catalog><book id="1"><title>Not PubMed</title></book></catalog>',
         "empty_set": b'<?xml version="1.0"?><PubmedArticleSet>\n</PubmedArticleSet>',
         "gzipped_foreign_xml": gzip.compress(b"<rss><channel><item>news</item></channel></rss>"),
+        "corrupt_gzip": gzip.compress(xml)[:40] + bytes(40) + gzip.compress(xml)[80:],
+        "undefined_entity": xml.replace(b"Trypanosoma", b"&nbsp;Trypanosoma"),
+        "external_entity": _with_entity(xml, b'e SYSTEM "file:///etc/hostname"', b"&e;"),
+        "entity_bomb": _with_entity(xml, _LAUGHS, b"&l9;"),
+        "pmid_not_a_number": gzip.compress(xml.replace(b">91000001</PMID>", b">abc</PMID>", 1)),
     }
     if kind in files:
         (src / "pubmed26n0001.xml.gz").write_bytes(files[kind])
@@ -216,6 +235,15 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         return [str(src), "--out", str(tmp_path / "i"), "--workers", "0"]
     elif kind == "es_without_manifest":
         return [str(src), "--index", "opensearch"]
+    elif kind in ("zero_batch", "text_threads", "zero_shards"):
+        option, value = {"zero_batch": ("--batch-size", "0"), "text_threads": ("--threads", "abc")}.get(
+            kind, ("--shards", "0")
+        )
+        return [str(src), "--out", str(tmp_path / "i"), option, value]
+    elif kind == "manifest_is_dir":
+        (tmp_path / "m").mkdir()
+        return [str(src), "--out", str(tmp_path / "i"), "--manifest", str(tmp_path / "m")]
+
     return [str(src), "--out", str(tmp_path / "i")]
 
 
@@ -224,6 +252,7 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
     [
         ("missing", "nope.xml.gz: no such file or directory"),
         ("empty_dir", "no *.xml.gz or *.xml files"),
+        ("dir_named_like_a_file", "no *.xml.gz or *.xml files"),
         ("empty_file", "pubmed26n0001.xml.gz: not a readable PubMed XML file"),
         ("not_xml", "not a readable PubMed XML file"),
         ("truncated_gzip", "not a readable PubMed XML file"),
@@ -231,6 +260,10 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         ("latin1", "not a readable PubMed XML file"),
         ("foreign_xml", "not a PubMed XML file (its root element is <catalog>, expected <PubmedArticleSet>)"),
         ("gzipped_foreign_xml", "not a PubMed XML file (its root element is <rss>"),
+        ("corrupt_gzip", "pubmed26n0001.xml.gz: not a readable PubMed XML file"),
+        ("undefined_entity", "not a readable PubMed XML file (Entity 'nbsp' not defined"),
+        ("external_entity", "not a readable PubMed XML file (Entity 'e' not defined"),  # never read from disk
+        ("entity_bomb", "not a readable PubMed XML file (Maximum entity amplification factor exceeded"),
         ("empty_set", "no PubMed record in this file (no PubmedArticle, PubmedBookArticle or DeleteCitation)"),
         ("out_is_file", "is not a directory"),
         ("out_not_index", "not a tantivy index"),
@@ -239,6 +272,11 @@ def _write(tmp_path: Path, kind: str) -> list[str]:
         ("zero_threads", "threads must be >= 1"),
         ("zero_workers", "workers must be >= 1"),
         ("es_without_manifest", "needs --manifest FILE"),
+        ("zero_batch", "argument --batch-size: must be >= 1, got 0 (see python -m bioqa.retrieval.ingest --help)"),
+        ("zero_shards", "argument --shards: must be >= 1, got 0"),
+        ("text_threads", "argument --threads: invalid int value: 'abc' (see python -m bioqa.retrieval.ingest --help)"),
+        ("manifest_is_dir", "/m: is a directory, expected the file that records ingested files"),
+        ("pmid_not_a_number", "pubmed26n0001.xml.gz: record 1 has PMID 'abc', not a number: not a PubMed citation"),
     ],
 )
 def test_bad_inputs_end_in_one_line(kind, message, tmp_path, capsys):
@@ -377,3 +415,22 @@ def test_a_killed_run_resumes_to_the_same_index(dies, sources, tmp_path):
         "91000007",
         "91000008",
     ]
+
+
+def test_a_fresh_index_skips_no_delete_that_an_upsert_needs(tmp_path):
+    """An index empty at open deletes only the PMIDs it added (a bitmap); PMIDs it cannot track (not numeric,
+    too large) and every PMID of an index that was not empty are always deleted first: none is ever doubled."""
+
+    def upsert(title: str) -> None:
+        sink = TantivySink(tmp_path / "i", threads=1, heap_size_mb=32)
+        for pmid in ("5", "NBK1", "99999999999", "5"):  # twice in one run, once per batch
+            sink.upsert([{"pmid": pmid, "title": f"{title} {pmid}", "abstract": ""}])
+        sink.commit()
+        sink.close()
+
+    pmids = ["5", "NBK1", "99999999999"]
+    for title in ("first", "second"):  # fresh at open: the bitmap; then not empty: deletes always
+        upsert(title)
+        index = TantivyIndex(index_dir=tmp_path / "i")
+        assert index.num_docs == 3
+        assert sorted(d.title for d in index.documents(pmids).values()) == [f"{title} {p}" for p in sorted(pmids)]

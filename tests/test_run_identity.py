@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from helpers import ScriptedBackend, compose_config, yes
@@ -387,6 +388,39 @@ def test_failed_wikipedia_calls_are_counted_recorded_and_budgeted(max_fraction, 
     assert facts["wikipedia.questions_with_context"] == 0 and facts["wikipedia.articles"] == 0
     assert "wikipedia: 2 of 2 titles requests failed (truncated ×2)" in caplog.text
     assert "raise retrieval.wikipedia.titles_max_tokens" in caplog.text
+
+
+#: What the wiki answers every fetch of a run with Wikipedia context (2 questions, both naming one title: one fetch):
+#: the budget (errors.max_fraction=0, 2 answers + 2 titles calls + the fetch) refused, or not, and the facts recorded.
+WIKI_SERVER = [
+    ((500, b"down"), "1 of 5 requests failed", {"wikipedia.unreachable": 1, "wikipedia.articles": 0}),
+    ((200, b"null"), "1 of 5 requests failed", {"wikipedia.unreachable": 1, "wikipedia.articles": 0}),
+    (None, None, {"wikipedia.unreachable": 0, "wikipedia.fetched": 1, "wikipedia.articles": 2}),
+]
+
+
+@pytest.mark.parametrize(("reply", "refused", "facts"), WIKI_SERVER, ids=["HTTP 500", "null", "ok"])
+def test_failed_wikipedia_fetches_are_budgeted_like_failed_calls(
+    reply, refused, facts, tmp_path, backends, json_server
+):
+    """A wiki that cannot answer: the questions go without context, so the fetches count as failed requests."""
+
+    def wiki(path, body, headers):
+        title = dict(parse_qsl(urlsplit(path).query))["titles"]
+        return reply or (200, {"query": {"pages": [{"title": title, "extract": f"{title} is a drug."}]}})
+
+    titles = Completion(text='{"articles": ["Aspirin"]}', prompt_tokens=10, completion_tokens=5)
+    backends.reply = lambda request: titles if "articles" in str(request.json_schema) else yes(request)
+    url = json_server(wiki) + "/w/api.php"
+    overrides = ["retrieval=wikipedia", "retrieval.wikipedia.max_articles=1", "retrieval.wikipedia.max_retries=0"]
+    overrides += [f"retrieval.wikipedia.api_url={url}", "task.kinds=[exact]", "retrieval.wikipedia.cache_path=null"]
+    if refused:
+        with pytest.raises(TooManyFailures, match=refused):
+            run(tmp_path, *overrides)
+    else:
+        run(tmp_path, *overrides)
+    recorded = read_metrics(tmp_path / "run").facts
+    assert {key: recorded[key] for key in facts} == facts
 
 
 def trained_adapter(tmp_path: Path, prompt_option: str) -> Path:

@@ -148,7 +148,11 @@ def test_command_line_overrides_replace_the_experiment_grid():
     ("argv", "code", "message"),
     [
         (["no_such_experiment"], 2, "no such experiment"),
-        ([], 2, "usage"),
+        ([], 2, "error: no experiment given (usage: python -m bioqa.experiments EXPERIMENT [override ...]; experim"),
+        (["-m", "shot_sweep"], 2, "error: -m: not an experiment (usage: python -m bioqa.experiments EXPERIMENT"),
+        (["--help"], 0, "experiments: open_vs_commercial, paper_phase_a, paper_phase_b, shot_sweep"),
+        (["shot_sweep", "data.limit=abc"], 2, "0 of 5 jobs can run"),
+        (["shot_sweep", "prompt=0shot,3shoot"], 2, "no: prompt=3shoot: no option '3shoot' in group 'prompt'"),
         (["shot_sweep", "prompt=0shot"], 0, "1 of 1 jobs can run"),
         (["shot_sweep", "bogus=1"], 2, "error: bogus=1: no config key 'bogus' (use +bogus=1 to add a new key)"),
         (["shot_sweep", "model=mixtrall"], 2, "error: model=mixtrall: no option 'mixtrall' in group 'model'"),
@@ -160,6 +164,7 @@ def test_plan_command_exit_codes(argv, code, message, capsys):
     captured = capsys.readouterr()
     assert message in captured.out + captured.err
     assert "Traceback" not in captured.err
+    assert len(captured.err.strip().splitlines()) <= 1  # an error's line, or the plan's count
 
 
 def test_unknown_experiment_is_a_config_error():

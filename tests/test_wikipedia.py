@@ -281,6 +281,39 @@ def test_prefetch_command_needs_something_to_fetch(tmp_path, capsys):
     assert "absent.txt: no such file or directory" in capsys.readouterr().err
 
 
+#: ``python -m bioqa.retrieval.wikipedia ARGS`` on bad inputs: exit code and the one stderr line. ``{tmp}``: a folder
+#: holding titles.txt, empty.txt, latin1.txt (not UTF-8) and junk.sqlite (not SQLite); ``{api}``: a loopback
+#: MediaWiki answering every request with the row's failure (an OK wiki when none).
+PREFETCH_BAD = [
+    ("--cache {tmp}/w.sqlite --titles {tmp}/empty.txt", None, 2, "--titles {tmp}/empty.txt: no title in this file"),
+    ("--cache {tmp}/w.sqlite --titles {tmp}/latin1.txt", None, 2, "--titles {tmp}/latin1.txt: not UTF-8 text (invalid"),
+    ("--cache {tmp}/w.sqlite --titles {tmp}", None, 2, "{tmp}: is a directory, expected a file"),
+    ("--cache {tmp} --titles {tmp}/titles.txt", None, 2, "{tmp}: is a directory, expected a file"),
+    ("--cache {tmp}/junk.sqlite --titles {tmp}/titles.txt", None, 2, "junk.sqlite: not a Wikipedia cache"),
+    ("--cache {tmp}/w.sqlite --titles {tmp}/titles.txt --api-url en.wikipedia.org", None, 2,
+     "api_url='en.wikipedia.org': expected an http:// or https:// URL of a MediaWiki Action API"),
+    ("--cache {tmp}/w.sqlite --titles {tmp}/titles.txt --api-url {api}", (401, {}), 3,
+     "2 of 2 titles could not be fetched (not cached; run the command again to fetch them); the last failure: "
+     "{api}: HTTP 401"),
+    ("--cache {tmp}/w.sqlite --titles {tmp}/titles.txt --api-url {api}", (200, b"null"), 3,
+     "the last failure: {api}: a reply without query.pages for"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "fail", "code", "line"), PREFETCH_BAD, ids=[f"{r[0]} {r[1]}" for r in PREFETCH_BAD])
+def test_prefetch_command_bad_inputs_end_in_one_line(args, fail, code, line, json_server, tmp_path, capsys):
+    (tmp_path / "titles.txt").write_text("Aspirin\nReye syndrome\n")
+    (tmp_path / "empty.txt").write_text("\n \n")
+    (tmp_path / "latin1.txt").write_bytes("Aspirin\nSj\xf6gren syndrome\n".encode("latin-1"))
+    (tmp_path / "junk.sqlite").write_text("not a database")
+    api = json_server(MediaWiki(fail=fail)) + "/w/api.php"
+    with pytest.raises(SystemExit) as info:
+        error_boundary(main)([*args.format(tmp=tmp_path, api=api).split(), "--no-progress"])
+    # stderr: the error line, after the per-title warnings wherever another test left logging writing to stderr
+    errors = [x for x in capsys.readouterr().err.splitlines() if ": error: " in x]
+    assert info.value.code == code and len(errors) == 1 and line.format(tmp=tmp_path, api=api) in errors[0], errors
+
+
 @pytest.mark.parametrize(
     ("fail", "code", "err"),
     [(None, None, ""), (OUTAGE, 3, "2 of 2 titles could not be fetched (not cached; run the command again")],

@@ -124,7 +124,9 @@ def baseline_run(
     wanted = set(question_ids) if question_ids is not None else None
     questions = [q for q in load_questions(golden) if wanted is None or q.id in wanted]
     write_submission(output_dir / SUBMISSION, [baseline_answer(q, yesno[0]) for q in questions])
-    report = evaluate_submission(golden, output_dir / SUBMISSION, phase="B", bootstrap=bootstrap, seed=seed)
+    report = evaluate_submission(
+        golden, output_dir / SUBMISSION, phase="B", bootstrap=bootstrap, seed=seed, selected=wanted
+    )
     write_jsonl(output_dir / PER_QUESTION, report.per_question)
     facts = {"run.model": BASELINE_MODEL, "run.questions": len(questions)}
     write_metrics(output_dir, RunMetrics.scored(report.to_json(), facts))

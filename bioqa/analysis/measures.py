@@ -21,6 +21,28 @@ def is_measure(key: str, value: Any) -> bool:
     return key in registry() and (value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)))
 
 
+@functools.cache
+def _score_inputs() -> dict[str, bool]:
+    """Per-question score key -> whether it is a share in [0, 1] (Phase B and ROUGE); Phase A's need only not be
+    negative (the jar's average precision is not capped at 1, and 0/0 is NaN)."""
+    return {key: spec.phase != "A" for spec in registry().values() for key in spec.inputs}
+
+
+def bad_score(key: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the per-question score ``key`` that a measure is computed from (None when it can,
+    or when ``key`` is no measure's input)."""
+    share = _score_inputs().get(key)
+    if share is None or value is None or isinstance(value, bool):
+        return None
+    if not isinstance(value, (int, float)):
+        return f"{key} is not a number ({value!r})"
+    if share and not 0.0 <= value <= 1.0:  # NaN fails too
+        return f"{key}={value} is outside [0, 1]"
+    if not share and value < 0.0:
+        return f"{key}={value} is negative"
+    return None
+
+
 def measure_specs(keys: Iterable[str]) -> list[MetricSpec]:
     """Specs of the registered measures among ``keys`` (metrics.json keys of any number of runs): the ranking ones
     first, in rank order, then the others by name."""

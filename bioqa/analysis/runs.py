@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bioqa.analysis.measures import is_measure
+from bioqa.analysis.measures import bad_score, is_measure
 from bioqa.rundir import (
     HYDRA_CONFIG,
     HYDRA_DIR,
@@ -214,12 +214,30 @@ def read_per_question(run_dir: Path) -> list[dict[str, Any]] | None:
         if path.is_file():
             try:
                 lines = path.read_text(encoding="utf-8").splitlines()
-                return [json.loads(line) for line in lines if line.strip()]
+                records = [json.loads(line) for line in lines if line.strip()]
             except UnicodeDecodeError:
                 raise SkippedRun(f"{name} is not UTF-8") from None
             except json.JSONDecodeError as error:
                 raise SkippedRun(f"{name} has a line that is not JSON (truncated?): {error.msg}") from None
+            _check_records(name, records)
+            return records
     return None
+
+
+def _check_records(name: str, records: list[Any]) -> None:
+    """Refuse per-question records no evaluation writes: not an object, a question listed twice, a score out of
+    its measure's range (each would be pooled as if it were a question's score)."""
+    seen: set[Any] = set()
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            raise SkippedRun(f"{name}:{number}: not a question's record (a JSON object): not pooled")
+        question = record.get("id", record.get("index"))
+        if question in seen:
+            raise SkippedRun(f"{name}:{number}: question {question} a second time: not pooled")
+        seen.add(question)
+        problem = next(filter(None, (bad_score(key, value) for key, value in record.items())), None)
+        if problem:
+            raise SkippedRun(f"{name}:{number}: {problem} (question {question}): not pooled")
 
 
 def runtime_cwd(run_dir: Path) -> str | None:

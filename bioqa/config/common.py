@@ -143,8 +143,9 @@ def validated(schema: type[S], cfg: DictConfig, prefix: str = "") -> S:
 
 
 def _reported(problem: str, found: list[str]) -> bool:
-    """A value pydantic calls missing that was already reported (as ``???``)."""
-    return problem.endswith(" is missing") and any(f.startswith(problem) for f in found)
+    """A problem pydantic finds that was already reported in more words: a missing value (as ``???``), a key the
+    schema does not declare (with the closest known key)."""
+    return problem.endswith((" is missing", ": unknown config key")) and any(f.startswith(problem) for f in found)
 
 
 def collect(*checks: Callable[[], Any]) -> list[Any]:

@@ -40,6 +40,7 @@ from bioqa.parsing import joined, show
 from bioqa.prompts import PromptConfig
 from bioqa.prompts.config import ANSWER_KINDS, POOLS
 from bioqa.prompts.template import check_template
+from bioqa.retrieval.encoders import EncoderSpec
 
 
 class Model(Section):
@@ -79,9 +80,21 @@ class Task(Section):
 
 
 class Index(OpenSection):
-    """A ``_target_`` search index: its keyword arguments are the index class's to check."""
+    """A ``_target_`` search index: its keyword arguments are the index class's to check, but a dense index's
+    ``encoder`` (``index.encoder``; under retrieval=hybrid ``index.dense.encoder``) is checked here, before any run."""
 
     corpus_path: ExistingFile | None = Field(None, description="a JSONL corpus file")
+
+    @model_validator(mode="after")
+    def _encoder(self) -> Index:
+        extra = self.model_extra or {}
+        for where, node in (("", extra), ("dense.", extra.get("dense"))):
+            if isinstance(node, dict) and "encoder" in node:
+                try:
+                    EncoderSpec.of(node["encoder"])
+                except ConfigError as error:
+                    raise ValueError(f"{where}{error}") from None
+        return self
 
 
 class Prompts(Section):
@@ -211,6 +224,9 @@ class Wikipedia(OpenSection):
     user_agent: str | None = None
     timeout_s: Annotated[float, Field(strict=True, gt=0)] = Field(10.0, description="above 0")
     max_retries: NonNegative = Field(1, description="0 or more")
+    api_url: Annotated[str, Field(pattern=r"^https?://")] = Field(
+        "https://{language}.wikipedia.org/w/api.php", description="an http:// or https:// MediaWiki API URL"
+    )
     titles_max_tokens: Count = Field(64, description="at least 1")
     summary_max_tokens: Count = Field(192, description="at least 1")
     style: Literal["bioqa", "paper"] = Field("bioqa", description="bioqa or paper")

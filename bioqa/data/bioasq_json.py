@@ -67,6 +67,8 @@ def read_json(path: str | os.PathLike) -> dict:
         raise BioASQFormatError(path, None, None, "file not found") from None
     except json.JSONDecodeError as err:
         raise BioASQFormatError(path, None, None, f"not valid JSON ({err})") from None
+    except UnicodeDecodeError as err:
+        raise BioASQFormatError(path, None, None, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
     if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
         raise BioASQFormatError(path, None, "questions", 'expected an object {"questions": [...]}')
     return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from typing import Any, Literal
 
 from bioqa.data.bioasq_json import BioASQFormatError
@@ -85,9 +86,11 @@ def evaluate_submission(
     bootstrap: int = 1000,
     seed: int = 0,
     rouge_options: RougeOptions | None = None,
+    selected: Collection[str] | None = None,
 ) -> EvaluationReport:
     """Every registered measure of the phases scored (the official ones bit-identical to the BioASQ jar), computed
-    from the per-question rows by its spec, and bootstrap CIs.
+    from the per-question rows by its spec, and bootstrap CIs; ``selected``: the golden ids the submission was meant
+    to answer (its coverage is checked against those).
 
     ``golden``/``system`` are paths or already-parsed JSON dicts. Raises :class:`SubmissionRejected` (a
     :class:`~bioqa.data.BioASQFormatError`) where the official evaluator would crash.
@@ -96,10 +99,13 @@ def evaluate_submission(
         raise ConfigError(f"bootstrap={bootstrap}: expected the number of resamples, >= 0 (0 = no CIs)")
     gold_data, gold_label = load_json(golden, "golden (dict)")
     sys_data, sys_label = load_json(system, "submission (dict)")
-    warnings = check_pair(gold_data, sys_data, gold_label, sys_label)
+    warnings = check_pair(gold_data, sys_data, gold_label, sys_label, selected)
     for warning in warnings:
         log.warning("%s", warning)
     do_a, do_b, do_ideal = detect_phases(sys_data, phase)
+    if do_a and not detect_phases(sys_data)[0]:  # phase=A asked of a Phase B submission
+        warnings.append(f"{sys_label} has no documents, snippets, concepts or triples: phase=A scores every question 0")
+        log.warning("%s", warnings[-1])
     rows: list[list[dict[str, Any]]] = []
     phases: list[ScoredPhase] = []
     scorers: tuple[tuple[bool, ScoredPhase, Any], ...] = ((do_a, "A", evaluate_phase_a), (do_b, "B", evaluate_phase_b))
@@ -141,4 +147,10 @@ def compare_submissions(golden: Source, system_a: Source, system_b: Source, **op
             f"{len(b.per_question)} questions): nothing to compare"
         )
     shared = [m for m in a.metrics if m in b.metrics]
+    if not shared:
+        raise ConfigError(
+            f"{system_a} and {system_b} have no measure in common ({', '.join(a.phases) or 'none'} vs "
+            f"{', '.join(b.phases) or 'none'} scored): nothing to compare; score each alone, or compare submissions "
+            "of the same phase"
+        )
     return ComparisonReport(a=a, b=b, paired=paired_test(a.per_question, b.per_question, shared, a.bootstrap, a.seed))

@@ -14,6 +14,7 @@ points); doubtful ones return warnings that go to stderr and into ``metrics.json
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from bioqa.data.bioasq_json import BioASQFormatError
@@ -51,8 +52,11 @@ def _sample(ids: list[str]) -> str:
     return ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
 
 
-def check_pair(golden: Any, system: Any, golden_label: str, system_label: str) -> list[str]:
-    """Refuse an unusable golden/system pair (``BioASQFormatError``); return warnings for a doubtful one."""
+def check_pair(
+    golden: Any, system: Any, golden_label: str, system_label: str, selected: Collection[str] | None = None
+) -> list[str]:
+    """Refuse an unusable golden/system pair (``BioASQFormatError``); return warnings for a doubtful one. With
+    ``selected`` (the golden ids the submission was meant to answer), coverage is counted against those only."""
     gold_qs = questions_of(golden, golden_label)
     sys_qs = questions_of(system, system_label)
     gold_ids, sys_ids = _ids(gold_qs), _ids(sys_qs)
@@ -78,9 +82,10 @@ def check_pair(golden: Any, system: Any, golden_label: str, system_label: str) -
             f"{system_label} has: are golden= and system= swapped?"
         )  # fmt: skip
     warnings = []
-    if len(shared) < MIN_SHARED_FRACTION * len(set(gold_ids)):
+    wanted = set(gold_ids) if selected is None else set(gold_ids) & set(selected)
+    if len(shared & wanted) < MIN_SHARED_FRACTION * len(wanted):
         warnings.append(
-            f"{system_label} answers only {len(shared)} of the {len(set(gold_ids))} golden questions of "
+            f"{system_label} answers only {len(shared & wanted)} of the {len(wanted)} golden questions of "
             f"{golden_label}; the measures are over those questions only (-e 9 skips missing ones)"
         )
     unknown = [i for i in dict.fromkeys(sys_ids) if i not in set(gold_ids)]

@@ -263,11 +263,13 @@ def wikipedia_context(
 
 
 def auxiliary_calls(facts: dict[str, Any]) -> tuple[int, int]:
-    """``(failed, total)`` model calls a run made besides its answers: Phase A's stages and Wikipedia's."""
+    """``(failed, total)`` calls a run made besides its answers: Phase A's and Wikipedia's model calls, and the
+    Wikipedia fetches (one that failed leaves its question without that article, like a failed titles call)."""
     wikipedia = [key for key in facts if key.startswith("wikipedia.") and key.count(".") == 2]  # wikipedia.STAGE.*
+    unreachable = facts.get("wikipedia.unreachable", 0)
     failed = facts.get("phase_a.model_errors", 0) + sum(facts[k] for k in wikipedia if k.endswith(".failed"))
     total = facts.get("phase_a.model_calls", 0) + sum(facts[k] for k in wikipedia if k.endswith(".calls"))
-    return failed, total
+    return failed + unreachable, total + unreachable + facts.get("wikipedia.fetched", 0)
 
 
 def log_to_experiment_loggers(cfg: DictConfig, metrics: dict[str, Any], output_dir: Path) -> None:
@@ -437,7 +439,7 @@ def infer_from_config(cfg: DictConfig, output_dir: str | Path) -> InferenceResul
     aux_failed, aux_total = auxiliary_calls(result.metrics)
     if aux_failed:
         log.warning(
-            "%d of %d Phase A / Wikipedia model calls failed (counted with the answers' failures)",
+            "%d of %d Phase A / Wikipedia model calls and fetches failed (counted with the answers' failures)",
             aux_failed,
             aux_total,
         )

@@ -2,10 +2,11 @@
 reciprocal-rank fusion — both behind the same ``search(query, k)`` interface as the BM25 indexes.
 
 Vectors of every document of a :class:`~bioqa.retrieval.index.TantivyIndex` (``title`` + ``abstract``, whitespace
-collapsed; the encoder reads the first 256 word pieces) are stored on disk beside that index, in
-``<index>/dense-<model>/``: ``vectors.npy`` (float16, L2-normalised, memory-mapped), ``pmids.txt`` and
-``info.json`` (model, document count and the index's commit stamp: a changed index is re-encoded). Documents
-themselves are read back from the tantivy store.
+collapsed; the encoder reads the first ``encoder.max_seq_length`` word pieces, 256 by default) are stored on disk
+beside that index, in ``<index>/dense-<model>-<backend>-<max_seq_length>/``: ``vectors.npy`` (float16, L2-normalised,
+memory-mapped), ``pmids.txt`` and ``info.json`` (model, encoder, document count and the index's commit stamp: a
+changed index is re-encoded). Documents themselves are read back from the tantivy store. The encoder runs on torch
+(fp32) or, faster on a CPU, on ONNX Runtime in fp32 or int8 (:mod:`bioqa.retrieval.encoders`).
 
 Search is exact (chunked inner products in numpy; the default) or approximate with an HNSW graph
 (``search="hnsw"``, needs ``pip install bioqa[ann]`` — usearch; the graph is saved beside the vectors).
@@ -14,20 +15,23 @@ LLM-written query strings are read as text: boolean operators, field names, quot
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from bioqa.errors import ConfigError
 from bioqa.retrieval.base import Hit
+from bioqa.retrieval.encoders import Encoder, EncoderSpec, load_encoder
 from bioqa.retrieval.index import TantivyIndex
 
 log = logging.getLogger(__name__)
@@ -47,11 +51,9 @@ def document_text(title: str, abstract: str) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _encoder(model_path: str, device: str):
-    """One loaded sentence encoder per model and device, shared by every index of the process."""
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(model_path, device=device)
+def _encoder(model_path: str, device: str, spec: EncoderSpec, export_dir: str) -> Encoder:
+    """One loaded sentence encoder per model, device and encoder spec, shared by every index of the process."""
+    return load_encoder(model_path, spec, device, export_dir)
 
 
 def _packaged_minilm() -> str:
@@ -73,16 +75,26 @@ class DenseIndex:
         batch_size: int = 64,
         show_progress: bool = True,
         device: str | None = None,
+        encoder: Mapping[str, Any] | EncoderSpec | None = None,
+        export_dir: str | os.PathLike | None = None,
     ):
         if search not in ("exact", "hnsw"):
             raise ConfigError(f"search={search!r}: expected 'exact' or 'hnsw'")
         self.docs, self.search_mode, self.batch_size = docs, search, batch_size
+        self.encoder = EncoderSpec.of(encoder)
         self.model_path = str(model_path) if model_path is not None else _packaged_minilm()
         if not Path(self.model_path).is_dir():
             raise FileNotFoundError(2, "sentence-transformers model directory not found", self.model_path)
         self.device = device or "cpu"
-        self.path = Path(docs.path) / f"dense-{Path(self.model_path).name}"
-        stamp = {"model": Path(self.model_path).name, "num_docs": docs.num_docs, "opstamp": self._opstamp()}
+        model = Path(self.model_path).name
+        self.path = Path(docs.path) / f"dense-{model}-{self.encoder.label}"
+        self.export_dir = str(export_dir if export_dir is not None else Path(docs.path).parent / "onnx")
+        stamp = {
+            "model": model,
+            "encoder": dataclasses.asdict(self.encoder),
+            "num_docs": docs.num_docs,
+            "opstamp": self._opstamp(),
+        }
         if not self._current(stamp):
             self._build(stamp, show_progress)
         self.vectors = np.load(self.path / "vectors.npy", mmap_mode="r")
@@ -105,18 +117,11 @@ class DenseIndex:
         return False
 
     @property
-    def model(self):
-        return _encoder(self.model_path, self.device)
+    def model(self) -> Encoder:
+        return _encoder(self.model_path, self.device, self.encoder, self.export_dir)
 
-    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
-        return vectors.astype(np.float32)
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.encode(texts, self.batch_size)
 
     def _all_documents(self) -> Iterator[tuple[str, str]]:
         import tantivy
@@ -136,13 +141,12 @@ class DenseIndex:
         for pmid, text in sorted(self._all_documents()):
             pmids.append(pmid)
             texts.append(text)
-        out = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=np.float16, shape=(len(texts), 384))
+        width = self.encode(["width"]).shape[1]  # the model's (all-MiniLM-L6-v2: 384)
+        out = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=np.float16, shape=(len(texts), width))
         step = self.batch_size * 16
         with tqdm(total=len(texts), desc="dense: encoding", unit="doc", disable=not show_progress) as bar:
             for start in range(0, len(texts), step):
                 block = self.encode(texts[start : start + step])
-                if block.shape[1] != out.shape[1]:
-                    raise ConfigError(f"{self.model_path}: {block.shape[1]}-dimensional vectors, expected 384")
                 out[start : start + len(block)] = block
                 bar.update(len(block))
         out.flush()

@@ -1,7 +1,8 @@
 """Streaming reader of NLM PubMed baseline and update files (``pubmedYYnNNNN.xml.gz``, plain ``.xml`` too).
 
-Memory stays constant: every ``PubmedArticle`` is turned into a :class:`Citation` and its element cleared
-(the root drops its children as well). Text follows what the official BioASQ snippet offsets expect:
+Parsed by lxml's ``iterparse`` filtered to the records, so only they reach Python (a DOCTYPE's DTD is neither
+fetched nor loaded). Memory stays constant: every ``PubmedArticle`` is turned into a :class:`Citation`, then
+cleared and dropped from its parent. Text follows what the official BioASQ snippet offsets expect:
 
 * the title is ``ArticleTitle`` with inline markup (``<i>``, ``<sup>``) flattened to its text;
 * a structured abstract joins its ``AbstractText`` parts with no separator, each labelled part written as
@@ -19,14 +20,17 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from lxml import etree
+
 from bioqa.errors import BioQAError
 
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+_RECORDS = ("PubmedArticle", "PubmedBookArticle", "DeleteCitation")
 
 
 class PubMedFormatError(BioQAError):
@@ -61,16 +65,49 @@ class Deletion:
     pmids: tuple[str, ...]
 
 
-def _text(element: ET.Element | None) -> str:
-    return "".join(element.itertext()).strip() if element is not None else ""
+def _text(element: etree._Element | None) -> str:
+    """All the text inside ``element`` (inline markup flattened), stripped; ``""`` for no element."""
+    if element is None:
+        return ""
+    if not len(element):  # no markup inside: the common case, without a text iterator
+        return (element.text or "").strip()
+    return "".join(element.itertext()).strip()
 
 
-def join_abstract(abstract: ET.Element | None) -> str:
+def _child(element: etree._Element | None, tag: str) -> etree._Element | None:
+    """The first child ``tag`` of ``element`` (ElementPath's ``find(tag)``)."""
+    return next(element.iterchildren(tag), None) if element is not None else None
+
+
+def _descend(elements: list[etree._Element], path: tuple[str, ...]) -> list[etree._Element]:
+    """The elements at ``path[0]/path[1]/...`` below ``elements``, in ElementPath's order."""
+    for tag in path:
+        elements = [child for parent in elements for child in parent.iterchildren(tag)]
+    return elements
+
+
+def _find(element: etree._Element | None, *path: str) -> etree._Element | None:
+    """ElementPath's ``element.find("a/b")``, ``None`` for no element."""
+    found = _descend([element], path) if element is not None else []
+    return found[0] if found else None
+
+
+def _under(root: etree._Element, tag: str, *path: str) -> Iterator[etree._Element]:
+    """ElementPath's ``root.iterfind(".//tag/path[0]/...")``: the matches below ``root``, in its order."""
+    for element in root.iterdescendants(tag):
+        yield from _descend([element], path)
+
+
+def _first_under(root: etree._Element, tag: str, *path: str) -> etree._Element | None:
+    return next(_under(root, tag, *path), None)
+
+
+def join_abstract(abstract: etree._Element | None) -> str:
     """The abstract as one string: parts joined with no separator, labelled parts as ``LABEL: text``."""
     if abstract is None:
         return ""
     parts = []
-    for part in abstract.iterfind("AbstractText"):
+    for part in abstract.iterchildren("AbstractText"):
         text = _text(part)
         label = (part.get("Label") or "").strip()
         if label and text:
@@ -80,34 +117,36 @@ def join_abstract(abstract: ET.Element | None) -> str:
     return "".join(parts)
 
 
-def _year(root: ET.Element) -> int | None:
-    for path in ("PubDate/Year", "PubDate/MedlineDate"):
-        found = _YEAR.search(_text(root.find(f".//JournalIssue/{path}")))
+def _year(root: etree._Element) -> int | None:
+    for last in ("Year", "MedlineDate"):
+        found = _YEAR.search(_text(_first_under(root, "JournalIssue", "PubDate", last)))
         if found:
             return int(found[1])
-    found = _YEAR.search(_text(root.find(".//ArticleDate/Year")) or _text(root.find(".//PubDate/Year")))
+    found = _YEAR.search(
+        _text(_first_under(root, "ArticleDate", "Year")) or _text(_first_under(root, "PubDate", "Year"))
+    )
     return int(found[1]) if found else None
 
 
-def _citation(element: ET.Element) -> Citation | None:
+def _citation(element: etree._Element) -> Citation | None:
     if element.tag == "PubmedArticle":
-        citation = element.find("MedlineCitation")
-        article = citation.find("Article") if citation is not None else None
-        pmid_el = citation.find("PMID") if citation is not None else None
-        title = _text(article.find("ArticleTitle")) if article is not None else ""
-        abstract = join_abstract(article.find("Abstract")) if article is not None else ""
-        mesh = tuple(_text(d) for d in element.iterfind(".//MeshHeadingList/MeshHeading/DescriptorName"))
+        citation = _child(element, "MedlineCitation")
+        article = _child(citation, "Article")
+        pmid_el = _child(citation, "PMID")
+        title = _text(_child(article, "ArticleTitle"))
+        abstract = join_abstract(_child(article, "Abstract"))
+        mesh = tuple(_text(d) for d in _under(element, "MeshHeadingList", "MeshHeading", "DescriptorName"))
         source = article if article is not None else element
     else:  # PubmedBookArticle
-        book = element.find("BookDocument")
-        pmid_el = book.find("PMID") if book is not None else None
-        title = _text(book.find("ArticleTitle")) or _text(book.find("Book/BookTitle")) if book is not None else ""
-        abstract = join_abstract(book.find("Abstract")) if book is not None else ""
+        book = _child(element, "BookDocument")
+        pmid_el = _child(book, "PMID")
+        title = _text(_child(book, "ArticleTitle")) or _text(_find(book, "Book", "BookTitle"))
+        abstract = join_abstract(_child(book, "Abstract"))
         mesh, source = (), book if book is not None else element
     pmid = _text(pmid_el)
     if not pmid:
         return None
-    version = pmid_el.get("Version", "1") if pmid_el is not None else "1"
+    version = pmid_el.get("Version", "1")
     return Citation(
         pmid=pmid,
         title=title,
@@ -146,31 +185,42 @@ class PubMedFile:
     def __iter__(self) -> Iterator[Citation | Deletion]:
         self._raw = _open(self.path)
         records = 0
+        root = None
         try:
-            root = None
-            for event, element in ET.iterparse(self._raw, events=("start", "end")):
+            # only the root's start and the records' ends reach Python; DTDs are neither loaded nor fetched
+            events = etree.iterparse(
+                self._raw,
+                events=("start", "end"),
+                tag=("PubmedArticleSet", *_RECORDS),
+                remove_comments=True,
+                remove_pis=True,
+                load_dtd=False,
+                no_network=True,
+            )
+            for event, element in events:
                 if root is None:
-                    root = element
-                    if root.tag != "PubmedArticleSet":
-                        raise PubMedFormatError(
-                            f"{self.path}: not a PubMed XML file (its root element is <{root.tag}>, "
-                            "expected <PubmedArticleSet>)"
-                        )
-                if event != "end":
+                    root = _checked_root(self.path, element.getroottree().getroot())
+                if event != "end" or element.tag == "PubmedArticleSet":
                     continue
-                if element.tag in ("PubmedArticle", "PubmedBookArticle", "DeleteCitation"):
-                    records += 1
-                if element.tag in ("PubmedArticle", "PubmedBookArticle"):
+                records += 1
+                if element.tag == "DeleteCitation":
+                    yield Deletion(tuple(_text(p) for p in element.iterchildren("PMID") if _text(p)))
+                else:
                     citation = _citation(element)
+                    if citation is not None and not citation.pmid.isdigit():
+                        raise PubMedFormatError(
+                            f"{self.path}: record {records} has PMID {citation.pmid!r}, not a number: not a PubMed "
+                            "citation"
+                        )
                     if citation is not None:
                         yield citation
-                    element.clear()
-                    root.clear()
-                elif element.tag == "DeleteCitation":
-                    yield Deletion(tuple(_text(p) for p in element.iterfind("PMID") if _text(p)))
-                    element.clear()
-                    root.clear()
-        except (ET.ParseError, EOFError, gzip.BadGzipFile) as err:
+                element.clear()
+                parent = element.getparent()
+                while element.getprevious() is not None:  # the records already read
+                    del parent[0]
+            if root is None:  # no record, and a root of another name
+                _checked_root(self.path, events.root)
+        except (etree.XMLSyntaxError, EOFError, gzip.BadGzipFile, zlib.error) as err:
             raise PubMedFormatError(f"{self.path}: not a readable PubMed XML file ({err})") from None
         finally:
             self._raw.close()
@@ -178,3 +228,11 @@ class PubMedFile:
             raise PubMedFormatError(
                 f"{self.path}: no PubMed record in this file (no PubmedArticle, PubmedBookArticle or DeleteCitation)"
             )
+
+
+def _checked_root(path: str, root: etree._Element) -> etree._Element:
+    if root.tag != "PubmedArticleSet":
+        raise PubMedFormatError(
+            f"{path}: not a PubMed XML file (its root element is <{root.tag}>, expected <PubmedArticleSet>)"
+        )
+    return root

@@ -23,7 +23,6 @@ where the summary request would not fit the model's context window.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import os
@@ -38,7 +37,7 @@ from tqdm.auto import tqdm
 
 from bioqa.answers import TITLES_SCHEMA, parse_list
 from bioqa.answers.phase_a import parse_hashtag_titles
-from bioqa.errors import ConfigError, TooManyFailures, error_boundary
+from bioqa.errors import ArgumentParser, ConfigError, TooManyFailures, error_boundary
 from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
 from bioqa.prompts.template import fill
 from bioqa.retrieval.mediawiki import WIKIPEDIA_API, MediaWikiClient, MediaWikiError
@@ -99,6 +98,8 @@ class WikipediaContext:
     ):
         if style not in ("bioqa", "paper"):
             raise ConfigError(f"style={style!r}: expected bioqa or paper")
+        if not re.match(r"https?://", api_url):
+            raise ConfigError(f"api_url={api_url!r}: expected an http:// or https:// URL of a MediaWiki Action API")
         self.style, self.paper_max_tokens = style, paper_max_tokens
         self.paper_prompts = dict(paper_prompts or {})
         if style == "paper" and max_articles > 0:
@@ -112,6 +113,7 @@ class WikipediaContext:
         if offline and max_articles > 0:
             _ = self.cache  # a missing cache is a configuration error before any model call
         self.missing: list[str] = []  # titles an offline run lacked
+        self.last_failure: str | None = None  # why the last fetch that failed failed
         self.counts = {"cache_hits": 0, "fetched": 0, "misses": 0, "unreachable": 0, "offline_missing": 0}
         #: model calls of this context: asked, failed (``failed_<error kind>`` too), per stage (titles, summary)
         self.calls: Counter[str] = Counter()
@@ -152,6 +154,7 @@ class WikipediaContext:
         except MediaWikiError as err:
             log.warning("wikipedia: could not fetch %r: %s", title, err)
             self.counts["unreachable"] += 1
+            self.last_failure = str(err)
             return None
         self.counts["fetched"] += 1
         if resolved is None or not text:
@@ -307,7 +310,7 @@ def prefetch(context: WikipediaContext, titles: Iterable[str], show_progress: bo
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, int]:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m bioqa.retrieval.wikipedia", description="Fill the Wikipedia cache for offline runs."
     )
     parser.add_argument("--cache", required=True, help="the SQLite cache (retrieval.wikipedia.cache_path)")
@@ -331,16 +334,28 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     )
     titles = context.cache.wanted(args.language, context.full) if args.wanted else []
     if args.titles:
-        with open(args.titles, encoding="utf-8") as handle:
-            titles += [line.strip() for line in handle if line.strip()]
+        titles += read_titles(args.titles)
     counts = prefetch(context, titles, show_progress=not args.no_progress)
     print(" ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stdout)
     if counts["unreachable"]:
         raise TooManyFailures(
             f"wikipedia prefetch: {counts['unreachable']} of {len(set(titles))} titles could not be fetched "
-            f"(not cached; run the command again to fetch them)"
+            f"(not cached; run the command again to fetch them); the last failure: {context.last_failure}"
         )
     return counts
+
+
+def read_titles(path: str) -> list[str]:
+    """The titles of ``--titles FILE`` (one a line); a file that is not UTF-8 or holds none is refused."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        titles = [line.strip() for line in data.decode("utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"--titles {path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    if not titles:
+        raise ConfigError(f"--titles {path}: no title in this file (one article title per line)")
+    return titles
 
 
 if __name__ == "__main__":
