@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from hydra.utils import instantiate
 
 from bioqa.answers.phase_a import parse_tagged_query
 from bioqa.data import load_questions
+from bioqa.pipeline.app import auxiliary_calls, phase_a_metrics
 from bioqa.pipeline.phase_a import run_phase_a
 from bioqa.pipeline.phase_a_paper import read_chat_shots
 from bioqa.resources import demo_corpus_path, demo_golden_path
@@ -302,3 +304,34 @@ def test_the_papers_shot_files_give_user_and_assistant_turns(name, n, shared_dir
     assert [t["role"] for t in turns] == ["user", "assistant"] * n
     assert turns[:2] == [m for m in first if m["role"] != "system"]
     assert all(t["content"] for t in turns)
+
+
+#: extraction reply, rerank reply → unusable replies counted per stage (the warning names the stage)
+UNUSABLE = [
+    ("Here are the snippets: the first sentence.", '{"snippets": [1, 0]}', {"extract": 2}),
+    (None, "The most helpful snippets are the first two.", {"rerank": 1}),
+    (None, '{"snippets": ["x"]}', {"rerank": 1}),
+    (None, '{"snippets": [1, 0]}', {}),
+]
+
+
+@pytest.mark.parametrize(("extract", "rerank", "unusable"), UNUSABLE)
+def test_replies_holding_nothing_usable_are_counted_and_said(
+    extract, rerank, unusable, index, shot_files, tmp_path, caplog
+):
+    config = paper_config(tmp_path, shot_files, 0)
+    question = next(q for q in load_questions(demo_golden_path()) if "cystic fibrosis" in q.body)
+
+    def replies(user: str) -> str:
+        if "extract relevant sentences" in user and extract is not None:
+            return extract
+        return rerank if "select the top 10 snippets" in user else reply(user)
+
+    with caplog.at_level(logging.WARNING, logger="bioqa.pipeline.phase_a"):
+        stats = run_phase_a([question], ScriptedBackend(replies), index, config).stats
+    assert {s: v["unusable"] for s, v in stats["stages"].items() if v["unusable"]} == unusable
+    assert stats["unusable"] == sum(unusable.values())
+    said = [r.getMessage() for r in caplog.records if "unusable" in r.getMessage()]
+    assert [m.split(":")[0] for m in said] == [f"phase A {s}" for s in unusable]
+    metrics = phase_a_metrics(stats)
+    assert auxiliary_calls(metrics)[0] == sum(unusable.values())

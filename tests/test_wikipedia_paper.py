@@ -8,6 +8,7 @@ and are cached beside introductions, the one summary goes before the snippets of
 from __future__ import annotations
 
 import json
+import logging
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -139,6 +140,19 @@ def test_a_summary_that_would_not_fit_has_its_articles_cut_and_counted(json_serv
     summary_request = backend.requests[1]
     assert backend.count_tokens(summary_request.messages) + 4096 <= 8192
     assert context.calls["summary.context_cut"] == 1 and context.calls["summary.calls"] == 1
+
+
+@pytest.mark.parametrize(
+    ("titles_reply", "without"), [("#Aspirin#", 0), ("No article comes to mind.", 1), ("#Not A Real Page Zz#", 1)]
+)
+def test_a_summary_asked_for_from_no_article_is_counted_and_said(titles_reply, without, json_server, tmp_path, caplog):
+    context = wikipedia(tmp_path, json_server(MediaWiki()) + "/w/api.php")
+    backend = ScriptedBackend(lambda user: titles_reply if "hashtags" in user else SUMMARY_REPLY)
+    with caplog.at_level(logging.WARNING, logger="bioqa.retrieval.wikipedia"):
+        context.context_for(["Is aspirin safe?"], backend)
+    assert context.calls["summary.without_articles"] == without and context.calls["summary.calls"] == 1
+    said = [r.getMessage() for r in caplog.records if "no article" in r.getMessage()]
+    assert len(said) == without
 
 
 def test_the_summary_goes_before_the_snippets_of_every_answer_prompt(json_server, tmp_path, monkeypatch):

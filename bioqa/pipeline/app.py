@@ -263,11 +263,16 @@ def wikipedia_context(
 
 
 def auxiliary_calls(facts: dict[str, Any]) -> tuple[int, int]:
-    """``(failed, total)`` calls a run made besides its answers: Phase A's and Wikipedia's model calls, and the
-    Wikipedia fetches (one that failed leaves its question without that article, like a failed titles call)."""
+    """``(failed, total)`` calls a run made besides its answers: Phase A's and Wikipedia's model calls (a Phase A reply
+    holding nothing usable counts as failed), and the Wikipedia fetches (one that failed leaves its question without
+    that article, like a failed titles call)."""
     wikipedia = [key for key in facts if key.startswith("wikipedia.") and key.count(".") == 2]  # wikipedia.STAGE.*
     unreachable = facts.get("wikipedia.unreachable", 0)
-    failed = facts.get("phase_a.model_errors", 0) + sum(facts[k] for k in wikipedia if k.endswith(".failed"))
+    failed = (
+        facts.get("phase_a.model_errors", 0)
+        + facts.get("phase_a.unusable", 0)
+        + sum(facts[k] for k in wikipedia if k.endswith(".failed"))
+    )
     total = facts.get("phase_a.model_calls", 0) + sum(facts[k] for k in wikipedia if k.endswith(".calls"))
     return failed + unreachable, total + unreachable + facts.get("wikipedia.fetched", 0)
 

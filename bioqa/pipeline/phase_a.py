@@ -112,6 +112,7 @@ class StageStats:
     model_errors: int = 0
     searches: int = 0
     first_error: str | None = None
+    unusable: int = 0  # replies that arrived but hold nothing usable (no snippets array, no snippet ids)
     oracle: bool = False  # answered from the golden file, not by the model
 
 
@@ -147,6 +148,7 @@ class PhaseAStats:
             "wall_s": round(sum(st.wall_s for st in self.stages.values()), 3),
             "model_calls": sum(st.model_calls for st in self.stages.values()),
             "model_errors": sum(st.model_errors for st in self.stages.values()),
+            "unusable": sum(st.unusable for st in self.stages.values()),
             "stages": stages,
         }
 
@@ -407,6 +409,7 @@ class _LLMPhaseA:
             quotes = parse_list(text)
             if quotes is None:
                 stat["unparsable"] += 1
+                self.stats["extract"].unusable += 1
                 continue
             for quote in quotes:
                 if not isinstance(quote, str) or not quote.strip():
@@ -423,6 +426,9 @@ class _LLMPhaseA:
                 found[i].setdefault((snippet.document, span.section, span.begin, span.end), snippet)
         for trace, stat in zip(traces, stats, strict=True):
             trace["extraction"] = stat
+        _warn_unusable(
+            "extract", self.stats["extract"].unusable, len(jobs), "no array of snippets: no snippets from them"
+        )
         return [list(f.values()) for f in found]
 
     def _rerank_messages(self, question: str, candidates: list[Snippet]) -> tuple[tuple, list[Snippet]]:
@@ -478,7 +484,15 @@ class _LLMPhaseA:
                 "llm_ranked": len(chosen),
             }
             ranked[i] = chosen + [s for s in fallbacks[i] if s not in chosen]
+            self.stats["rerank"].unusable += not oracle and text is not None and not chosen
+        _warn_unusable("rerank", self.stats["rerank"].unusable, len(jobs), "no snippet ids: the retrieval order stands")
         return ranked
+
+
+def _warn_unusable(stage: str, unusable: int, replies: int, consequence: str) -> None:
+    """One line when replies of ``stage`` arrived but held nothing usable (counted as failed requests)."""
+    if unusable:
+        log.warning("phase A %s: %d of %d replies unusable (%s)", stage, unusable, replies, consequence)
 
 
 # ----------------------------------------------------------------------------- the retrieval-only baseline

@@ -237,6 +237,14 @@ class WikipediaContext:
         completions = self._generate("titles", requests, backend)
         titles = [parse_hashtag_titles(c.text if c.ok else "", self.max_articles) for c in completions]
         articles = self._fetch_all(titles)
+        self.calls["summary.without_articles"] = empty = sum(not found for found in articles)
+        if empty:
+            log.warning(
+                "Wikipedia (paper style): %d of %d questions have no article; their summaries are asked for from no "
+                "text, as the paper did (wikipedia.summary.without_articles)",
+                empty,
+                len(articles),
+            )
         summaries = [
             self._summary_request(q, "".join(a.text + "\n\n" for a in found), backend)
             for q, found in zip(questions, articles, strict=True)
