@@ -237,7 +237,8 @@ class WikipediaContext:
         completions = self._generate("titles", requests, backend)
         titles = [parse_hashtag_titles(c.text if c.ok else "", self.max_articles) for c in completions]
         articles = self._fetch_all(titles)
-        self.calls["summary.without_articles"] = empty = sum(not found for found in articles)
+        empty = sum(not found for found in articles)
+        self.calls["summary.without_articles"] += empty  # accumulates across calls, like the other counts
         if empty:
             log.warning(
                 "Wikipedia (paper style): %d of %d questions have no article; their summaries are asked for from no "
