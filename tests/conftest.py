@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import compose_config, in_tmp
+from helpers import POLL_S, compose_config, in_tmp
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
@@ -252,7 +252,7 @@ def json_server() -> Iterator[Callable[[Responder], str]]:
 
     def start(respond: Responder) -> str:
         server = JSONServer(respond)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(POLL_S,), daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
 

@@ -26,6 +26,9 @@ from bioqa.runs import register_resolvers
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
+#: How often a loopback test server's loop looks for ``shutdown``: at socketserver's 0.5 s default, every test with a
+#: server spent 0.5 s in teardown waiting for the loop to notice.
+POLL_S = 0.01
 
 #: Chats for the training tests: a system prompt and a JSON answer, a yes/no answer, a free-text answer.
 CHATS = [

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from helpers import POLL_S
 
 from bioqa.errors import ConfigError
 from bioqa.retrieval.elasticsearch import BulkSink, ElasticsearchIndex, IndexingError, index_body
@@ -111,7 +112,7 @@ class Cluster(ThreadingHTTPServer):
         self.requests: list[tuple[str, str, str, dict]] = []
         self.docs: dict[str, dict] = {}
         super().__init__(("127.0.0.1", 0), ClusterHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, args=(POLL_S,), daemon=True).start()
 
     @property
     def url(self) -> str:
