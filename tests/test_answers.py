@@ -11,13 +11,13 @@ import xgrammar
 from bioqa.answers import (
     RANKING_SCHEMA,
     SNIPPETS_SCHEMA,
-    TITLES_SCHEMA,
     answer_schema,
     answer_style,
     available_styles,
     parse_answer,
     parse_list,
     style_for,
+    titles_schema,
 )
 from bioqa.errors import ConfigError
 from bioqa.prompts import PromptConfig
@@ -54,14 +54,8 @@ SCHEMAS = [
             "required": ["snippets"],
         },
     ),
-    (
-        TITLES_SCHEMA,
-        {
-            "type": "object",
-            "properties": {"articles": {"type": "array", "items": {"type": "string"}}},
-            "required": ["articles"],
-        },
-    ),
+    # bounded like the answers (at most max_articles titles), so that a small model's list closes in time
+    (titles_schema(3), exact_schema({"articles": {"type": "array", "items": ENTITY, "maxItems": 3}})),
 ]
 
 

@@ -8,7 +8,7 @@ registry picks a style by name or by (answer kind, question type). Adding a styl
 from bioqa.answers.base import AnswerKind, AnswerStyle, ParsedAnswer, ParseMethod, schema_of
 from bioqa.answers.entities import MAX_ENTITY_CHARS, MAX_ENTITY_WORDS, clean_entity, entity_strings
 from bioqa.answers.entity_list import MAX_LIST_ITEMS
-from bioqa.answers.phase_a import RANKING_SCHEMA, SNIPPETS_SCHEMA, TITLES_SCHEMA, parse_list, parse_query
+from bioqa.answers.phase_a import RANKING_SCHEMA, SNIPPETS_SCHEMA, parse_list, parse_query, titles_schema
 from bioqa.answers.registry import (
     ANSWER_KINDS,
     DEFAULT_STYLES,
@@ -28,7 +28,6 @@ __all__ = [
     "MAX_LIST_ITEMS",
     "RANKING_SCHEMA",
     "SNIPPETS_SCHEMA",
-    "TITLES_SCHEMA",
     "AnswerKind",
     "AnswerStyle",
     "ParseMethod",
@@ -44,4 +43,5 @@ __all__ = [
     "parse_query",
     "schema_of",
     "style_for",
+    "titles_schema",
 ]

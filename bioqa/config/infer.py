@@ -227,7 +227,7 @@ class Wikipedia(OpenSection):
     api_url: Annotated[str, Field(pattern=r"^https?://")] = Field(
         "https://{language}.wikipedia.org/w/api.php", description="an http:// or https:// MediaWiki API URL"
     )
-    titles_max_tokens: Count = Field(64, description="at least 1")
+    titles_max_tokens: Count = Field(128, description="at least 1")
     summary_max_tokens: Count = Field(192, description="at least 1")
     style: Literal["bioqa", "paper"] = Field("bioqa", description="bioqa or paper")
     paper_max_tokens: Count = Field(4096, description="at least 1")

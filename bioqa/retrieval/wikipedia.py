@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 from tqdm.auto import tqdm
 
-from bioqa.answers import TITLES_SCHEMA, parse_list
+from bioqa.answers import parse_list, titles_schema
 from bioqa.answers.phase_a import parse_hashtag_titles
 from bioqa.errors import ArgumentParser, ConfigError, TooManyFailures, error_boundary
 from bioqa.models import Backend, ChatRequest, Completion, GenerationParams
@@ -87,7 +87,7 @@ class WikipediaContext:
         user_agent: str = USER_AGENT,
         timeout_s: float = 10.0,
         max_retries: int = 1,
-        titles_max_tokens: int = 64,
+        titles_max_tokens: int = 128,
         summary_max_tokens: int = 192,
         api_url: str = WIKIPEDIA_API,
         cache_path: str | os.PathLike | None = None,
@@ -194,7 +194,9 @@ class WikipediaContext:
             return self._paper_context(questions, backend)
         requests = [
             self._request(
-                fill(self.prompts["titles"], question=q, k=self.max_articles), self.titles_max_tokens, TITLES_SCHEMA
+                fill(self.prompts["titles"], question=q, k=self.max_articles),
+                self.titles_max_tokens,
+                titles_schema(self.max_articles),
             )
             for q in questions
         ]
