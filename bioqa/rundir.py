@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,14 +77,24 @@ _EVALUATION_KEYS = ("golden", "system", "phases", "version", "counts", "bootstra
 _FACT_SECTIONS = ("accounting", "run", "phase_a", "ensemble", "errors")
 
 
-def write_json(path: str | os.PathLike, payload: Any) -> Path:
-    """Write JSON atomically (a crash never leaves a half-written file)."""
+def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` into a temporary file beside ``path`` (this process's own, same suffix), then rename it into
+    place: a crash or a failed write never leaves a half-written ``path``, and the temporary file never stays."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    tmp.replace(path)
+    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> Path:
+    """Write JSON atomically (:func:`write_atomically`)."""
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_jsonl(path: str | os.PathLike, rows: Any) -> Path:

@@ -7,7 +7,16 @@ import json
 
 import pytest
 
-from bioqa.rundir import METRICS, SCHEMA, RunMetrics, parse_metrics, read_metrics, write_metrics
+from bioqa.rundir import (
+    METRICS,
+    SCHEMA,
+    RunMetrics,
+    parse_metrics,
+    read_metrics,
+    write_atomically,
+    write_json,
+    write_metrics,
+)
 
 EVALUATION = {"golden": "g.json", "system": "s.json", "phases": ["B"], "version": 9, "counts": {"yesno": 2}}
 
@@ -63,3 +72,16 @@ def test_a_payload_that_is_not_an_object_is_refused(payload):
 def test_a_fact_without_a_section_of_its_own_is_refused(key):
     with pytest.raises(ValueError, match=f"run fact '{key}'"):
         RunMetrics(facts={key: 1}).to_json()
+
+
+def test_an_atomic_write_that_fails_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
+    path = write_json(tmp_path / "sub" / "submission.json", {"questions": [1]})
+
+    def fail_halfway(tmp):
+        tmp.write_text('{"questions": [', encoding="utf-8")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, fail_halfway)
+    assert json.loads(path.read_text(encoding="utf-8")) == {"questions": [1]}
+    assert [p.name for p in path.parent.iterdir()] == ["submission.json"]

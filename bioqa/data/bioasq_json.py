@@ -28,6 +28,7 @@ from bioqa.data.records import (
     pubmed_url,
 )
 from bioqa.errors import BioQAError
+from bioqa.rundir import write_json
 
 _PUBMED_FORMS = re.compile(
     r"^\s*(?:(?:https?://)?(?:www\.)?(?:ncbi\.nlm\.nih\.gov/pubmed|pubmed\.ncbi\.nlm\.nih\.gov)/)?(\d+)/?\s*$"
@@ -199,9 +200,4 @@ def submission_entry(answer: SystemAnswer) -> dict:
 
 def write_submission(path: str | os.PathLike, answers: Iterable[SystemAnswer]) -> Path:
     """Write a submission the official evaluator accepts (atomic replace)."""
-    path = Path(path)
-    payload = {"questions": [submission_entry(a) for a in answers]}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_json(path, {"questions": [submission_entry(a) for a in answers]})

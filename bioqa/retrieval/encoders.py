@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bioqa.errors import ConfigError
+from bioqa.rundir import write_atomically
 
 log = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -154,12 +155,12 @@ def onnx_export(model_path: str, export_dir: str | os.PathLike, int8: bool = Fal
     folder = Path(export_dir) / f"{Path(model_path).name}-{_weights_digest(model_path)}"
     fp32 = folder / "model.onnx"
     if not _readable(fp32):
-        _write_atomically(fp32, lambda tmp: _export_fp32(model_path, tmp))
+        write_atomically(fp32, lambda tmp: _export_fp32(model_path, tmp))
     if not int8:
         return fp32
     quantised = folder / "model-int8.onnx"
     if not _readable(quantised):
-        _write_atomically(quantised, lambda tmp: _quantise(fp32, tmp))
+        write_atomically(quantised, lambda tmp: _quantise(fp32, tmp))
     return quantised
 
 
@@ -176,16 +177,6 @@ def _readable(path: Path) -> bool:
         log.warning("unreadable ONNX export %s (%s): exporting it again", path, str(err).splitlines()[0][:200])
         path.unlink()
         return False
-
-
-def _write_atomically(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.onnx")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _export_fp32(model_path: str, target: Path) -> None:

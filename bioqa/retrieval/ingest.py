@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from bioqa.errors import ArgumentParser, ConfigError, at_least_one, error_boundary
 from bioqa.retrieval.pubmed import Citation, Deletion, PubMedFile
+from bioqa.rundir import write_json
 from bioqa.runs import file_sha256
 
 log = logging.getLogger(__name__)
@@ -149,11 +150,7 @@ class Manifest:
 
     def record(self, name: str, record: FileRecord) -> None:
         self.files[name] = record
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        payload = {"files": {n: asdict(r) for n, r in sorted(self.files.items())}}
-        tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-        tmp.replace(self.path)
+        write_json(self.path, {"files": {n: asdict(r) for n, r in sorted(self.files.items())}})
 
 
 class IngestLock:
