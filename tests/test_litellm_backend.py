@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -193,3 +194,20 @@ def test_retry_after_header_values(headers, low, high):
     error = litellm.RateLimitError("slow", llm_provider="openai", model="m", response=response)
     wait = retry_after_s(error)
     assert wait is None if low is None else low <= wait <= high
+
+
+def test_litellm_prints_nothing_of_its_own_where_the_log_level_is_info(scripted, capfd):
+    """Hydra sets the root logger to INFO; LiteLLM's own stream handler then printed a "LiteLLM:INFO" line per call
+    on the user's stderr. Its records now take bioqa's handlers (the run's log file; stderr from WARNING, one line)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        server = scripted([429])
+        backend = LiteLLMBackend("openai/fixture", api_base=server.api_base, max_retries=2, **FAST)
+        (completion,) = backend.generate([ask("hello")])
+    finally:
+        root.setLevel(level)
+    assert completion.ok, completion.error
+    out, err = capfd.readouterr()
+    assert "LiteLLM" not in out + err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before importing litellm: no network at import
@@ -22,6 +23,19 @@ from bioqa.models.base import Backend, ChatRequest, Completion, ErrorKind, Messa
 from bioqa.retry_after import retry_after_seconds
 
 litellm.suppress_debug_info = True
+
+
+def _route_litellm_logs() -> None:
+    """LiteLLM's loggers come with its own stream handler, which prints every record at the root logger's level
+    (INFO under Hydra: a line per call) on stderr; without it their records take the application's handlers
+    (Hydra's: the run's log file in full, stderr from WARNING as one line, :mod:`bioqa.console`)."""
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logger = logging.getLogger(name)
+        for handler in logger.handlers[:]:
+            logger.removeHandler(handler)
+
+
+_route_litellm_logs()
 
 #: Failures worth another try: rate limits, overload, timeouts, dropped connections, 5xx.
 RETRYABLE: dict[type[Exception], ErrorKind] = {
