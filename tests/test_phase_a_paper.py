@@ -19,7 +19,8 @@ from hydra.utils import instantiate
 
 from bioqa.answers.phase_a import parse_tagged_query
 from bioqa.data import load_questions
-from bioqa.pipeline.app import auxiliary_calls, phase_a_metrics
+from bioqa.pipeline.accounting import auxiliary_calls
+from bioqa.pipeline.app import phase_a_metrics
 from bioqa.pipeline.phase_a import run_phase_a
 from bioqa.pipeline.phase_a_paper import read_chat_shots
 from bioqa.resources import demo_corpus_path, demo_golden_path

@@ -8,7 +8,7 @@ from helpers import ScriptedBackend
 
 from bioqa.data import load_questions
 from bioqa.models import Completion
-from bioqa.pipeline.accounting import summarize_records, summary_line
+from bioqa.pipeline.accounting import auxiliary_calls, summarize_records, summary_line
 from bioqa.pipeline.answering import AnsweringConfig, answer_questions
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import PromptBuilder, PromptConfig
@@ -104,6 +104,14 @@ def test_truncated_answers_are_counted_and_the_ideal_ones_apart():
     summary = summarize_records(records)
     assert (summary["truncated"], summary["truncated_ideal"], summary["errors"]) == (2, 1, 1)
     assert "truncated 2" in summary_line(summary)
+
+
+def test_a_phase_a_run_ends_with_its_phase_a_calls_not_only_its_zero_answer_requests():
+    """task=phase_a makes no answer request: its line said "requests: 0 — answered 0, failed 0" right before the
+    error "23 of 55 requests failed"."""
+    facts = {"phase_a.model_calls": 55, "phase_a.model_errors": 19, "phase_a.unusable": 4}
+    line = summary_line(summarize_records([]), auxiliary_calls(facts))
+    assert line.endswith("truncated 0; Phase A / Wikipedia calls and fetches: 55, failed 23")
 
 
 def test_answering_returns_only_this_runs_items_and_reuses_the_journal(tmp_path, tokenizer_dir):

@@ -94,12 +94,30 @@ def summarize_records(
     return summary
 
 
-def summary_line(summary: dict[str, Any]) -> str:
-    """The one line a run ends with: what happened to each of its requests."""
-    return (
+def summary_line(summary: dict[str, Any], auxiliary: tuple[int, int] = (0, 0)) -> str:
+    """The one line a run ends with: what happened to each of its answer requests, and ``auxiliary``'s
+    ``(failed, total)`` other calls (:func:`auxiliary_calls`) when it made any."""
+    line = (
         f"requests: {summary['requests']} — answered {summary['answered']}, failed {summary['errors']}, "
         f"cached {summary['from_cache']}, resumed {summary['resumed']}, truncated {summary['truncated']}"
     )
+    failed, total = auxiliary
+    return f"{line}; Phase A / Wikipedia calls and fetches: {total}, failed {failed}" if total else line
+
+
+def auxiliary_calls(facts: dict[str, Any]) -> tuple[int, int]:
+    """``(failed, total)`` calls a run made besides its answers: Phase A's and Wikipedia's model calls (a Phase A reply
+    holding nothing usable counts as failed), and the Wikipedia fetches (one that failed leaves its question without
+    that article, like a failed titles call)."""
+    wikipedia = [key for key in facts if key.startswith("wikipedia.") and key.count(".") == 2]  # wikipedia.STAGE.*
+    unreachable = facts.get("wikipedia.unreachable", 0)
+    failed = (
+        facts.get("phase_a.model_errors", 0)
+        + facts.get("phase_a.unusable", 0)
+        + sum(facts[k] for k in wikipedia if k.endswith(".failed"))
+    )
+    total = facts.get("phase_a.model_calls", 0) + sum(facts[k] for k in wikipedia if k.endswith(".calls"))
+    return failed + unreachable, total + unreachable + facts.get("wikipedia.fetched", 0)
 
 
 def check_failures(failed: int, total: int, max_fraction: float, where: Any) -> None:

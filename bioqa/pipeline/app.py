@@ -20,7 +20,7 @@ from bioqa.errors import ConfigError
 from bioqa.loggers import build_loggers, log_run
 from bioqa.models import Backend
 from bioqa.models.registry import build_backend
-from bioqa.pipeline.accounting import check_failures
+from bioqa.pipeline.accounting import auxiliary_calls, check_failures
 from bioqa.pipeline.answering import AnsweringConfig
 from bioqa.pipeline.inference import EvaluationOptions, InferenceResult, run_inference
 from bioqa.prompts import PromptBuilder, PromptConfig
@@ -260,21 +260,6 @@ def wikipedia_context(
         for q, found in zip(questions, articles, strict=True)
     }
     return context, facts
-
-
-def auxiliary_calls(facts: dict[str, Any]) -> tuple[int, int]:
-    """``(failed, total)`` calls a run made besides its answers: Phase A's and Wikipedia's model calls (a Phase A reply
-    holding nothing usable counts as failed), and the Wikipedia fetches (one that failed leaves its question without
-    that article, like a failed titles call)."""
-    wikipedia = [key for key in facts if key.startswith("wikipedia.") and key.count(".") == 2]  # wikipedia.STAGE.*
-    unreachable = facts.get("wikipedia.unreachable", 0)
-    failed = (
-        facts.get("phase_a.model_errors", 0)
-        + facts.get("phase_a.unusable", 0)
-        + sum(facts[k] for k in wikipedia if k.endswith(".failed"))
-    )
-    total = facts.get("phase_a.model_calls", 0) + sum(facts[k] for k in wikipedia if k.endswith(".calls"))
-    return failed + unreachable, total + unreachable + facts.get("wikipedia.fetched", 0)
 
 
 def log_to_experiment_loggers(cfg: DictConfig, metrics: dict[str, Any], output_dir: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from bioqa.data import Question, Snippet, SystemAnswer, write_submission
 from bioqa.evaluation.options import EvaluationOptions
 from bioqa.models import Backend
-from bioqa.pipeline.accounting import summarize_records, summary_line
+from bioqa.pipeline.accounting import auxiliary_calls, summarize_records, summary_line
 from bioqa.pipeline.answering import AnsweringConfig, answer_questions, assemble_answers
 from bioqa.pipeline.journal import PredictionJournal
 from bioqa.prompts import AnswerKind, BuiltPrompt
@@ -128,5 +128,5 @@ def run_inference(
         report = score_submission(golden_path, output_dir / SUBMISSION, evaluation, phase, output_dir)
     metrics = RunMetrics.scored(report, facts)
     write_metrics(output_dir, metrics)
-    print(f"{output_dir.name}: {summary_line(summary)}", file=sys.stderr)
+    print(f"{output_dir.name}: {summary_line(summary, auxiliary_calls(facts))}", file=sys.stderr)
     return InferenceResult(output_dir, answers, metrics.flat(), records)
