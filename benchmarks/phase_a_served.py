@@ -104,8 +104,10 @@ def infer(model: list[str], args: argparse.Namespace, work: Path) -> dict:
         "phase_a_wall_s": stats["wall_s"],
         "model_calls": stats["model_calls"],
         "model_errors": stats["model_errors"],
+        "unusable": stats.get("unusable", 0),  # replies that held nothing usable (counted failed by infer.py)
         "stages": {
-            name: {k: stage[k] for k in ("wall_s", "model_calls", "model_errors", "searches", "first_error")}
+            name: {k: stage.get(k, 0) for k in ("wall_s", "model_calls", "model_errors", "unusable", "searches")}
+            | {"first_error": stage.get("first_error")}
             for name, stage in stats["stages"].items()
         },
         "measures": {k: measures.get(k) for k in MEASURES},
@@ -116,7 +118,7 @@ def infer(model: list[str], args: argparse.Namespace, work: Path) -> dict:
 def table(rows: list[dict]) -> Table:
     out = Table(title="Phase A via LiteLLM → transformers serve (SmolLM2-135M, CPU)")
     columns = ("questions", "backend", "batching", "concurrency", "Phase A s", *(f"{s} s" for s in STAGES))
-    for column in (*columns, "calls / errors", "docs MAP", "snippets MAP", "load"):
+    for column in (*columns, "calls / errors / unusable", "docs MAP", "snippets MAP", "load"):
         out.add_column(column, justify="right")
     for row in rows:
         key = [str(row["questions"]), row["backend"], row["batching"], str(row["concurrency"] or "—")]
@@ -125,7 +127,7 @@ def table(rows: list[dict]) -> Table:
             continue
         stage = [f"{row['stages'].get(s, {}).get('wall_s', 0):.0f}" for s in STAGES]
         scores = [f"{row['measures'][k]:.3f}" if row["measures"][k] is not None else "—" for k in MEASURES[::2]]
-        calls = f"{row['model_calls']} / {row['model_errors']}"
+        calls = f"{row['model_calls']} / {row['model_errors']} / {row.get('unusable', '—')}"
         load = "–".join(f"{x:.1f}" for x in row["load_1min"])
         out.add_row(*key, f"{row['phase_a_wall_s']:.0f}", *stage, calls, *scores, load)
     return out
