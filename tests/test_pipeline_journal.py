@@ -114,7 +114,7 @@ def test_a_phase_a_run_ends_with_its_phase_a_calls_not_only_its_zero_answer_requ
     assert line.endswith("truncated 0; Phase A / Wikipedia calls and fetches: 55, failed 23")
 
 
-def test_answering_returns_only_this_runs_items_and_reuses_the_journal(tmp_path, tokenizer_dir):
+def test_answering_returns_only_this_runs_items_and_reuses_the_journal(tmp_path, tokenizer_dir, capsys):
     from bioqa.data import load_questions
     from bioqa.models.hf import HFBackend
     from bioqa.pipeline.answering import AnsweringConfig, answer_questions
@@ -132,8 +132,9 @@ def test_answering_returns_only_this_runs_items_and_reuses_the_journal(tmp_path,
         first = answer_questions(questions, backend, builder.build, journal, config, progress=False)
     assert [r["id"] for r in first] == [q.id for q in questions]
     with PredictionJournal(tmp_path / "p.jsonl") as journal:
-        again = answer_questions(questions[1:2], backend, builder.build, journal, config, progress=False)
+        again = answer_questions(questions[1:2], backend, builder.build, journal, config, progress=True)
     assert again == first[1:2]  # one question asked for, one returned, straight from the journal
+    assert "answering" not in capsys.readouterr().err  # nothing to ask: no empty progress bar
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 3
 
 

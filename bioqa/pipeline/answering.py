@@ -144,8 +144,8 @@ def answer_questions(
     items = plan_requests(questions, build_prompt, config)
     todo = [item for item in items if not reusable(journal.latest(item.question.id, item.kind), item, model_id)]
     with tqdm(
-        total=len(todo), desc=f"answering ({short_model_name(model_id)})", unit="req", disable=not progress
-    ) as bar:
+        total=len(todo), desc=f"answering ({short_model_name(model_id)})", unit="req", disable=not (progress and todo)
+    ) as bar:  # no bar for nothing to ask (task=phase_a, a finished run)
         for start in range(0, len(todo), config.chunk_size):
             chunk = todo[start : start + config.chunk_size]
             pending = set(range(len(chunk)))
