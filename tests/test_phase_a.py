@@ -122,7 +122,7 @@ def _quotes_for(user: str) -> str:
     return '{"snippets": []}'
 
 
-def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
+def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions, caplog):
     question = next(q for q in questions if "cystic fibrosis" in q.body)
 
     def reply(user: str) -> str | None:
@@ -135,7 +135,7 @@ def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
         return "Sorry, I cannot rank these."  # unusable ranking
 
     backend = ScriptedBackend(reply)
-    [answer], [trace], _ = triple(run_phase_a([question], backend, index, llm_config(max_broader_attempts=2)))
+    [answer], [trace], stats = triple(run_phase_a([question], backend, index, llm_config(max_broader_attempts=2)))
     assert [(t["source"], t["hits"] > 0) for t in trace["queries"]] == [
         ("llm", False),
         ("broader", False),
@@ -148,6 +148,9 @@ def test_llm_flow_broadens_then_falls_back_and_locates_quotes(index, questions):
     assert extraction["dropped"] == 1 and extraction["dropped_quotes"] == [
         "Cystic fibrosis is cured by antibiotics in most children."
     ]
+    # a drop is recorded in the run's stats (phase_a.extract.dropped in metrics.json) and said on stderr
+    assert (stats["stages"]["extract"]["quotes"], stats["stages"]["extract"]["dropped"]) == (4, 1)
+    assert "1 of 4 quotes are not in their document and were dropped (first: 'Cystic fibrosis is cured" in caplog.text
     assert trace["rerank"]["mode"] == "fallback"
     assert_official(answer)
     assert len(answer.snippets) == 3 and answer.documents[0].endswith("90000005")

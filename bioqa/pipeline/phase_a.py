@@ -113,6 +113,8 @@ class StageStats:
     searches: int = 0
     first_error: str | None = None
     unusable: int = 0  # replies that arrived but hold nothing usable (no snippets array, no snippet ids)
+    quotes: int = 0  # extraction: quotes the replies held
+    dropped: int = 0  # extraction: quotes not found in their document (not snippets; listed in the traces)
     oracle: bool = False  # answered from the golden file, not by the model
 
 
@@ -426,9 +428,19 @@ class _LLMPhaseA:
                 found[i].setdefault((snippet.document, span.section, span.begin, span.end), snippet)
         for trace, stat in zip(traces, stats, strict=True):
             trace["extraction"] = stat
-        _warn_unusable(
-            "extract", self.stats["extract"].unusable, len(jobs), "no array of snippets: no snippets from them"
-        )
+        stage = self.stats["extract"]
+        quotes, dropped = (sum(stat[key] for stat in stats) for key in ("quotes", "dropped"))
+        stage.quotes, stage.dropped = stage.quotes + quotes, stage.dropped + dropped
+        _warn_unusable("extract", stage.unusable, len(jobs), "no array of snippets: no snippets from them")
+        if dropped:
+            first = next(q for stat in stats for q in stat["dropped_quotes"])
+            log.warning(
+                "phase A extract: %d of %d quotes are not in their document and were dropped (first: %r; "
+                "phase_a_traces.json lists them per question)",
+                dropped,
+                quotes,
+                first[:80],
+            )
         return [list(f.values()) for f in found]
 
     def _rerank_messages(self, question: str, candidates: list[Snippet]) -> tuple[tuple, list[Snippet]]:
