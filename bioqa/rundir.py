@@ -18,6 +18,7 @@ nested under ``"metrics"``, training's flat ``train/*`` keys), so old run direct
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -81,6 +82,8 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
     """``write(tmp)`` into a temporary file beside ``path`` (this process's own, same suffix), then rename it into
     place: a crash or a failed write never leaves a half-written ``path``, and the temporary file never stays."""
     path = Path(path)
+    if path.is_dir():  # else the rename fails naming the temporary file
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:

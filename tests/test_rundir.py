@@ -85,3 +85,11 @@ def test_an_atomic_write_that_fails_keeps_the_old_file_and_leaves_no_temporary_f
         write_atomically(path, fail_halfway)
     assert json.loads(path.read_text(encoding="utf-8")) == {"questions": [1]}
     assert [p.name for p in path.parent.iterdir()] == ["submission.json"]
+
+
+def test_an_atomic_write_onto_a_directory_names_the_directory_and_leaves_nothing(tmp_path):
+    (tmp_path / "submission.json").mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        write_json(tmp_path / "submission.json", {"questions": []})
+    assert caught.value.filename == str(tmp_path / "submission.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["submission.json"]
