@@ -104,10 +104,11 @@ def infer(model: list[str], args: argparse.Namespace, work: Path) -> dict:
         "phase_a_wall_s": stats["wall_s"],
         "model_calls": stats["model_calls"],
         "model_errors": stats["model_errors"],
-        "unusable": stats.get("unusable", 0),  # replies that held nothing usable (counted failed by infer.py)
+        "unusable": stats["unusable"],  # replies that held nothing usable (counted failed by infer.py)
         "stages": {
-            name: {k: stage.get(k, 0) for k in ("wall_s", "model_calls", "model_errors", "unusable", "searches")}
-            | {"first_error": stage.get("first_error")}
+            name: {
+                k: stage[k] for k in ("wall_s", "model_calls", "model_errors", "unusable", "searches", "first_error")
+            }
             for name, stage in stats["stages"].items()
         },
         "measures": {k: measures.get(k) for k in MEASURES},

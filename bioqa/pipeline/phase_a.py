@@ -430,7 +430,8 @@ class _LLMPhaseA:
             trace["extraction"] = stat
         stage = self.stats["extract"]
         quotes, dropped = (sum(stat[key] for stat in stats) for key in ("quotes", "dropped"))
-        stage.quotes, stage.dropped = stage.quotes + quotes, stage.dropped + dropped
+        stage.quotes += quotes
+        stage.dropped += dropped
         _warn_unusable("extract", stage.unusable, len(jobs), "no array of snippets: no snippets from them")
         if dropped:
             first = next(q for stat in stats for q in stat["dropped_quotes"])
